@@ -1,0 +1,15 @@
+// Module registration only: each binding/napi/*.cc adds its functions to the exports.
+#include <napi.h>
+
+#include "napi/modules.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  koner::napi::InitRuntime(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(koner, Init)

@@ -1,0 +1,9 @@
+// One Init function per binding/napi/*.cc file; addon.cc calls them all.
+#pragma once
+#include <napi.h>
+
+namespace koner::napi {
+
+void InitRuntime(Napi::Env env, Napi::Object exports);
+
+}  // namespace koner::napi

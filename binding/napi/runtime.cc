@@ -1,0 +1,105 @@
+// Runtime facts and settings: LibTorch version, CUDA, threads; plus a tensor product exposed
+// sync and async so that tests can prove LibTorch errors reach JS from both paths.
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "napi/errors.h"
+#include "napi/modules.h"
+#include "napi/tensors.h"
+#include "napi/threads.h"
+#include "napi/worker.h"
+
+namespace koner::napi {
+namespace {
+
+Napi::Value Version(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), TORCH_VERSION);
+}
+
+Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); });
+}
+
+Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
+  });
+}
+
+Napi::Value CompiledWithCuda(const Napi::CallbackInfo& info) {
+#ifdef KONER_WITH_CUDA
+  return Napi::Boolean::New(info.Env(), true);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    ApplyThreads();
+    return Napi::Number::New(info.Env(), at::get_num_threads());
+  });
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    Napi::Value n = info[0];
+    double x = n.IsNumber() ? n.As<Napi::Number>().DoubleValue() : 0;
+    if (!(x >= 1) || x != static_cast<int>(x) || x > 4096) {
+      throw TypeError("threads must be an integer from 1 to 4096");
+    }
+    SetDesiredThreads(static_cast<int>(x));
+    return info.Env().Undefined();
+  });
+}
+
+// The thread count tensor work sees on a worker thread (where Promise-returning calls run).
+Napi::Value WorkerThreads(const Napi::CallbackInfo& info) {
+  return PromiseWorker<int>::Start(
+      info.Env(), [] { return at::get_num_threads(); },
+      [](Napi::Env env, int& n) { return Napi::Number::New(env, n); });
+}
+
+struct MatmulArgs {
+  torch::Tensor a, b;
+};
+
+MatmulArgs ReadMatmulArgs(const Napi::CallbackInfo& info) {
+  auto aShape = ShapeArg(info[1], "aShape");
+  auto bShape = ShapeArg(info[3], "bShape");
+  return {FloatTensorArg(info[0], aShape, "a"), FloatTensorArg(info[2], bShape, "b")};
+}
+
+// matmul(a, aShape, b, bShape): Float32Array of the product (shape follows torch::matmul).
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    auto args = ReadMatmulArgs(info);
+    ApplyThreads();
+    return TypedArrayOf(info.Env(), torch::matmul(args.a, args.b));
+  });
+}
+
+Napi::Value MatmulAsync(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    auto args = ReadMatmulArgs(info);
+    return PromiseWorker<torch::Tensor>::Start(
+        info.Env(), [args] { return torch::matmul(args.a, args.b); },
+        [](Napi::Env env, torch::Tensor& t) { return TypedArrayOf(env, t); });
+  });
+}
+
+}  // namespace
+
+void InitRuntime(Napi::Env env, Napi::Object exports) {
+  exports.Set("version", Napi::Function::New(env, Version));
+  exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
+  exports.Set("compiledWithCuda", Napi::Function::New(env, CompiledWithCuda));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("workerThreads", Napi::Function::New(env, WorkerThreads));
+  exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("matmulAsync", Napi::Function::New(env, MatmulAsync));
+}
+
+}  // namespace koner::napi

@@ -1,0 +1,39 @@
+/** Facts about the LibTorch runtime under koner, and its thread setting. */
+import { native } from './native.js';
+
+export interface RuntimeInfo {
+  /** LibTorch's version, e.g. `1.13.0`. */
+  torchVersion: string;
+  /** Whether this addon was built against a CUDA LibTorch with koner's CUDA kernels. */
+  compiledWithCuda: boolean;
+  /** Whether a CUDA device can be used now. */
+  cudaAvailable: boolean;
+  /** How many CUDA devices are visible (0 without CUDA). */
+  cudaDeviceCount: number;
+  /** LibTorch's intra-op thread count for koner's work. */
+  threads: number;
+}
+
+export function runtimeInfo(): RuntimeInfo {
+  const addon = native();
+  return {
+    torchVersion: addon.version(),
+    compiledWithCuda: addon.compiledWithCuda(),
+    cudaAvailable: addon.cudaAvailable(),
+    cudaDeviceCount: addon.cudaDeviceCount(),
+    threads: addon.getNumThreads(),
+  };
+}
+
+/** LibTorch's intra-op thread count (defaults to the number of available cores). */
+export function getThreads(): number {
+  return native().getNumThreads();
+}
+
+/** Sets LibTorch's intra-op thread count for all later work, on every thread. */
+export function setThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 4096) {
+    throw new TypeError(`threads must be an integer from 1 to 4096, got ${String(threads)}`);
+  }
+  native().setNumThreads(threads);
+}

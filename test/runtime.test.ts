@@ -1,0 +1,103 @@
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+
+import { getThreads, runtimeInfo, setThreads } from '../lib/index.js';
+import { native } from '../lib/native.js';
+
+describe('runtime facts', () => {
+  it('reports the LibTorch version the Python oracle also has', () => {
+    const info = runtimeInfo();
+    expect(info.torchVersion).toMatch(/^\d+\.\d+\.\d+/);
+    const python = execFileSync('/usr/bin/python3', [
+      '-c',
+      'import torch; print(torch.__version__)',
+    ])
+      .toString()
+      .trim();
+    expect(info.torchVersion.split('.').slice(0, 2)).toEqual(python.split('.').slice(0, 2));
+  });
+
+  it('reports CUDA consistently', () => {
+    const info = runtimeInfo();
+    expect(typeof info.cudaAvailable).toBe('boolean');
+    expect(Number.isInteger(info.cudaDeviceCount)).toBe(true);
+    expect(info.cudaAvailable).toBe(info.cudaDeviceCount > 0);
+  });
+});
+
+describe('threads', () => {
+  it('defaults to the number of available cores, not LibTorch’s 1', async () => {
+    expect(getThreads()).toBe(os.availableParallelism());
+    expect(await native().workerThreads()).toBe(os.availableParallelism());
+  });
+
+  it('applies a new count on the JS thread and on worker threads', async () => {
+    const before = getThreads();
+    try {
+      setThreads(1);
+      expect(getThreads()).toBe(1);
+      expect(await native().workerThreads()).toBe(1);
+      setThreads(3);
+      expect(getThreads()).toBe(3);
+      expect(await native().workerThreads()).toBe(3);
+    } finally {
+      setThreads(before);
+    }
+  });
+
+  it.each([0, -1, 1.5, NaN, 5000, '2'])('rejects %s', (bad) => {
+    expect(() => setThreads(bad as number)).toThrow(TypeError);
+    expect(() => native().setNumThreads(bad as number)).toThrow(TypeError);
+  });
+});
+
+describe('LibTorch errors reach JS', () => {
+  const a = Float32Array.from([1, 2, 3, 4, 5, 6]); // 2×3
+  const b = Float32Array.from([1, 0, 0, 1, 1, 1]); // 3×2 or 2×3
+
+  it('computes a product synchronously and on a worker', async () => {
+    const expected = [4, 5, 10, 11];
+    expect(Array.from(native().matmul(a, [2, 3], b, [3, 2]))).toEqual(expected);
+    expect(Array.from(await native().matmulAsync(a, [2, 3], b, [3, 2]))).toEqual(expected);
+  });
+
+  it('throws a shape mismatch as an Error without the C++ backtrace (sync)', () => {
+    let error: unknown;
+    try {
+      native().matmul(a, [2, 3], b, [2, 3]);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(Error);
+    const message = (error as Error).message;
+    expect(message).toMatch(/cannot be multiplied \(2x3 and 2x3\)/);
+    expect(message).not.toMatch(/Exception raised from|frame #/);
+  });
+
+  it('rejects a shape mismatch as an Error without the C++ backtrace (worker)', async () => {
+    const promise = native().matmulAsync(a, [2, 3], b, [2, 3]);
+    await expect(promise).rejects.toBeInstanceOf(Error);
+    await expect(promise).rejects.toThrow(/cannot be multiplied \(2x3 and 2x3\)/);
+    await promise.catch((e: Error) =>
+      expect(e.message).not.toMatch(/Exception raised from|frame #/),
+    );
+    // The process is still healthy after both errors.
+    expect(
+      Array.from(native().matmul(a, [1, 6], Float32Array.of(1, 1, 1, 1, 1, 1), [6, 1])),
+    ).toEqual([21]);
+  });
+
+  it('validates typed-array arguments before any tensor work', async () => {
+    expect(() => native().matmul(a, [2, 2], b, [3, 2])).toThrow(
+      /a: shape \[2, 2\] needs 4 values, got 6/,
+    );
+    expect(() => native().matmul([1, 2] as unknown as Float32Array, [2], b, [2, 3])).toThrow(
+      /a: expected a Float32Array/,
+    );
+    expect(() => native().matmul(a, [2, -3], b, [3, 2])).toThrow(/aShape: dimension 1/);
+    expect(() => native().matmulAsync(a, [2, 3], b, [7])).toThrow(
+      /b: shape \[7\] needs 7 values, got 6/,
+    );
+  });
+});
