@@ -17,7 +17,8 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&] { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); });
+  return Guard(info.Env(),
+               [&] { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); });
 }
 
 Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {

@@ -104,8 +104,8 @@ Napi::Value TypedArrayOf(Napi::Env env, torch::Tensor tensor) {
     buffer = Napi::ArrayBuffer::New(env, 0);
   } else {
     auto* owner = new torch::Tensor(tensor);
-    buffer = Napi::ArrayBuffer::New(env, owner->data_ptr(), bytes,
-                                    [](Napi::Env, void*, torch::Tensor* t) { delete t; }, owner);
+    buffer = Napi::ArrayBuffer::New(
+        env, owner->data_ptr(), bytes, [](Napi::Env, void*, torch::Tensor* t) { delete t; }, owner);
   }
   switch (type) {
     case napi_float32_array:

@@ -1,0 +1,25 @@
+// model.safetensors, the format of record for weights: read with validation (a truncated or
+// corrupt file is an exception naming the file and the problem, never a crash or a hang) and
+// written atomically (temporary file, then rename).
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+
+namespace koner::io {
+
+// Tensors by name (sorted, as safetensors stores them) plus the header's "__metadata__".
+struct TensorFile {
+  std::map<std::string, torch::Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+// Reads every tensor into CPU memory. Throws std::runtime_error("<path>: <problem>").
+TensorFile ReadSafetensors(const std::string& path);
+
+// Writes contiguous CPU copies of the tensors (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL).
+void WriteSafetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace koner::io
