@@ -10,7 +10,7 @@ APT_PACKAGES=(
   libtorch-dev        # LibTorch (CPU) and its headers
   libopenblas0-openmp # without it Debian's LibTorch runs on the reference BLAS (~10x slower)
   libgloo-dev         # c10d Gloo headers for CPU data-parallel training
-  python3-torch python3-sentencepiece python3-sklearn # test and benchmark oracles (/usr/bin/python3)
+  python3-torch python3-sentencepiece # test and benchmark oracles (/usr/bin/python3)
   clang-format        # C++ style check
 )
 
