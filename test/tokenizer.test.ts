@@ -1,0 +1,384 @@
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { Tokenizer, TokenizerLoadError, type Encoding } from '../lib/tokenizer/index.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const shared = path.resolve(repoRoot, '../shared');
+const hasShared = existsSync(shared);
+const modelPath = path.join(shared, 'data/kobert-tokenizer/tokenizer_78b3253a26.model');
+const vocabPath = path.join(shared, 'data/kobert-tokenizer/kobertvocab_f38b8a4d6d.json');
+const corpusDir = path.join(shared, 'data/kmou-ner');
+const script = path.join(repoRoot, 'scripts/fixtures/tokenizer_reference.py');
+const generated = path.join(repoRoot, 'test/fixtures/generated');
+const VARIANTS = [
+  'userdef',
+  'flags-off',
+  'keep-spaces',
+  'no-dummy-prefix',
+  'suffix',
+  'suffix-keep-spaces',
+  'identity',
+];
+const FIXTURES = [
+  'tokenizer-kobert.json',
+  'tokenizer-variants.json',
+  ...VARIANTS.map((name) => `tokenizer-variant-${name}.model`),
+];
+
+/** One reference tokenization, as SentencePiece produced it (offsets in UTF-16 units). */
+interface Case {
+  text: string;
+  pieces: string[];
+  ids: number[];
+  offsets: Array<[number, number]>;
+}
+
+interface KobertFixture {
+  meta: { sentencepiece: string; random_seed: number };
+  corpus: Case[];
+  edge: Case[];
+  random: Case[];
+}
+
+interface VariantsFixture {
+  variants: Array<{ name: string; model: string; cases: Case[] }>;
+}
+
+/** Runs the Python oracle when a fixture is missing or older than the script or the model. */
+function ensureFixtures(): void {
+  const inputsTime = Math.max(...[script, modelPath, vocabPath].map((f) => statSync(f).mtimeMs));
+  const stale = FIXTURES.some((name) => {
+    const file = path.join(generated, name);
+    return !existsSync(file) || statSync(file).mtimeMs < inputsTime;
+  });
+  if (!stale) return;
+  execFileSync('/usr/bin/python3', [script, '--shared', shared, '--out', generated], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    timeout: 300_000,
+  });
+}
+
+function readJson<T>(name: string): T {
+  return JSON.parse(readFileSync(path.join(generated, name), 'utf8')) as T;
+}
+
+/** The raw sentence (second `## ` line) of every block, read independently of the oracle. */
+function corpusSentences(): string[] {
+  const out: string[] = [];
+  for (const split of ['train', 'val']) {
+    const dir = path.join(corpusDir, split);
+    for (const name of readdirSync(dir)
+      .filter((n) => n.endsWith('.txt'))
+      .sort()) {
+      let text = readFileSync(path.join(dir, name), 'utf8');
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      for (const block of text.split('\n\n')) {
+        const heads = block.split('\n').filter((line) => line.startsWith('## '));
+        if (heads.length >= 2) out.push(heads[1].slice(3));
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Encodes every case and returns a readable description of the first few that differ from the
+ * reference (an empty list when all agree), so one failing sentence does not flood the report.
+ */
+function mismatches(tokenizer: Tokenizer, cases: Case[], limit = 5): string[] {
+  const out: string[] = [];
+  let count = 0;
+  for (const c of cases) {
+    const got: Encoding = tokenizer.encode(c.text);
+    const same =
+      sameArray(got.pieces, c.pieces) &&
+      sameArray(Array.from(got.ids), c.ids) &&
+      got.offsets.length === c.offsets.length &&
+      got.offsets.every(([s, e], i) => s === c.offsets[i][0] && e === c.offsets[i][1]);
+    if (same) continue;
+    if (++count <= limit) {
+      const actual = [got.pieces, Array.from(got.ids), got.offsets];
+      const expected = [c.pieces, c.ids, c.offsets];
+      out.push(
+        `${JSON.stringify(c.text)}\n  got      ${JSON.stringify(actual)}` +
+          `\n  expected ${JSON.stringify(expected)}`,
+      );
+    }
+  }
+  if (count > limit) out.push(`... and ${count - limit} more of ${cases.length}`);
+  return out;
+}
+
+function sameArray<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+const title = hasShared
+  ? 'Tokenizer'
+  : `Tokenizer (SKIPPED: shared data directory ${shared} is absent)`;
+if (!hasShared) console.warn(`tokenizer tests skipped: ${shared} does not exist`);
+
+describe.skipIf(!hasShared)(title, () => {
+  let tokenizer: Tokenizer;
+  let kobert: KobertFixture;
+  let variants: VariantsFixture;
+
+  beforeAll(async () => {
+    ensureFixtures();
+    kobert = readJson<KobertFixture>('tokenizer-kobert.json');
+    variants = readJson<VariantsFixture>('tokenizer-variants.json');
+    tokenizer = await Tokenizer.load(modelPath, { vocab: vocabPath });
+  });
+
+  describe('matches SentencePiece 0.1.97 (pieces, ids, offsets)', () => {
+    it('was generated by the expected SentencePiece', () => {
+      expect(kobert.meta.sentencepiece).toBe('0.1.97');
+    });
+
+    it('on every corpus sentence', () => {
+      const sentences = corpusSentences();
+      // Figures from the data README: 23,033 training + 931 validation sentences.
+      expect(sentences.length).toBe(23_964);
+      expect(kobert.corpus.map((c) => c.text)).toEqual(sentences);
+      expect(mismatches(tokenizer, kobert.corpus)).toEqual([]);
+    });
+
+    it('on edge cases', () => {
+      const texts = new Set(kobert.edge.map((c) => c.text));
+      for (const t of [
+        '',
+        '   ',
+        '\u00a0',
+        '\ufeff안녕',
+        '\u200b',
+        '\u2581',
+        '\x00',
+        '\u{1F600}',
+      ]) {
+        expect(texts.has(t)).toBe(true);
+      }
+      for (const t of ['ㄱㄴㄷ', '㈜ ㎡ ½', '<unk>', '[CLS]', '\ud800', '….', '000', '중인데….']) {
+        expect(texts.has(t)).toBe(true);
+      }
+      expect(mismatches(tokenizer, kobert.edge, 20)).toEqual([]);
+    });
+
+    it('on seeded random strings', () => {
+      expect(kobert.random.length).toBe(3000);
+      expect(mismatches(tokenizer, kobert.random)).toEqual([]);
+    });
+
+    it('on model variants: user-defined/unused pieces, normalizer flags, no charsmap', async () => {
+      expect(variants.variants.map((v) => v.name)).toEqual(VARIANTS);
+      for (const v of variants.variants) {
+        const t = await Tokenizer.load(path.join(generated, v.model), { vocab: vocabPath });
+        expect(mismatches(t, v.cases), v.name).toEqual([]);
+      }
+    });
+  });
+
+  describe('encode', () => {
+    it('returns parallel pieces, Int32Array ids and UTF-16 offsets', () => {
+      const text = '😀 ㈜한국';
+      const e = tokenizer.encode(text);
+      expect(e.ids).toBeInstanceOf(Int32Array);
+      expect(e.ids.length).toBe(e.pieces.length);
+      expect(e.offsets.length).toBe(e.pieces.length);
+      for (const [s, end] of e.offsets) {
+        expect(0 <= s && s <= end && end <= text.length).toBe(true);
+      }
+    });
+
+    it('gives no pieces for empty or all-space text', () => {
+      for (const text of ['', ' ', '\t\n\u3000']) {
+        const e = tokenizer.encode(text);
+        expect(e.pieces).toEqual([]);
+        expect(e.ids.length).toBe(0);
+        expect(e.offsets).toEqual([]);
+      }
+    });
+
+    it('throws a TypeError on non-strings', () => {
+      for (const bad of [undefined, null, 42, ['a'], { text: 'a' }, new String('a')]) {
+        expect(() => tokenizer.encode(bad as unknown as string)).toThrow(TypeError);
+      }
+    });
+  });
+
+  describe('vocabulary', () => {
+    it('exposes size, special ids and lookups from the JSON', () => {
+      const json = JSON.parse(readFileSync(vocabPath, 'utf8')) as {
+        token_to_idx: Record<string, number>;
+        idx_to_token: string[];
+      };
+      expect(tokenizer.vocabSize).toBe(json.idx_to_token.length);
+      expect(tokenizer.specialIds).toEqual({
+        unk: json.token_to_idx['[UNK]'],
+        pad: json.token_to_idx['[PAD]'],
+        cls: json.token_to_idx['[CLS]'],
+        sep: json.token_to_idx['[SEP]'],
+        mask: json.token_to_idx['[MASK]'],
+      });
+      expect(tokenizer.specialIds).toEqual({ unk: 0, pad: 1, cls: 2, sep: 3, mask: 4 });
+      for (const id of [0, 4, 5, 517, json.idx_to_token.length - 1]) {
+        expect(tokenizer.idToPiece(id)).toBe(json.idx_to_token[id]);
+        expect(tokenizer.pieceToId(json.idx_to_token[id])).toBe(id);
+      }
+      expect(tokenizer.pieceToId('<unk>')).toBe(0);
+      expect(tokenizer.pieceToId('no such piece')).toBe(0);
+      expect(() => tokenizer.idToPiece(-1)).toThrow(RangeError);
+      expect(() => tokenizer.idToPiece(json.idx_to_token.length)).toThrow(RangeError);
+      expect(() => tokenizer.idToPiece(1.5)).toThrow(RangeError);
+    });
+  });
+
+  describe('load errors name the file and the problem', () => {
+    let dir: string;
+    let model: Buffer;
+    let vocabText: string;
+
+    beforeAll(() => {
+      dir = mkdtempSync(path.join(os.tmpdir(), 'koner-tokenizer-'));
+      model = readFileSync(modelPath);
+      vocabText = readFileSync(vocabPath, 'utf8');
+    });
+
+    afterAll(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    function write(name: string, content: string | Uint8Array): string {
+      const file = path.join(dir, name);
+      writeFileSync(file, content);
+      return file;
+    }
+
+    async function loadError(model: string, vocab: string): Promise<TokenizerLoadError> {
+      const err = await Tokenizer.load(model, { vocab }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(TokenizerLoadError);
+      return err as TokenizerLoadError;
+    }
+
+    it('missing files', async () => {
+      const missing = path.join(dir, 'nope.model');
+      const e1 = await loadError(missing, vocabPath);
+      expect(e1.message).toContain(missing);
+      expect(e1.message).toMatch(/cannot read.*ENOENT/);
+      const e2 = await loadError(modelPath, path.join(dir, 'nope.json'));
+      expect(e2.message).toContain(path.join(dir, 'nope.json'));
+      const e3 = await loadError(dir, vocabPath);
+      expect(e3.message).toContain(dir);
+    });
+
+    it('truncated, empty and corrupt model files', async () => {
+      const cases: Array<[string, Uint8Array, RegExp]> = [
+        ['truncated.model', model.subarray(0, model.length >> 1), /length-delimited|truncated/],
+        ['cut.model', model.subarray(0, model.length - 3), /length-delimited|truncated/],
+        ['empty.model', new Uint8Array(0), /no pieces/],
+        ['text.model', new TextEncoder().encode('this is not a model\n'), /SentencePiece model/],
+        ['vocab-as-model.model', new TextEncoder().encode(vocabText), /SentencePiece model/],
+      ];
+      for (const [name, bytes, problem] of cases) {
+        const file = write(name, bytes);
+        const e = await loadError(file, vocabPath);
+        expect(e.message.startsWith(`${file}: `)).toBe(true);
+        expect(e.message).toMatch(problem);
+        expect(e.file).toBe(file);
+      }
+    });
+
+    it('malformed or unsupported models', async () => {
+      // Appended TrainerSpec fields merge into the model's own: model_type = BPE, byte_fallback.
+      const bpe = write('bpe.model', Buffer.concat([model, Buffer.from([0x12, 0x02, 0x18, 0x02])]));
+      expect((await loadError(bpe, vocabPath)).message).toMatch(/model type 2 is not supported/);
+      const bytes = Buffer.concat([model, Buffer.from([0x12, 0x03, 0x98, 0x02, 0x01])]);
+      const fallback = write('fallback.model', bytes);
+      expect((await loadError(fallback, vocabPath)).message).toMatch(/byte-fallback/);
+      // A second piece with type UNKNOWN.
+      const piece = [0x0a, 0x07, 0x0a, 0x03, 0x3c, 0x75, 0x3e, 0x18, 0x02];
+      const twoUnk = write('two-unk.model', Buffer.concat([model, Buffer.from(piece)]));
+      expect((await loadError(twoUnk, vocabPath)).message).toMatch(/more than one piece .*UNKNOWN/);
+      // A second "▁" piece.
+      const dup = write(
+        'dup.model',
+        Buffer.concat([model, Buffer.of(0x0a, 5, 0x0a, 3, 0xe2, 0x96, 0x81)]),
+      );
+      expect((await loadError(dup, vocabPath)).message).toMatch(/"▁" is defined twice/);
+      // A NormalizerSpec whose precompiled charsmap claims a 16 MiB double array in 5 bytes.
+      const charsmap = Buffer.of(0x1a, 7, 0x12, 5, 0xff, 0xff, 0xff, 0x00, 0x00);
+      const badMap = write('charsmap.model', Buffer.concat([model, charsmap]));
+      expect((await loadError(badMap, vocabPath)).message).toMatch(/charsmap trie size .* exceeds/);
+    });
+
+    it('bad vocabulary JSON', async () => {
+      const json = JSON.parse(vocabText) as Record<string, unknown>;
+      const tokenToIdx = json.token_to_idx as Record<string, number>;
+      const specials = { '[UNK]': 0, '[PAD]': 1, '[CLS]': 2, '[SEP]': 3, '[MASK]': 4 };
+      const small = new TextEncoder().encode(JSON.stringify({ token_to_idx: specials }));
+      const renumbered = (keep: (token: string) => boolean): Record<string, number> =>
+        Object.fromEntries(
+          Object.keys(tokenToIdx)
+            .filter(keep)
+            .map((t, i) => [t, i]),
+        );
+      const cases: Array<[string, string | Uint8Array, RegExp]> = [
+        ['not-json.json', '{"token_to_idx": ', /not valid JSON/],
+        [
+          'bad-utf8.json',
+          Buffer.concat([small.subarray(0, 20), Buffer.of(0xff), small.subarray(20)]),
+          /not valid UTF-8/,
+        ],
+        ['array.json', '[1, 2]', /not an object/],
+        ['no-map.json', JSON.stringify({ idx_to_token: json.idx_to_token }), /token_to_idx/],
+        [
+          'bad-id.json',
+          JSON.stringify({ token_to_idx: { ...tokenToIdx, '[PAD]': 'one' } }),
+          /"\[PAD\]"\] = "one"/,
+        ],
+        [
+          'dup-id.json',
+          JSON.stringify({ token_to_idx: { ...tokenToIdx, '[PAD]': 0 } }),
+          /given to both/,
+        ],
+        [
+          'no-unk.json',
+          JSON.stringify({ token_to_idx: renumbered((t) => t !== '[UNK]') }),
+          /\[UNK\] is not in token_to_idx/,
+        ],
+        [
+          'inconsistent.json',
+          JSON.stringify({ ...json, idx_to_token: [...(json.idx_to_token as string[])].reverse() }),
+          /idx_to_token\[0\]/,
+        ],
+        [
+          'other-model.json',
+          JSON.stringify({ token_to_idx: { ...specials, zzz: 5 } }),
+          /no piece of .* is in it/,
+        ],
+      ];
+      for (const [name, content, problem] of cases) {
+        const file = write(name, content);
+        const e = await loadError(modelPath, file);
+        expect(e.message.startsWith(`${file}: `)).toBe(true);
+        expect(e.message).toMatch(problem);
+      }
+    });
+  });
+});
