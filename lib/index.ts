@@ -1,3 +1,70 @@
 /** koner: Korean named-entity recognition on LibTorch. The public API. */
 export { runtimeInfo, getThreads, setThreads } from './runtime.js';
 export type { RuntimeInfo } from './runtime.js';
+
+export { Tokenizer, TokenizerLoadError } from './tokenizer/index.js';
+export type { Encoding, SpecialIds, TokenizerLoadOptions } from './tokenizer/index.js';
+
+export {
+  CorpusError,
+  formatConll,
+  parseConll,
+  parseKmou,
+  readConll,
+  readKmouCorpus,
+  readKmouFile,
+  writeConll,
+} from './corpus/index.js';
+export type {
+  ConllReport,
+  ConllSentence,
+  ConllWriteOptions,
+  CorpusWarning,
+  EntitySpan,
+  KmouParseResult,
+  KmouReadOptions,
+  KmouSentence,
+  Sentence,
+} from './corpus/index.js';
+
+export {
+  alignEntities,
+  createLabelScheme,
+  decodeEntities,
+  ENTITY_TYPES,
+  KMOU_SCHEME,
+  LABEL2ID,
+  LABELS,
+  MarkupError,
+  parseMarkup,
+  refineSpan,
+  renderMarkup,
+} from './labels/index.js';
+export type {
+  Alignment,
+  AlignmentStats,
+  DecodedEntity,
+  DecodeOptions,
+  EntityType,
+  LabelScheme,
+  PieceOffset,
+  RefineOptions,
+} from './labels/index.js';
+
+export {
+  confusionMatrix,
+  confusionMatrixSvg,
+  entityMetrics,
+  entityMetricsFromBio,
+  formatClassificationReport,
+  formatConfusionMatrix,
+  formatEntityReport,
+  tokenClassificationReport,
+  trainingCurvesSvg,
+} from './eval/index.js';
+export type {
+  ConfusionMatrix,
+  EntityReport,
+  TokenClassificationReport,
+  TokenReportOptions,
+} from './eval/index.js';

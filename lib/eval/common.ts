@@ -5,6 +5,8 @@
  * @packageDocumentation
  */
 
+import { parseTag } from '../labels/scheme.js';
+
 /**
  * Piece-level labels: either one flat sequence or one sequence per sentence. Gold and predicted
  * labels must have the same shape.
@@ -17,23 +19,21 @@ export type ParsedLabel =
   | { readonly kind: 'B' | 'I'; readonly type: string }
   | { readonly kind: 'special' };
 
-const BIO_RE = /^([BI])-(\S+)$/u;
 // The reference label vocabulary carries BERT's special tokens ([CLS], [SEP], [PAD], [MASK]); some
 // tokenizers spell them <pad>, <s>. Both are accepted so sequences can be scored as the model
 // emits them, but they are never entity labels.
 const SPECIAL_RE = /^(?:\[[^\]\s]+\]|<[^>\s]+>)$/u;
 
 /**
- * Parses one piece label. Accepts `O`, `B-<TYPE>`, `I-<TYPE>` (TYPE non-empty, no whitespace)
+ * Parses one piece label: `O`, `B-<TYPE>`, `I-<TYPE>` (as lib/labels' `parseTag` reads them)
  * and bracketed special tokens such as `[CLS]` or `<pad>`.
  *
  * @returns the parsed label, or `undefined` when the string has none of these forms.
  */
 export function parseLabel(label: string): ParsedLabel | undefined {
   if (typeof label !== 'string') return undefined;
-  if (label === 'O') return { kind: 'O' };
-  const m = BIO_RE.exec(label);
-  if (m) return { kind: m[1] as 'B' | 'I', type: m[2] };
+  const tag = parseTag(label);
+  if (tag) return tag.prefix === 'O' ? { kind: 'O' } : { kind: tag.prefix, type: tag.type };
   if (SPECIAL_RE.test(label)) return { kind: 'special' };
   return undefined;
 }

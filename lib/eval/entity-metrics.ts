@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 
+import { chunkBio, type ParsedTag } from '../labels/scheme.js';
 import {
   alignSequences,
   compareCodePoints,
@@ -13,6 +14,7 @@ import {
   padLeft,
   parseLabel,
   codePointLength,
+  unknownLabelMessage,
   type LabelSequences,
   type Scores,
 } from './common.js';
@@ -69,23 +71,15 @@ export interface EntityMetricsOptions {
  * @throws Error when a label is not `O`, `B-X`, `I-X` or a special token.
  */
 export function entitiesFromBio(labels: readonly string[]): Entity[] {
-  const out: Entity[] = [];
-  let open: { start: number; type: string } | undefined;
-  for (let i = 0; i < labels.length; i++) {
-    const parsed = parseLabel(labels[i]);
-    if (parsed === undefined) {
-      throw new Error(
-        `unknown label format ${JSON.stringify(labels[i])} at position ${i}: expected "O", ` +
-          `"B-<TYPE>", "I-<TYPE>" or a bracketed special token such as "[CLS]"`,
-      );
-    }
-    const continues = parsed.kind === 'I' && open !== undefined && open.type === parsed.type;
-    if (continues) continue;
-    if (open) out.push({ start: open.start, end: i, label: open.type });
-    open = parsed.kind === 'B' || parsed.kind === 'I' ? { start: i, type: parsed.type } : undefined;
-  }
-  if (open) out.push({ start: open.start, end: labels.length, label: open.type });
-  return out;
+  // Special tokens close an open entity exactly as O does, so they chunk as O.
+  const tags = labels.map((label, i): ParsedTag => {
+    const parsed = parseLabel(label);
+    if (parsed === undefined) throw new Error(unknownLabelMessage(label, `at position ${i}`));
+    return parsed.kind === 'B' || parsed.kind === 'I'
+      ? { prefix: parsed.kind, type: parsed.type }
+      : { prefix: 'O' };
+  });
+  return chunkBio(tags).map((c) => ({ start: c.first, end: c.last + 1, label: c.type }));
 }
 
 function checkEntities(sentences: unknown, side: string): readonly (readonly Entity[])[] {
