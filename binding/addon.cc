@@ -7,6 +7,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   koner::napi::InitRuntime(env, exports);
+  koner::napi::InitCrf(env, exports);
   return exports;
 }
 

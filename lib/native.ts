@@ -8,6 +8,169 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { ModelConfig } from './model/config.js';
+
+/** Encoder dtypes; the head (classifier, RNN, CRF) always computes in float32. */
+export type NativeDtype = 'float32' | 'float16' | 'bfloat16';
+
+/** Allowed transitions as 0/1 bytes: `allowed[i * K + j]` permits tag i followed by tag j. */
+export interface NativeConstraints {
+  allowed?: Uint8Array;
+  allowedStart?: Uint8Array;
+  allowedEnd?: Uint8Array;
+}
+
+export interface NativeDecodeOptions {
+  /** Paths per sequence, best first (default 1, at most 1000). */
+  nBest?: number;
+  constraints?: NativeConstraints;
+  /** Also return posterior marginals P(tag | pieces). */
+  marginals?: boolean;
+}
+
+export interface NativeDecoded {
+  /** [B, N, T] tag ids; -1 beyond each length and for missing paths. */
+  tags: Int32Array;
+  /** [B, N] path scores (log-probabilities for the softmax head); -Infinity for missing paths. */
+  scores: Float32Array;
+  /** [B, T, K], 0 beyond each length; present when asked for. */
+  marginals?: Float32Array;
+}
+
+/**
+ * The native NER model (binding/napi/model.cc): BERT encoder plus head, built from a validated
+ * config and initialised as Hugging Face does. Batches are `ids` [B, T] row-major with
+ * `lengths` [B] (each 1..T; T ≤ maxPositionEmbeddings). Argument errors throw synchronously;
+ * tensor work runs off the event loop and settles the Promise. Concurrent calls are safe:
+ * inference runs in parallel, loadWeights/to/seed wait for it and run alone.
+ */
+export interface NativeModel {
+  /** Strict load of model.safetensors: every missing/unexpected/mis-shaped key is listed. */
+  loadWeights(path: string): Promise<{ kind: 'model' | 'encoder'; ignored: string[] }>;
+  /** Writes every parameter (default float32) with metadata `{ format: 'pt' }`. */
+  saveWeights(path: string, dtype?: NativeDtype): Promise<void>;
+  /** Moves the model; `dtype` is the encoder's (float16 needs CUDA). */
+  to(device: string, dtype?: NativeDtype): Promise<void>;
+  placement(): { device: string; dtype: NativeDtype };
+  /** Emissions [B, T, K], 0 beyond each length. */
+  emissions(ids: Int32Array, shape: number[], lengths: Int32Array): Promise<Float32Array>;
+  /** The encoder's last hidden states [B, T, H] as float32, 0 beyond each length. */
+  hidden(ids: Int32Array, shape: number[], lengths: Int32Array): Promise<Float32Array>;
+  decode(
+    ids: Int32Array,
+    shape: number[],
+    lengths: Int32Array,
+    options?: NativeDecodeOptions,
+  ): Promise<NativeDecoded>;
+  /**
+   * The head's decoder alone on emissions [B, T, K] (e.g. stitched from windows of a long text,
+   * so T may exceed maxPositionEmbeddings): the same result as `decode` for the same emissions.
+   */
+  decodeEmissions(
+    emissions: Float32Array,
+    shape: number[],
+    lengths: Int32Array,
+    options?: NativeDecodeOptions,
+  ): Promise<NativeDecoded>;
+  /** The head's loss for tags [B, T] (mean token cross entropy, or batch-mean CRF NLL). */
+  loss(ids: Int32Array, shape: number[], lengths: Int32Array, tags: Int32Array): Promise<number>;
+  /** Parameter names (checkpoint keys) and shapes, in registration order. */
+  parameterInfo(): { name: string; shape: number[] }[];
+  /** Seeds LibTorch's generator and re-draws every parameter from it. */
+  seed(n: number): Promise<void>;
+}
+
+/** A tensor of a checkpoint, as binding/napi/io.cc lists it. */
+export interface CheckpointTensor {
+  name: string;
+  shape: number[];
+  dtype:
+    | 'float32'
+    | 'float16'
+    | 'bfloat16'
+    | 'float64'
+    | 'int64'
+    | 'int32'
+    | 'int16'
+    | 'int8'
+    | 'uint8'
+    | 'bool';
+}
+
+/** A tensor's little-endian bytes (`data` shares the native tensor's memory). */
+export interface RawTensor {
+  shape: number[];
+  dtype: CheckpointTensor['dtype'];
+  data: Uint8Array;
+}
+
+/**
+ * A tensor convertCheckpoint creates: drawn (normal: `std`, default 0.02; uniform: ±`bound`,
+ * default 0.1), constant, or given.
+ */
+export interface CheckpointExtra {
+  name: string;
+  shape: number[];
+  init: 'normal' | 'uniform' | 'zeros' | 'ones' | 'values';
+  std?: number;
+  bound?: number;
+  /** Row-major values for init 'values'. */
+  values?: Float32Array;
+}
+
+export interface ConvertOptions {
+  /** Converts floating tensors (extra tensors are float32 unless given). */
+  dtype?: 'float32' | 'float16' | 'bfloat16';
+  extra?: CheckpointExtra[];
+  /** Seed for the drawn extra tensors (default: LibTorch's generator). */
+  seed?: number;
+  /** Header metadata; `format: 'pt'` unless given, as Hugging Face's loaders expect. */
+  metadata?: Record<string, string>;
+}
+
+/** Options of `DistGroup.connect` (binding/napi/dist.cc); errors name the field. */
+export interface DistGroupOptions {
+  /** This process's global rank, 0 … worldSize − 1; rank 0 hosts the rendezvous store. */
+  rank: number;
+  worldSize: number;
+  /** Where rank 0 listens (all ranks pass the same); a loopback address keeps traffic local. */
+  masterAddr: string;
+  /** 1 … 65535. */
+  masterPort: number;
+  /** `gloo` (default; CPU) or `nccl` (CUDA builds with NCCL). */
+  backend?: 'gloo' | 'nccl';
+  /** Bound on the rendezvous and on every collective (default 30 minutes). */
+  timeoutMs?: number;
+  /** NCCL: this rank's CUDA device (default rank % device count). */
+  cudaDevice?: number;
+}
+
+/**
+ * A connected data-parallel group (binding/dist over c10d). Every rank must call the same
+ * collectives in the same order with arrays of the same lengths; calls start in the order they
+ * were made, even without awaiting each. A collective fails (never hangs past `timeoutMs`) when a
+ * peer died or went silent, and the group is unusable after that.
+ */
+export interface NativeDistGroup {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly backend: 'gloo' | 'nccl';
+  /** Where the flat buffers live: `cpu` (Gloo) or `cuda:N` (NCCL). */
+  readonly device: string;
+  /** The element-wise mean over ranks, sent in flat buckets of about `bucketBytes` (25 MiB). */
+  allreduceMean(arrays: Float32Array[], bucketBytes?: number): Promise<Float32Array[]>;
+  /** `root`'s (default 0) arrays, on every rank. */
+  broadcast(arrays: Float32Array[], root?: number): Promise<Float32Array[]>;
+  /** Settles when every rank has called it. */
+  barrier(): Promise<void>;
+  /** Element-wise sums over ranks (float64). */
+  allreduceSum(values: number[]): Promise<number[]>;
+  /** Element-wise maxima over ranks (float64). */
+  allreduceMax(values: number[]): Promise<number[]>;
+  /** Closes the connections after the calls in flight; later calls throw. Does not wait for peers. */
+  destroy(): Promise<void>;
+}
+
 /** The functions binding/napi exports. Shapes are arrays of dimensions; data is row-major. */
 export interface NativeAddon {
   version(): string;
@@ -25,6 +188,100 @@ export interface NativeAddon {
     b: Float32Array,
     bShape: number[],
   ): Promise<Float32Array>;
+  Model: new (config: ModelConfig) => NativeModel;
+  /** The tensors of a checkpoint (safetensors or torch.save, by content), by name; reads no data. */
+  inspectCheckpoint(path: string): Promise<CheckpointTensor[]>;
+  /** Some (or, with null, all) tensors of a checkpoint; asFloat32 converts floating ones. */
+  readTensors(
+    path: string,
+    names: string[] | null,
+    asFloat32?: boolean,
+  ): Promise<Record<string, RawTensor>>;
+  /** Writes dst (safetensors) from src's renamed tensors `[from, to]` plus the extra ones. */
+  convertCheckpoint(
+    src: string,
+    dst: string,
+    renames: [string, string][],
+    options?: ConvertOptions,
+  ): Promise<void>;
+  /** Rendezvous with the other ranks; settles once all have joined (or rejects at the timeout). */
+  DistGroup: { connect(options: DistGroupOptions): Promise<NativeDistGroup> };
+  /** CRF loss and its gradients on typed arrays (binding/napi/crf.cc; synchronous). */
+  crfNll(
+    emissions: Float32Array,
+    shape: number[],
+    tags: Int32Array,
+    lengths: Int32Array,
+    transitions: Float32Array,
+    start: Float32Array,
+    end: Float32Array,
+    reduction: NativeCrfReduction,
+    options?: NativeCrfOptions,
+  ): NativeCrfNll;
+  /** n-best Viterbi: tags [B * N * T] (-1 beyond lengths / missing), scores [B * N]. */
+  crfDecode(
+    emissions: Float32Array,
+    shape: number[],
+    lengths: Int32Array,
+    transitions: Float32Array,
+    start: Float32Array,
+    end: Float32Array,
+    options?: NativeCrfDecodeOptions,
+  ): { tags: Int32Array; scores: Float32Array };
+  /** Posterior marginals [B * T * K], 0 beyond lengths. */
+  crfMarginals(
+    emissions: Float32Array,
+    shape: number[],
+    lengths: Int32Array,
+    transitions: Float32Array,
+    start: Float32Array,
+    end: Float32Array,
+    options?: NativeCrfConstrainedOptions,
+  ): Float32Array;
+  /** Test-only: analytic vs finite-difference CRF gradients in float64 on a random problem. */
+  crfGradcheck(options: {
+    batch?: number;
+    time?: number;
+    tags?: number;
+    seed?: number;
+    reduction?: NativeCrfReduction;
+  }): {
+    analytic: Float64Array;
+    numeric: Float64Array;
+    gradDtypes: { float16: string; bfloat16: string };
+  };
+}
+
+/** CRF reductions: pytorch-crf's (`mean` over the batch) plus `none` for per-sequence losses. */
+export type NativeCrfReduction = 'sum' | 'mean' | 'none' | 'token_mean';
+
+/** Where and in which dtype the CRF reads its emissions (it accumulates in float32). */
+export interface NativeCrfOptions {
+  /** 'cpu' (default), 'cuda' or 'cuda:N'. */
+  device?: string;
+  /** The emissions' dtype on the device (default float32; float64 accumulates in float64). */
+  dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16';
+}
+
+/** Allowed transitions as 0/1 bytes: `allowed[i * K + j]` permits tag i followed by tag j. */
+export interface NativeCrfConstrainedOptions extends NativeCrfOptions {
+  allowed?: Uint8Array;
+  allowedStart?: Uint8Array;
+  allowedEnd?: Uint8Array;
+}
+
+export interface NativeCrfDecodeOptions extends NativeCrfConstrainedOptions {
+  /** Paths per sequence, best first (default 1). */
+  nBest?: number;
+}
+
+/** The reduced loss (1 value, or B for `none`) and the gradients of its sum. */
+export interface NativeCrfNll {
+  nll: Float32Array;
+  gradEmissions: Float32Array;
+  gradTransitions: Float32Array;
+  gradStart: Float32Array;
+  gradEnd: Float32Array;
 }
 
 /** The package root: one level above both `lib/` (sources) and `dist/` (compiled). */
