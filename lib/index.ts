@@ -68,3 +68,6 @@ export type {
   TokenClassificationReport,
   TokenReportOptions,
 } from './eval/index.js';
+
+/** The linear-chain CRF on plain typed arrays: `crf.nll`, `crf.decode`, `crf.marginals`. */
+export * as crf from './crf/index.js';
