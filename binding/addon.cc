@@ -8,6 +8,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   koner::napi::InitRuntime(env, exports);
   koner::napi::InitCrf(env, exports);
+  koner::napi::InitIo(env, exports);
   return exports;
 }
 

@@ -4,8 +4,10 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace koner::io {
 
@@ -17,6 +19,21 @@ struct TensorFile {
 
 // Reads every tensor into CPU memory. Throws std::runtime_error("<path>: <problem>").
 TensorFile ReadSafetensors(const std::string& path);
+
+// A tensor's name, dtype and shape, without its data.
+struct TensorInfo {
+  std::string name;
+  torch::ScalarType dtype;
+  std::vector<int64_t> shape;
+};
+
+// The tensors a file holds, by name, from its header alone (validated as fully as a read is,
+// except for the values of BOOL tensors).
+std::vector<TensorInfo> InspectSafetensors(const std::string& path);
+
+// Reads only the tensors for which want(name) holds; the whole header is still validated.
+TensorFile ReadSafetensors(const std::string& path,
+                           const std::function<bool(const std::string&)>& want);
 
 // Writes contiguous CPU copies of the tensors (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL).
 void WriteSafetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,

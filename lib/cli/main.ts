@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /** The `koner` command. */
 import { runtimeInfo } from '../runtime.js';
+import { importCommand } from './import.js';
 
 const usage = `usage: koner <command>
 
 commands:
   demo     print the LibTorch runtime facts (device, threads)
+  import   a checkpoint (safetensors or torch.save) to a model directory
   help     this text`;
 
 function demo(): void {
@@ -24,6 +26,16 @@ function main(argv: string[]): number {
   switch (command) {
     case 'demo':
       demo();
+      return 0;
+    case 'import':
+      // Asynchronous: the exit code is set when the import settles.
+      importCommand(argv.slice(1)).then(
+        (code) => (process.exitCode = code),
+        (error: unknown) => {
+          console.error(`koner: ${(error as Error).message}`);
+          process.exitCode = 1;
+        },
+      );
       return 0;
     case undefined:
     case 'help':

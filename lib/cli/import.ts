@@ -1,0 +1,94 @@
+/** `koner import <file> <dir>`: a checkpoint (safetensors or torch.save) to a model directory. */
+import { parseArgs } from 'node:util';
+
+import { importCheckpoint, type ImportOptions } from '../model/import.js';
+
+export const importUsage = `usage: koner import <checkpoint> <model-dir> [options]
+
+Writes <model-dir>/config.json and model.safetensors from a Hugging Face BERT state dict
+(pytorch_model.bin, with or without "bert."), a BertForTokenClassification, the KoBERT+CRF
+reference project's checkpoint (model_state_dict, module., position_wise_ff, crf), or koner's
+own safetensors. A missing head is initialised.
+
+options:
+  --labels <file>          label names: a JSON list, {"0": "O", ...}, {"O": 0, ...} (such as the
+                           reference's ner_to_index.json) or a config.json with id2label
+                           (default: a config.json beside the checkpoint, else KMOU's 21 labels)
+  --heads <n>              attention heads (default: config.json beside it, else hidden / 64)
+  --dtype <t>              float32 | float16 | bfloat16 (default: as stored)
+  --head <h>               softmax | crf, for a checkpoint without a head (default crf)
+  --special-labels <how>   keep | fold the [CLS] [SEP] [PAD] [MASK] labels (default keep)
+  --seed <n>               seed for an initialised head`;
+
+function integer(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} expects a non-negative integer`);
+  return n;
+}
+
+function oneOf<T extends string>(value: string, flag: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new Error(`${flag} expects one of ${allowed.join(', ')}, got '${value}'`);
+  }
+  return value as T;
+}
+
+/** Runs the command; returns the exit code. */
+export async function importCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      labels: { type: 'string' },
+      heads: { type: 'string' },
+      dtype: { type: 'string' },
+      head: { type: 'string' },
+      'special-labels': { type: 'string' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(importUsage);
+    return 0;
+  }
+  if (positionals.length !== 2) {
+    console.error(`koner import: expected <checkpoint> <model-dir>\n\n${importUsage}`);
+    return 2;
+  }
+  const options: ImportOptions = {};
+  if (values.labels !== undefined) options.labels = values.labels;
+  if (values.heads !== undefined) options.numAttentionHeads = integer(values.heads, '--heads');
+  if (values.dtype !== undefined) {
+    options.dtype = oneOf(values.dtype, '--dtype', ['float32', 'float16', 'bfloat16'] as const);
+  }
+  if (values.head !== undefined) {
+    options.head = oneOf(values.head, '--head', ['softmax', 'crf'] as const);
+  }
+  if (values['special-labels'] !== undefined) {
+    options.specialLabels = oneOf(values['special-labels'], '--special-labels', [
+      'keep',
+      'fold',
+    ] as const);
+  }
+  if (values.seed !== undefined) options.seed = integer(values.seed, '--seed');
+
+  const [file, dir] = positionals;
+  const result = await importCheckpoint(file, dir, options);
+  const c = result.config;
+  console.log(`imported ${file} (${result.layout}) into ${dir}`);
+  console.log(
+    `  BERT: ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, ${c.numAttentionHeads} heads, ` +
+      `intermediate ${c.intermediateSize}, vocab ${c.vocabSize}, positions ${c.maxPositionEmbeddings}`,
+  );
+  console.log(`  head: ${c.head}, ${c.labels.length} labels (${c.labels.slice(0, 5).join(' ')} …)`);
+  console.log(`  wrote ${result.tensors} tensors to ${result.weightsPath}`);
+  if (result.initialised.length) console.log(`  initialised: ${result.initialised.join(', ')}`);
+  if (result.foldedLabels.length) console.log(`  folded labels: ${result.foldedLabels.join(' ')}`);
+  if (result.dropped.length) {
+    const shown = result.dropped.slice(0, 8).join(', ');
+    const more = result.dropped.length > 8 ? `, … (${result.dropped.length} in all)` : '';
+    console.log(`  not imported: ${shown}${more}`);
+  }
+  return 0;
+}

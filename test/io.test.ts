@@ -1,0 +1,866 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { LABELS } from '../lib/labels/scheme.js';
+import { KOBERT_BASE, readModelConfig } from '../lib/model/config.js';
+import { importCheckpoint, parseLabelMap } from '../lib/model/import.js';
+import { native, packageRoot } from '../lib/native.js';
+
+// Checkpoints in every layout koner imports, written by Debian's python3-torch, with the sha256
+// of each tensor's raw bytes: scripts/fixtures/io_reference.py.
+const GENERATED = path.join(packageRoot, 'test/fixtures/generated/io');
+const SAFETENSORS_PY = path.join(packageRoot, 'scripts/fixtures/io_safetensors.py');
+
+interface SourceTensor {
+  dtype: string;
+  shape: number[];
+  sha256: string;
+}
+interface Expected {
+  config: Record<string, number>;
+  labels25: string[];
+  files: Record<
+    string,
+    {
+      source: Record<string, SourceTensor>;
+      koner?: Record<string, string>;
+      float16?: Record<string, string>;
+      bfloat16?: Record<string, string>;
+    }
+  >;
+  fold: { labels: string[]; koner: Record<string, string> };
+}
+
+const DTYPES: Record<string, string> = {
+  F64: 'float64',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
+};
+const ELEMENT_SIZE: Record<string, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+
+let expected: Expected;
+let tmp: string;
+
+beforeAll(() => {
+  execFileSync(
+    '/usr/bin/python3',
+    [path.join(packageRoot, 'scripts/fixtures/io_reference.py'), GENERATED],
+    {
+      stdio: 'inherit',
+    },
+  );
+  expected = JSON.parse(readFileSync(path.join(GENERATED, 'expected.json'), 'utf8')) as Expected;
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'koner-io-'));
+});
+
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+const fixture = (name: string) => path.resolve(GENERATED, name);
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** sha256 of every tensor's raw bytes, read natively. */
+async function hashes(file: string): Promise<Record<string, string>> {
+  const tensors = await native().readTensors(file, null);
+  return Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, sha256(t.data)]));
+}
+
+async function floats(file: string, name: string): Promise<Float32Array> {
+  const t = (await native().readTensors(file, [name], true))[name];
+  return new Float32Array(t.data.slice().buffer);
+}
+
+/** What the pure-Python reader makes of a safetensors file koner wrote. */
+function pythonDump(file: string): {
+  headerLength: number;
+  metadata: Record<string, string>;
+  tensors: Record<string, SourceTensor & { offsets: [number, number] }>;
+} {
+  return JSON.parse(execFileSync('/usr/bin/python3', [SAFETENSORS_PY, 'dump', file]).toString());
+}
+
+let counter = 0;
+function tmpFile(name: string, bytes: Uint8Array | string): string {
+  const file = path.join(tmp, `${counter++}-${name}`);
+  writeFileSync(file, bytes);
+  return file;
+}
+
+/** A safetensors file from a header (object or raw JSON text) and data; `length` overrides. */
+function safetensors(header: object | string | Buffer, data: Uint8Array, length?: bigint): Buffer {
+  let text = Buffer.isBuffer(header)
+    ? header
+    : Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
+  text = Buffer.concat([text, Buffer.alloc((8 - ((8 + text.length) % 8)) % 8, ' ')]);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(length ?? BigInt(text.length));
+  return Buffer.concat([prefix, text, data]);
+}
+
+/** Deterministic bytes for fuzzing (xorshift32). */
+function prng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}
+
+/** Resolves to 'ok' or rejects with an Error: anything else (a crash) fails the suite. */
+async function settles(promise: Promise<unknown>): Promise<'ok' | 'error'> {
+  try {
+    await promise;
+    return 'ok';
+  } catch (error) {
+    expect(error).toBeInstanceOf(Error);
+    return 'error';
+  }
+}
+
+describe('inspectCheckpoint and readTensors', () => {
+  const files = [
+    'hf_bert.bin',
+    'hf_bert_p4.bin',
+    'hf_pretraining.bin',
+    'hf_token_cls.bin',
+    'reference.pt',
+    'reference_legacy.pt',
+    'koner.safetensors',
+    'dtypes.safetensors',
+    'dtypes.pt',
+    'views.pt',
+    'params.pt',
+  ];
+
+  it.each(files)('%s: every tensor with its dtype, shape and exact bytes', async (name) => {
+    const source = expected.files[name].source;
+    const listed = await native().inspectCheckpoint(fixture(name));
+    expect(
+      Object.fromEntries(listed.map((t) => [t.name, { dtype: t.dtype, shape: t.shape }])),
+    ).toEqual(
+      Object.fromEntries(
+        Object.entries(source).map(([n, t]) => [n, { dtype: DTYPES[t.dtype], shape: t.shape }]),
+      ),
+    );
+    expect(listed.map((t) => t.name)).toEqual([...listed.map((t) => t.name)].sort());
+    expect(await hashes(fixture(name))).toEqual(
+      Object.fromEntries(Object.entries(source).map(([n, t]) => [n, t.sha256])),
+    );
+  });
+
+  it('reads strided views of one storage as their own values', async () => {
+    const t = await floats(fixture('views.pt'), 't');
+    expect(Array.from(t)).toEqual([0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]);
+    expect(Array.from(await floats(fixture('views.pt'), 'col'))).toEqual([2, 6, 10]);
+  });
+
+  it('reads only the tensors asked for, and names a missing one', async () => {
+    const some = await native().readTensors(fixture('reference.pt'), [
+      'model_state_dict.module.crf.transitions',
+    ]);
+    expect(Object.keys(some)).toEqual(['model_state_dict.module.crf.transitions']);
+    expect(some['model_state_dict.module.crf.transitions'].shape).toEqual([25, 25]);
+    await expect(native().readTensors(fixture('reference.pt'), ['nope'])).rejects.toThrow(
+      /reference\.pt: no tensor named "nope"/,
+    );
+  });
+
+  it('skips values that are not tensors, and tensors LibTorch 1.13 cannot hold here', async () => {
+    // reference.pt also holds an int, a list and an argparse.Namespace; complex.pt a complex64.
+    const names = (await native().inspectCheckpoint(fixture('reference.pt'))).map((t) => t.name);
+    expect(names.filter((n) => !n.startsWith('model_state_dict.'))).toEqual([
+      'opt_state_dict.state.0.exp_avg',
+    ]);
+    expect(await native().inspectCheckpoint(fixture('complex.pt'))).toEqual([
+      { name: 'real', shape: [2], dtype: 'float32' },
+    ]);
+  });
+
+  it('rejects files that are not a dict of tensors, naming the file', async () => {
+    const cases: [string, RegExp][] = [
+      [fixture('list.pt'), /list\.pt: holds a list, not a dict of named tensors/],
+      [fixture('tensor.pt'), /tensor\.pt: holds a single tensor, not a dict/],
+      [fixture('plain.pkl'), /plain\.pkl: a pickle, but not a torch\.save file/],
+      [fixture('expected.json'), /expected\.json: not a checkpoint: neither safetensors nor/],
+      [tmpFile('empty.bin', ''), /empty\.bin: empty file, not a checkpoint/],
+      [path.join(tmp, 'missing.bin'), /missing\.bin: cannot open \(No such file or directory\)/],
+      [tmp, /is a directory, not a file/],
+      [fixture('hf_dir'), /hf_dir: is a directory/],
+    ];
+    for (const [file, message] of cases) {
+      await expect(native().inspectCheckpoint(file)).rejects.toThrow(message);
+      await expect(native().readTensors(file, null)).rejects.toThrow(message);
+    }
+  });
+
+  it('validates its arguments synchronously', () => {
+    expect(() => native().inspectCheckpoint(3 as unknown as string)).toThrow(TypeError);
+    expect(() => native().readTensors('x', 'a' as unknown as string[])).toThrow(TypeError);
+  });
+});
+
+describe('convertCheckpoint and the safetensors writer', () => {
+  it('round-trips every dtype bit for bit, readable by a reference reader', async () => {
+    const source = expected.files['dtypes.safetensors'].source;
+    for (const input of ['dtypes.safetensors', 'dtypes.pt']) {
+      const out = path.join(tmp, `roundtrip-${input}.safetensors`);
+      const names = Object.keys(source);
+      await native().convertCheckpoint(
+        fixture(input),
+        out,
+        names.map((n) => [n, n]),
+        { metadata: { note: 'ünïcode ✓' } },
+      );
+      const want = Object.fromEntries(Object.entries(source).map(([n, t]) => [n, t.sha256]));
+      expect(await hashes(out)).toEqual(want);
+      const dump = pythonDump(out);
+      expect(dump.metadata).toEqual({ format: 'pt', note: 'ünïcode ✓' });
+      expect((8 + dump.headerLength) % 8).toBe(0);
+      for (const [name, t] of Object.entries(dump.tensors)) {
+        expect(t.sha256).toBe(want[name]);
+        expect(t.dtype).toBe(source[name].dtype);
+        expect(t.shape).toEqual(source[name].shape);
+        // Larger elements first: every tensor starts at a multiple of its element size.
+        expect(t.offsets[0] % ELEMENT_SIZE[t.dtype]).toBe(0);
+      }
+    }
+  });
+
+  it('converts floating tensors as torch does, and leaves integers alone', async () => {
+    const file = expected.files['hf_token_cls.bin'];
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      const dir = path.join(tmp, `converted-${dtype}`);
+      await importCheckpoint(fixture('hf_token_cls.bin'), dir, { numAttentionHeads: 4, dtype });
+      expect(await hashes(path.join(dir, 'model.safetensors'))).toEqual(file[dtype]);
+    }
+    const ints = path.join(tmp, 'ints.safetensors');
+    await native().convertCheckpoint(
+      fixture('dtypes.safetensors'),
+      ints,
+      [
+        ['i64', 'i64'],
+        ['bool', 'bool'],
+      ],
+      { dtype: 'float16' },
+    );
+    const source = expected.files['dtypes.safetensors'].source;
+    expect(await hashes(ints)).toEqual({ i64: source.i64.sha256, bool: source.bool.sha256 });
+  });
+
+  it('initialises extra tensors, reproducibly with a seed', async () => {
+    const extra = [
+      { name: 'n', shape: [64, 32], init: 'normal' as const, std: 0.5 },
+      { name: 'u', shape: [10, 10], init: 'uniform' as const, bound: 0.1 },
+      { name: 'z', shape: [3], init: 'zeros' as const },
+      { name: 'o', shape: [2, 2], init: 'ones' as const },
+      { name: 'v', shape: [2], init: 'values' as const, values: Float32Array.of(1.5, -2) },
+    ];
+    const a = path.join(tmp, 'extra-a.safetensors');
+    const b = path.join(tmp, 'extra-b.safetensors');
+    await native().convertCheckpoint(fixture('dtypes.safetensors'), a, [], { extra, seed: 7 });
+    await native().convertCheckpoint(fixture('dtypes.safetensors'), b, [], { extra, seed: 7 });
+    expect(await hashes(a)).toEqual(await hashes(b));
+    const n = await floats(a, 'n');
+    const mean = n.reduce((s, x) => s + x, 0) / n.length;
+    const std = Math.sqrt(n.reduce((s, x) => s + (x - mean) ** 2, 0) / n.length);
+    expect(Math.abs(mean)).toBeLessThan(0.05);
+    expect(std).toBeGreaterThan(0.45);
+    expect(std).toBeLessThan(0.55);
+    expect((await floats(a, 'u')).every((x) => Math.abs(x) <= 0.1)).toBe(true);
+    expect(Array.from(await floats(a, 'z'))).toEqual([0, 0, 0]);
+    expect(Array.from(await floats(a, 'o'))).toEqual([1, 1, 1, 1]);
+    expect(Array.from(await floats(a, 'v'))).toEqual([1.5, -2]);
+  });
+
+  it('rejects bad arguments before touching any file', () => {
+    const convert = native().convertCheckpoint.bind(native());
+    const src = fixture('dtypes.safetensors');
+    const out = path.join(tmp, 'never.safetensors');
+    expect(() =>
+      convert(src, out, [
+        ['f32', 'x'],
+        ['f64', 'x'],
+      ]),
+    ).toThrow(/"x" is the target of two renames/);
+    expect(() => convert(src, out, [['f32']] as unknown as [string, string][])).toThrow(TypeError);
+    expect(() => convert(src, out, [], { dtype: 'int8' as 'float16' })).toThrow(/options\.dtype/);
+    expect(() =>
+      convert(src, out, [['f32', 'x']], { extra: [{ name: 'x', shape: [1], init: 'zeros' }] }),
+    ).toThrow(/also the target of a rename/);
+    expect(() =>
+      convert(src, out, [], {
+        extra: [{ name: 'v', shape: [3], init: 'values', values: Float32Array.of(1) }],
+      }),
+    ).toThrow(/shape \[3\] needs 3 values, got 1/);
+    expect(() =>
+      convert(src, out, [], { extra: [{ name: 'v', shape: [3], init: 'random' as 'zeros' }] }),
+    ).toThrow(/init/);
+  });
+
+  it('writes atomically: a failed conversion leaves the old file and no temporary', async () => {
+    const dir = path.join(tmp, 'atomic');
+    mkdirSync(dir);
+    const out = path.join(dir, 'model.safetensors');
+    await native().convertCheckpoint(fixture('dtypes.safetensors'), out, [['f32', 'f32']]);
+    const before = await hashes(out);
+    await expect(
+      native().convertCheckpoint(fixture('dtypes.safetensors'), out, [['nope', 'f32']]),
+    ).rejects.toThrow(/dtypes\.safetensors: no tensor named "nope"/);
+    expect(await hashes(out)).toEqual(before);
+    await expect(
+      native().convertCheckpoint(
+        fixture('dtypes.safetensors'),
+        path.join(dir, 'no/such/dir/x'),
+        [],
+      ),
+    ).rejects.toThrow(/no\/such\/dir\/x: cannot create .*No such file or directory/);
+    expect(readdirSync(dir)).toEqual(['model.safetensors']);
+  });
+});
+
+describe('importCheckpoint', () => {
+  const heads = { numAttentionHeads: 4 };
+
+  async function imported(
+    name: string,
+    options: Parameters<typeof importCheckpoint>[2] = heads,
+  ): Promise<{ dir: string; result: Awaited<ReturnType<typeof importCheckpoint>> }> {
+    const dir = path.join(tmp, `import-${counter++}`);
+    return { dir, result: await importCheckpoint(fixture(name), dir, options) };
+  }
+
+  function expectShape(config: Awaited<ReturnType<typeof readModelConfig>>): void {
+    const c = expected.config;
+    expect(config).toMatchObject({
+      vocabSize: c.vocabSize,
+      hiddenSize: c.hiddenSize,
+      numHiddenLayers: c.numHiddenLayers,
+      numAttentionHeads: c.numAttentionHeads,
+      intermediateSize: c.intermediateSize,
+      maxPositionEmbeddings: c.maxPositionEmbeddings,
+      typeVocabSize: c.typeVocabSize,
+    });
+  }
+
+  it.each([
+    ['hf_bert.bin', 'bert'],
+    ['hf_bert_p4.bin', 'bert'],
+    ['hf_pretraining.bin', 'bert'],
+  ])(
+    '%s: the encoder bit for bit, pooler kept, buffers dropped, a CRF head initialised',
+    async (name, layout) => {
+      const { dir, result } = await imported(name, { ...heads, seed: 3 });
+      expect(result.layout).toBe(layout);
+      const config = await readModelConfig(dir);
+      expectShape(config);
+      expect(config.head).toBe('crf');
+      expect(config.labels).toEqual(LABELS);
+      expect(result.dropped.some((n) => n.endsWith('embeddings.position_ids'))).toBe(true);
+      const got = await hashes(result.weightsPath);
+      const want = expected.files[name].koner!;
+      const initialised = [
+        'classifier.weight',
+        'classifier.bias',
+        'crf.transitions',
+        'crf.start_transitions',
+        'crf.end_transitions',
+      ];
+      expect(result.initialised).toEqual(initialised);
+      expect(Object.keys(got).sort()).toEqual([...Object.keys(want), ...initialised].sort());
+      for (const [n, h] of Object.entries(want)) expect(got[n], n).toBe(h);
+      expect((await floats(result.weightsPath, 'classifier.bias')).every((x) => x === 0)).toBe(
+        true,
+      );
+      const transitions = await floats(result.weightsPath, 'crf.transitions');
+      expect(transitions.length).toBe(21 * 21);
+      expect(transitions.every((x) => Math.abs(x) <= 0.1)).toBe(true);
+    },
+  );
+
+  it('a BertForTokenClassification: softmax head, classifier kept, float16 on request', async () => {
+    const { dir, result } = await imported('hf_token_cls.bin', { ...heads, dtype: 'float16' });
+    expect(result.layout).toBe('token-classification');
+    expect(result.initialised).toEqual([]);
+    expect((await readModelConfig(dir)).head).toBe('softmax');
+    expect(await hashes(result.weightsPath)).toEqual(expected.files['hf_token_cls.bin'].float16);
+  });
+
+  it('a Hugging Face model directory: heads, epsilon, pad id and labels from its config.json', async () => {
+    const { dir, result } = await imported('hf_dir/pytorch_model.bin', {});
+    const config = await readModelConfig(dir);
+    expectShape(config);
+    expect(config.layerNormEps).toBe(1e-5);
+    expect(config.padTokenId).toBe(0);
+    expect(config.labels).toEqual([...LABELS].reverse());
+    expect(await hashes(result.weightsPath)).toEqual(expected.files['hf_token_cls.bin'].koner);
+  });
+
+  it.each(['reference.pt', 'reference_legacy.pt'])(
+    '%s: the reference project, its 25 labels kept as they are',
+    async (name) => {
+      const { dir, result } = await imported(name, {
+        ...heads,
+        labels: fixture('ner_to_index.json'),
+      });
+      expect(result.layout).toBe('reference');
+      const config = await readModelConfig(dir);
+      expectShape(config);
+      expect(config.head).toBe('crf');
+      expect(config.labels).toEqual(expected.labels25);
+      expect(result.dropped).toEqual(['opt_state_dict.state.0.exp_avg']);
+      expect(await hashes(result.weightsPath)).toEqual(expected.files[name].koner);
+    },
+  );
+
+  it('the reference project with its special labels folded into a 21-label CRF', async () => {
+    const { dir, result } = await imported('reference.pt', {
+      ...heads,
+      labels: fixture('ner_to_index.json'),
+      specialLabels: 'fold',
+    });
+    expect(result.foldedLabels).toEqual(['[CLS]', '[SEP]', '[PAD]', '[MASK]']);
+    expect((await readModelConfig(dir)).labels).toEqual(expected.fold.labels);
+    expect(await hashes(result.weightsPath)).toEqual(expected.fold.koner);
+  });
+
+  it("koner's own safetensors (bfloat16, CRF) unchanged", async () => {
+    const { dir, result } = await imported('koner.safetensors');
+    expect((await readModelConfig(dir)).head).toBe('crf');
+    expect(await hashes(result.weightsPath)).toEqual(expected.files['koner.safetensors'].koner);
+  });
+
+  it("koner's own RNN heads, as koner's model saves them", async () => {
+    const c = expected.config;
+    for (const head of ['bilstm-crf', 'bigru-crf'] as const) {
+      const model = new (native().Model)({
+        ...KOBERT_BASE,
+        vocabSize: c.vocabSize,
+        hiddenSize: c.hiddenSize,
+        numHiddenLayers: c.numHiddenLayers,
+        numAttentionHeads: c.numAttentionHeads,
+        intermediateSize: c.intermediateSize,
+        maxPositionEmbeddings: c.maxPositionEmbeddings,
+        typeVocabSize: c.typeVocabSize,
+        head,
+        rnnHiddenSize: 8,
+        labels: [...LABELS],
+      });
+      const src = path.join(tmp, `${head}.safetensors`);
+      await model.saveWeights(src);
+      const { dir, result } = await imported(src, heads);
+      const config = await readModelConfig(dir);
+      expect(config).toMatchObject({ head, rnnHiddenSize: 8 });
+      expect(await hashes(result.weightsPath)).toEqual(await hashes(src));
+      const again = new (native().Model)(config);
+      expect((await again.loadWeights(result.weightsPath)).kind).toBe('model');
+    }
+  });
+
+  it('writes what the model loads', async () => {
+    const addon = native();
+    for (const name of ['hf_bert.bin', 'reference.pt']) {
+      const { dir, result } = await imported(name, {
+        ...heads,
+        labels: name === 'reference.pt' ? fixture('ner_to_index.json') : undefined,
+      });
+      const model = new addon.Model(await readModelConfig(dir));
+      const report = await model.loadWeights(result.weightsPath);
+      expect(report.kind).toBe('model');
+    }
+  });
+
+  it('explains what it cannot import', async () => {
+    const into = path.join(tmp, 'refused');
+    const cases: [string, Parameters<typeof importCheckpoint>[2], RegExp][] = [
+      [
+        'reference.pt',
+        heads,
+        /reference\.pt: the classifier has 25 labels, not KMOU's 21: give their names/,
+      ],
+      [
+        'reference.pt',
+        { ...heads, labels: ['O', 'B-PER', 'I-PER'] },
+        /labels has 3 labels, but the classifier has 25/,
+      ],
+      [
+        'dtypes.safetensors',
+        heads,
+        /dtypes\.safetensors: not a BERT checkpoint koner knows: .*bf16, bool, empty/,
+      ],
+      [
+        'inconsistent.bin',
+        heads,
+        /inconsistent shapes \(hidden 32, intermediate 37\): bert\.encoder\.layer\.1\.intermediate\.dense\.weight is \[38, 32\], expected \[37, 32\]/,
+      ],
+      [
+        'hf_bert.bin',
+        {},
+        /hidden size 32 is not a multiple of 64: give the number of attention heads/,
+      ],
+      [
+        'hf_bert.bin',
+        { numAttentionHeads: 5 },
+        /5 attention heads do not divide the hidden size 32/,
+      ],
+      [
+        'hf_bert.bin',
+        { ...heads, labels: path.join(tmp, 'none.json') },
+        /none\.json: cannot read the label map \(ENOENT\)/,
+      ],
+    ];
+    for (const [name, options, message] of cases) {
+      await expect(importCheckpoint(fixture(name), into, options)).rejects.toThrow(message);
+    }
+    // Nothing was written for a refused import.
+    expect(readdirSync(tmp)).not.toContain('refused');
+  });
+
+  it('reads label maps in the shapes people write them', () => {
+    expect(parseLabelMap({ '[CLS]': 1, O: 0 }, 'm')).toEqual(['O', '[CLS]']);
+    expect(parseLabelMap({ 1: 'B-PER', 0: 'O' }, 'm')).toEqual(['O', 'B-PER']);
+    expect(parseLabelMap(['O', 'B-PER'], 'm')).toEqual(['O', 'B-PER']);
+    expect(parseLabelMap({ id2label: { 0: 'O' } }, 'm')).toEqual(['O']);
+    expect(() => parseLabelMap({ O: 0, X: 2 }, 'm')).toThrow(/m: label ids must be 0\.\.1/);
+    expect(() => parseLabelMap(['O', 'O'], 'm')).toThrow(/appears twice/);
+    expect(() => parseLabelMap('O', 'm')).toThrow(/expected a list of labels/);
+  });
+});
+
+describe('corrupt and truncated safetensors', () => {
+  // a: F32 [2, 3] (24 bytes), b: I64 [2] (16 bytes)
+  const data = new Uint8Array(40).map((_, i) => i);
+  const good = {
+    a: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 24] },
+    b: { dtype: 'I64', shape: [2], data_offsets: [24, 40] },
+  };
+  const withB = (b: object) => ({ a: good.a, b: { ...good.b, ...b } });
+
+  it('reads the well-formed file', async () => {
+    const file = tmpFile('good.safetensors', safetensors(good, data));
+    const t = await native().readTensors(file, null);
+    expect(Array.from(t.a.data)).toEqual(Array.from(data.subarray(0, 24)));
+    expect(t.b.dtype).toBe('int64');
+  });
+
+  const cases: [string, () => Uint8Array, RegExp][] = [
+    ['an empty file', () => new Uint8Array(0), /0 bytes, shorter than the 8-byte header length/],
+    ['7 bytes', () => new Uint8Array(7), /7 bytes, shorter than the 8-byte header length/],
+    [
+      'a huge header length',
+      () => safetensors(good, data, 1n << 40n),
+      /header length 1099511627776 exceeds 100000000 bytes/,
+    ],
+    [
+      'header length 2^64-1',
+      () => safetensors(good, data, (1n << 64n) - 1n),
+      /exceeds 100000000 bytes/,
+    ],
+    [
+      'a header length past the end',
+      () => safetensors(good, data, 5000n),
+      /header length 5000 runs past the end of the file \(\d+ bytes\)/,
+    ],
+    ['a header length of 1', () => safetensors(good, data, 1n), /too short for a header/],
+    [
+      'no opening brace',
+      () => safetensors('[1, 2]', new Uint8Array(0)),
+      /header does not begin with '\{'/,
+    ],
+    [
+      'invalid JSON',
+      () => safetensors('{"a": {"dtype": "F32",', data),
+      /header is not valid JSON \(invalid JSON at byte \d+: /,
+    ],
+    [
+      'invalid UTF-8',
+      () =>
+        safetensors(
+          Buffer.concat([Buffer.from('{"a'), Buffer.from([0xff]), Buffer.from('":1}')]),
+          data,
+        ),
+      /not valid UTF-8/,
+    ],
+    [
+      'deep nesting',
+      () => safetensors('{"a":' + '['.repeat(200000) + ']'.repeat(200000) + '}', data),
+      /nested deeper than 64 levels/,
+    ],
+    [
+      'an entry that is not an object',
+      () => safetensors({ a: 1 }, data),
+      /tensor "a": header entry is not an object/,
+    ],
+    [
+      'an unknown dtype',
+      () => safetensors(withB({ dtype: 'F31' }), data),
+      /tensor "b": unknown dtype "F31"/,
+    ],
+    [
+      'a dtype LibTorch 1.13 lacks',
+      () => safetensors(withB({ dtype: 'U16', shape: [8] }), data),
+      /tensor "b": dtype U16 is not supported/,
+    ],
+    [
+      'a missing field',
+      () => safetensors({ a: good.a, b: { dtype: 'I64', shape: [2] } }, data),
+      /tensor "b": header entry lacks "data_offsets"/,
+    ],
+    [
+      'a shape that is not a list',
+      () => safetensors(withB({ shape: 2 }), data),
+      /tensor "b": shape is not a list of non-negative integers/,
+    ],
+    [
+      'a negative dimension',
+      () => safetensors(withB({ shape: [-2] }), data),
+      /shape is not a list of non-negative integers/,
+    ],
+    [
+      'a fractional dimension',
+      () => safetensors(withB({ shape: [1.5] }), data),
+      /shape is not a list of non-negative integers/,
+    ],
+    [
+      'an impossibly large shape',
+      () => safetensors(withB({ shape: [2 ** 40, 2 ** 40] }), data),
+      /shape \[1099511627776, 1099511627776\] is impossibly large/,
+    ],
+    [
+      'offsets out of range',
+      () => safetensors(withB({ data_offsets: [24, 4000] }), data),
+      /tensor "b": data_offsets \[24, 4000\] run past the end of the data section \(40 bytes\)/,
+    ],
+    [
+      'offsets reversed',
+      () => safetensors(withB({ data_offsets: [40, 24] }), data),
+      /data_offsets \[40, 24\] end before they begin/,
+    ],
+    [
+      'one offset',
+      () => safetensors(withB({ data_offsets: [24] }), data),
+      /data_offsets is not \[begin, end\]/,
+    ],
+    [
+      'a size that does not match the shape',
+      () => safetensors(withB({ shape: [3] }), data),
+      /dtype I64 and shape \[3\] need 24 bytes, but data_offsets \[24, 40\] hold 16/,
+    ],
+    [
+      'overlapping tensors',
+      () => safetensors(withB({ data_offsets: [16, 32] }), data.subarray(0, 32)),
+      /tensor "b" overlaps tensor "a"/,
+    ],
+    [
+      'a hole',
+      () => safetensors(withB({ data_offsets: [28, 44] }), new Uint8Array(44)),
+      /a hole of 4 bytes precedes tensor "b"/,
+    ],
+    [
+      'trailing bytes',
+      () => safetensors(good, new Uint8Array(48)),
+      /8 bytes follow the last tensor/,
+    ],
+    [
+      'a duplicate name',
+      () => safetensors(`{"a":${JSON.stringify(good.a)},"a":${JSON.stringify(good.a)}}`, data),
+      /header names "a" twice/,
+    ],
+    [
+      'metadata that is not text',
+      () => safetensors({ __metadata__: { x: 1 }, ...good }, data),
+      /__metadata__ value for "x" is not a string/,
+    ],
+    [
+      'a bool byte other than 0 or 1',
+      () =>
+        safetensors(
+          { c: { dtype: 'BOOL', shape: [2], data_offsets: [0, 2] } },
+          Uint8Array.of(1, 2),
+        ),
+      /tensor "c": BOOL data holds a byte other than 0 or 1/,
+    ],
+  ];
+
+  it.each(cases)('%s: an Error naming the file and the problem', async (_, bytes, message) => {
+    const file = tmpFile('bad.safetensors', bytes());
+    const error = await native()
+      .readTensors(file, null)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message.startsWith(file + ': ')).toBe(true);
+    expect((error as Error).message).toMatch(message);
+  });
+
+  it('truncated at any point: an Error, never a crash or a hang', async () => {
+    const whole = readFileSync(fixture('koner.safetensors'));
+    const headerEnd = 8 + Number(whole.readBigUInt64LE(0));
+    const cuts = [
+      1,
+      8,
+      9,
+      100,
+      headerEnd - 1,
+      headerEnd,
+      headerEnd + 1,
+      whole.length >> 1,
+      whole.length - 1,
+    ];
+    for (const cut of cuts) {
+      const file = tmpFile('cut.safetensors', whole.subarray(0, cut));
+      await expect(native().readTensors(file, null)).rejects.toThrow(
+        cut < 8
+          ? /shorter than the 8-byte header length/
+          : cut < headerEnd
+            ? /runs past the end of the file/
+            : /run past the end of the data section/,
+      );
+      await expect(importCheckpoint(file, path.join(tmp, 'never'))).rejects.toThrow(file);
+    }
+  });
+
+  it('survives random corruption of header and data', async () => {
+    const whole = readFileSync(fixture('dtypes.safetensors'));
+    const random = prng(42);
+    let errors = 0;
+    for (let i = 0; i < 300; i++) {
+      const bytes = Buffer.from(whole);
+      for (let k = 0; k < 1 + (random() % 3); k++) {
+        bytes[random() % Math.min(bytes.length, 900)] = random() & 0xff;
+      }
+      if (
+        (await settles(native().readTensors(tmpFile('fuzz.safetensors', bytes), null))) === 'error'
+      ) {
+        errors++;
+      }
+    }
+    expect(errors).toBeGreaterThan(100);
+  });
+});
+
+describe('corrupt and truncated torch.save files', () => {
+  it('a truncated zip archive is an Error naming the file', async () => {
+    const whole = readFileSync(fixture('hf_bert.bin'));
+    for (const cut of [4, 100, whole.length >> 1, whole.length - 22, whole.length - 1]) {
+      const file = tmpFile('cut.bin', whole.subarray(0, cut));
+      await expect(native().inspectCheckpoint(file)).rejects.toThrow(
+        new RegExp(
+          `^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not a valid torch.save zip archive`,
+        ),
+      );
+    }
+  });
+
+  it('survives random corruption of a zip archive', async () => {
+    // LibTorch's zip reader, like torch.load, does not checksum records: damage to a storage
+    // changes values, damage to data.pkl or the zip structure must be an Error.
+    const whole = readFileSync(fixture('hf_bert.bin'));
+    const random = prng(11);
+    const outcomes = { ok: 0, error: 0 };
+    for (let i = 0; i < 300; i++) {
+      const bytes = Buffer.from(whole);
+      const inPickle = i % 2 === 0;
+      for (let k = 0; k < 1 + (random() % 4); k++) {
+        // data.pkl is the first record: the first 3 kB are mostly pickle.
+        const at = inPickle ? random() % 3000 : random() % bytes.length;
+        bytes[at] = random() & 0xff;
+      }
+      outcomes[await settles(native().readTensors(tmpFile('fuzz.bin', bytes), null))]++;
+    }
+    expect(outcomes.error).toBeGreaterThan(50);
+  });
+
+  it('a truncated legacy file is an Error naming the file', async () => {
+    const whole = readFileSync(fixture('reference_legacy.pt'));
+    for (const cut of [2, 30, 300, 6000, whole.length >> 1, whole.length - 1]) {
+      const file = tmpFile('cut.pt', whole.subarray(0, cut));
+      await expect(native().readTensors(file, null)).rejects.toThrow(
+        /cut\.pt: (not a torch\.save file \(.*unexpected end of data|storage data runs past the end of the file)/,
+      );
+    }
+  });
+
+  it('survives random corruption of the pickles', async () => {
+    // In the legacy format the pickles are the file itself: every mutation reaches the unpickler.
+    const whole = readFileSync(fixture('reference_legacy.pt'));
+    const pickleEnd = 6800; // five pickles, then the storages
+    const random = prng(7);
+    const outcomes = { ok: 0, error: 0 };
+    for (let i = 0; i < 300; i++) {
+      const bytes = Buffer.from(whole);
+      for (let k = 0; k < 1 + (random() % 4); k++) bytes[random() % pickleEnd] = random() & 0xff;
+      outcomes[await settles(native().readTensors(tmpFile('fuzz.pt', bytes), null))]++;
+    }
+    expect(outcomes.error).toBeGreaterThan(50);
+  });
+});
+
+describe('koner import', () => {
+  function koner(...args: string[]) {
+    return spawnSync(process.execPath, ['--import', 'tsx', 'lib/cli/main.ts', 'import', ...args], {
+      cwd: packageRoot,
+      encoding: 'utf8',
+    });
+  }
+
+  it('imports the reference checkpoint with its label map', async () => {
+    const dir = path.join(tmp, 'cli');
+    const run = koner(
+      fixture('reference.pt'),
+      dir,
+      '--labels',
+      fixture('ner_to_index.json'),
+      '--heads',
+      '4',
+      '--dtype',
+      'bfloat16',
+    );
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/\(reference\) into/);
+    expect(run.stdout).toMatch(/head: crf, 25 labels/);
+    const config = await readModelConfig(dir);
+    expect(config.labels).toEqual(expected.labels25);
+    const listed = await native().inspectCheckpoint(path.join(dir, 'model.safetensors'));
+    expect(new Set(listed.map((t) => t.dtype))).toEqual(new Set(['bfloat16']));
+  });
+
+  it('fails with a message and exit code 1', () => {
+    const run = koner(fixture('reference.pt'), path.join(tmp, 'cli-fail'), '--heads', '4');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/^koner: .*reference\.pt: the classifier has 25 labels/);
+    expect(koner(fixture('reference.pt')).status).toBe(2);
+    expect(koner('a', 'b', '--dtype', 'int8').stderr).toMatch(/--dtype expects one of float32/);
+  });
+});
