@@ -7,5 +7,6 @@ namespace koner::napi {
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitCrf(Napi::Env env, Napi::Object exports);
 void InitIo(Napi::Env env, Napi::Object exports);
+void InitDist(Napi::Env env, Napi::Object exports);
 
 }  // namespace koner::napi
