@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   koner::napi::InitRuntime(env, exports);
   koner::napi::InitCrf(env, exports);
   koner::napi::InitIo(env, exports);
+  koner::napi::InitModel(env, exports);
   koner::napi::InitDist(env, exports);
   return exports;
 }

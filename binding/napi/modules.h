@@ -7,6 +7,7 @@ namespace koner::napi {
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitCrf(Napi::Env env, Napi::Object exports);
 void InitIo(Napi::Env env, Napi::Object exports);
+void InitModel(Napi::Env env, Napi::Object exports);
 void InitDist(Napi::Env env, Napi::Object exports);
 
 }  // namespace koner::napi

@@ -1,0 +1,127 @@
+// BERT as torch::nn modules whose registered names are Hugging Face's (modeling_bert.py), so that
+// named_parameters() yields the keys of a transformers checkpoint: embeddings.word_embeddings.
+// weight, encoder.layer.N.attention.self.query.weight, … The forward pass follows HF's eager
+// numerics: erf GELU, post-LayerNorm residual blocks, scores scaled after QK^T, and an additive
+// padding mask of the dtype's lowest value.
+#pragma once
+#include <torch/torch.h>
+
+#include "model/config.h"
+
+namespace koner::model {
+
+class BertEmbeddingsImpl : public torch::nn::Module {
+ public:
+  explicit BertEmbeddingsImpl(const ModelConfig& config);
+  // ids, tokenTypeIds: [B, T] int64; positions are 0..T-1.
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& tokenTypeIds);
+
+  torch::nn::Embedding wordEmbeddings{nullptr}, positionEmbeddings{nullptr},
+      tokenTypeEmbeddings{nullptr};
+  torch::nn::LayerNorm layerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertEmbeddings);
+
+class BertSelfAttentionImpl : public torch::nn::Module {
+ public:
+  explicit BertSelfAttentionImpl(const ModelConfig& config);
+  // hidden [B, T, H]; additiveMask [B, 1, 1, T] in hidden's dtype (0 or lowest).
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask);
+
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+
+ private:
+  int64_t numHeads_, headSize_;
+};
+TORCH_MODULE(BertSelfAttention);
+
+// dense -> dropout -> LayerNorm(x + residual): BertSelfOutput and BertOutput alike.
+class BertResidualOutputImpl : public torch::nn::Module {
+ public:
+  BertResidualOutputImpl(int64_t in, const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
+
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm layerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertResidualOutput);
+
+class BertAttentionImpl : public torch::nn::Module {
+ public:
+  explicit BertAttentionImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask);
+
+  BertSelfAttention self{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertAttention);
+
+class BertIntermediateImpl : public torch::nn::Module {
+ public:
+  explicit BertIntermediateImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& hidden);
+
+  torch::nn::Linear dense{nullptr};
+};
+TORCH_MODULE(BertIntermediate);
+
+class BertLayerImpl : public torch::nn::Module {
+ public:
+  explicit BertLayerImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask);
+
+  BertAttention attention{nullptr};
+  BertIntermediate intermediate{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertLayer);
+
+class BertEncoderImpl : public torch::nn::Module {
+ public:
+  explicit BertEncoderImpl(const ModelConfig& config);
+  torch::Tensor forward(torch::Tensor hidden, const torch::Tensor& additiveMask);
+
+  torch::nn::ModuleList layer{nullptr};
+};
+TORCH_MODULE(BertEncoder);
+
+class BertPoolerImpl : public torch::nn::Module {
+ public:
+  explicit BertPoolerImpl(const ModelConfig& config);
+  // tanh(dense(hidden[:, 0])): [B, H].
+  torch::Tensor forward(const torch::Tensor& hidden);
+
+  torch::nn::Linear dense{nullptr};
+};
+TORCH_MODULE(BertPooler);
+
+class BertModelImpl : public torch::nn::Module {
+ public:
+  // Token classification uses no pooler (HF's add_pooling_layer=False).
+  explicit BertModelImpl(const ModelConfig& config, bool withPooler = false);
+
+  // ids [B, T] int64; attentionMask [B, T] (bool or 0/1, 1 = real piece); tokenTypeIds [B, T]
+  // int64 or undefined for zeros. Returns the last hidden states [B, T, H] in the parameters'
+  // dtype.
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& attentionMask,
+                        const torch::Tensor& tokenTypeIds = {});
+
+  BertEmbeddings embeddings{nullptr};
+  BertEncoder encoder{nullptr};
+  BertPooler pooler{nullptr};  // null unless withPooler
+};
+TORCH_MODULE(BertModel);
+
+// HF's mask: 0 where attentionMask is set, the lowest finite value of `dtype` elsewhere, shaped
+// [B, 1, 1, T] to broadcast over heads and query positions.
+torch::Tensor AdditiveAttentionMask(const torch::Tensor& attentionMask, torch::ScalarType dtype);
+
+// HF's _init_weights over every submodule of `module`: Linear and Embedding weights from
+// normal(0, range) with zero bias (and a zero padding row), LayerNorm weight 1 and bias 0.
+// Other modules (RNNs) keep their own initialisation.
+void InitHfWeights(torch::nn::Module& module, double initializerRange);
+
+}  // namespace koner::model

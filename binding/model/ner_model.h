@@ -1,0 +1,51 @@
+// The NER model: the BERT encoder registered as `bert` plus the configured head, so that its
+// parameter names are the model directory's safetensors keys (bert.embeddings.…, classifier.*,
+// crf.*, bilstm.* / bigru.*). Mixed precision is by placement, not autocast: the encoder's
+// parameters are stored in the chosen dtype (fp32, bf16 or fp16) and its output is cast to fp32
+// before the head, whose parameters always stay fp32; the CRF math is fp32 either way.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "model/bert.h"
+#include "model/config.h"
+#include "model/heads.h"
+
+namespace koner::model {
+
+class NerModelImpl : public torch::nn::Module {
+ public:
+  // Validates the config, builds every module and initialises it as HF does (eval mode).
+  explicit NerModelImpl(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  Head& head() { return *head_; }
+  torch::Device device() const { return device_; }
+  torch::ScalarType encoderDtype() const { return encoderDtype_; }
+
+  // ids [B, T] int64 and a prefix mask [B, T] (bool), both on the model's device; tokenTypeIds
+  // undefined for zeros. The encoder's last hidden states [B, T, H] in the encoder's dtype.
+  torch::Tensor Hidden(const torch::Tensor& ids, const torch::Tensor& mask,
+                       const torch::Tensor& tokenTypeIds = {});
+  // Encoder + head: emissions [B, T, K] float32.
+  torch::Tensor Emissions(const torch::Tensor& ids, const torch::Tensor& mask,
+                          const torch::Tensor& tokenTypeIds = {});
+
+  // Re-draws every parameter: HF's init for the encoder and classifier, PyTorch's for RNNs,
+  // uniform(-0.1, 0.1) for the CRF (from LibTorch's global generator).
+  void ResetParameters();
+  // Moves the encoder to (device, dtype) and the head to (device, float32).
+  void Place(const torch::Device& device, torch::ScalarType encoderDtype);
+
+  BertModel bert{nullptr};
+
+ private:
+  ModelConfig config_;
+  std::unique_ptr<Head> head_;
+  torch::Device device_{torch::kCPU};
+  torch::ScalarType encoderDtype_ = torch::kFloat32;
+};
+TORCH_MODULE(NerModel);
+
+}  // namespace koner::model

@@ -1,0 +1,628 @@
+// `Model`: the NER model (binding/model) as a JS class. Arguments are validated on the JS thread
+// (a bad argument throws there, naming it); tensor work runs on libuv's pool and settles a
+// Promise, inference under torch::InferenceMode.
+//
+// Concurrency: each instance guards its module with a reader/writer lock. Inference and
+// saveWeights read (any number at once); loadWeights, to and seed write (alone, after the
+// readers in flight). loadWeights reads the file before taking the lock. All instances share one
+// lock around drawing initial weights, because LibTorch's generator is global: seed(n) then
+// re-initialising is atomic, so equal seeds give equal weights even under concurrency.
+#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "crf/crf.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/ner_model.h"
+#include "model/weights.h"
+#include "napi/errors.h"
+#include "napi/modules.h"
+#include "napi/tensors.h"
+#include "napi/worker.h"
+
+namespace koner::napi {
+namespace {
+
+using model::ModelConfig;
+
+std::mutex& InitMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+// ---- arguments ------------------------------------------------------------------------------
+
+std::string Describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsString()) return "\"" + v.As<Napi::String>().Utf8Value() + "\"";
+  if (v.IsNumber() || v.IsBoolean()) return v.ToString().Utf8Value();
+  if (v.IsArray()) return "an array";
+  return "an object";
+}
+
+Napi::Value Field(const Napi::Object& config, const char* field) {
+  Napi::Value v = config.Get(field);
+  if (v.IsUndefined()) throw TypeError(std::string("config.") + field + ": missing");
+  return v;
+}
+
+int64_t IntField(const Napi::Object& config, const char* field, int64_t min) {
+  Napi::Value v = Field(config, field);
+  double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(x >= static_cast<double>(min)) || std::floor(x) != x || x > 9.0e15) {
+    throw TypeError(std::string("config.") + field +
+                    ": must be an integer >= " + std::to_string(min) + ", got " + Describe(v));
+  }
+  return static_cast<int64_t>(x);
+}
+
+double NumberField(const Napi::Object& config, const char* field) {
+  Napi::Value v = Field(config, field);
+  if (!v.IsNumber()) {
+    throw TypeError(std::string("config.") + field + ": must be a number, got " + Describe(v));
+  }
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+std::string StringField(const Napi::Object& config, const char* field) {
+  Napi::Value v = Field(config, field);
+  if (!v.IsString()) {
+    throw TypeError(std::string("config.") + field + ": must be a string, got " + Describe(v));
+  }
+  return v.As<Napi::String>().Utf8Value();
+}
+
+// The camel-cased ModelConfig of lib/model/config.ts, checked field by field (types here, ranges
+// in model::Validate) so that every error names its field.
+ModelConfig ConfigArg(const Napi::Value& value) {
+  if (!value.IsObject() || value.IsArray()) {
+    throw TypeError("config: expected a ModelConfig object, got " + Describe(value));
+  }
+  auto o = value.As<Napi::Object>();
+  ModelConfig c;
+  c.vocabSize = IntField(o, "vocabSize", 1);
+  c.hiddenSize = IntField(o, "hiddenSize", 1);
+  c.numHiddenLayers = IntField(o, "numHiddenLayers", 1);
+  c.numAttentionHeads = IntField(o, "numAttentionHeads", 1);
+  c.intermediateSize = IntField(o, "intermediateSize", 1);
+  const std::string act = StringField(o, "hiddenAct");
+  if (act != "gelu") {
+    throw std::invalid_argument("config.hiddenAct: must be \"gelu\", got \"" + act + "\"");
+  }
+  c.hiddenDropoutProb = NumberField(o, "hiddenDropoutProb");
+  c.attentionProbsDropoutProb = NumberField(o, "attentionProbsDropoutProb");
+  c.maxPositionEmbeddings = IntField(o, "maxPositionEmbeddings", 1);
+  c.typeVocabSize = IntField(o, "typeVocabSize", 1);
+  c.layerNormEps = NumberField(o, "layerNormEps");
+  c.initializerRange = NumberField(o, "initializerRange");
+  c.padTokenId = IntField(o, "padTokenId", 0);
+  c.head = model::ParseHeadKind(StringField(o, "head"));
+  c.rnnHiddenSize = IntField(o, "rnnHiddenSize", 1);
+  Napi::Value labels = Field(o, "labels");
+  if (!labels.IsArray()) {
+    throw TypeError("config.labels: must be an array of tag names, got " + Describe(labels));
+  }
+  auto array = labels.As<Napi::Array>();
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value name = array.Get(i);
+    if (!name.IsString()) {
+      throw TypeError("config.labels: entry " + std::to_string(i) + " must be a string, got " +
+                      Describe(name));
+    }
+    c.labels.push_back(name.As<Napi::String>().Utf8Value());
+  }
+  model::Validate(c);
+  return c;
+}
+
+std::string StringArg(const Napi::Value& v, const std::string& what) {
+  if (!v.IsString()) throw TypeError(what + ": expected a string, got " + Describe(v));
+  return v.As<Napi::String>().Utf8Value();
+}
+
+torch::ScalarType DtypeArg(const Napi::Value& v, const std::string& what) {
+  const std::string name = StringArg(v, what);
+  if (name == "float32") return torch::kFloat32;
+  if (name == "float16") return torch::kFloat16;
+  if (name == "bfloat16") return torch::kBFloat16;
+  throw TypeError(what + ": must be 'float32', 'float16' or 'bfloat16', got \"" + name + "\"");
+}
+
+const char* DtypeName(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat16:
+      return "float16";
+    case torch::kBFloat16:
+      return "bfloat16";
+    default:
+      return "float32";
+  }
+}
+
+torch::Device DeviceArg(const Napi::Value& v) {
+  const std::string name = StringArg(v, "device");
+  if (name == "cpu") return torch::kCPU;
+  int64_t index = 0;
+  if (name != "cuda") {
+    const std::string prefix = "cuda:";
+    const std::string digits = name.substr(std::min(prefix.size(), name.size()));
+    if (name.compare(0, prefix.size(), prefix) != 0 || digits.empty() || digits.size() > 3 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      throw TypeError("device: must be 'cpu', 'cuda' or 'cuda:N', got \"" + name + "\"");
+    }
+    index = std::stoll(digits);
+  }
+  if (!torch::cuda::is_available()) {
+    throw std::runtime_error("device \"" + name +
+                             "\": CUDA is not available (this LibTorch has no CUDA support or "
+                             "no CUDA device is visible); use 'cpu'");
+  }
+  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+  if (index >= count) {
+    throw std::runtime_error("device \"" + name + "\": only " + std::to_string(count) +
+                             " CUDA device(s) visible");
+  }
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+// lengths [B] as int64, each within 1..T.
+torch::Tensor LengthsArg(const Napi::Value& value, int64_t B, int64_t T) {
+  auto lengths = IntTensorArg(value, {B}, "lengths").to(torch::kInt64);
+  auto bad = (lengths < 1).logical_or(lengths > T);
+  if (bad.any().item<bool>()) {
+    const int64_t i = bad.nonzero()[0][0].item<int64_t>();
+    throw std::invalid_argument("lengths[" + std::to_string(i) +
+                                "] = " + std::to_string(lengths[i].item<int64_t>()) +
+                                " is outside 1.." + std::to_string(T));
+  }
+  return lengths;
+}
+
+torch::Tensor MaskOf(const torch::Tensor& lengths, int64_t T) {
+  return torch::arange(T).unsqueeze(0) < lengths.unsqueeze(1);
+}
+
+// A batch of piece ids [B, T] with per-sequence lengths; ids are checked against the vocabulary
+// everywhere (padding too), lengths against 1..T.
+struct Batch {
+  torch::Tensor ids;      // [B, T] int64
+  torch::Tensor mask;     // [B, T] bool, a prefix of each row
+  torch::Tensor lengths;  // [B] int64
+};
+
+Batch BatchArgs(const Napi::CallbackInfo& info, const ModelConfig& c) {
+  auto shape = ShapeArg(info[1], "shape");
+  if (shape.size() != 2) {
+    throw TypeError("shape: expected [batch, pieces], got " + ShapeString(shape));
+  }
+  const int64_t B = shape[0], T = shape[1];
+  if (B == 0) throw std::invalid_argument("empty batch: shape " + ShapeString(shape));
+  if (T == 0) throw std::invalid_argument("shape " + ShapeString(shape) + ": no pieces");
+  if (T > c.maxPositionEmbeddings) {
+    throw std::invalid_argument("shape " + ShapeString(shape) + ": " + std::to_string(T) +
+                                " pieces exceed maxPositionEmbeddings (" +
+                                std::to_string(c.maxPositionEmbeddings) + ")");
+  }
+  auto ids = IntTensorArg(info[0], shape, "ids").to(torch::kInt64);
+  auto lengths = LengthsArg(info[2], B, T);
+  auto badId = (ids < 0).logical_or(ids >= c.vocabSize);
+  if (badId.any().item<bool>()) {
+    auto at = badId.nonzero()[0];
+    const int64_t b = at[0].item<int64_t>(), t = at[1].item<int64_t>();
+    throw std::invalid_argument("ids[" + std::to_string(b) + "][" + std::to_string(t) +
+                                "] = " + std::to_string(ids[b][t].item<int64_t>()) +
+                                " is outside the vocabulary 0.." + std::to_string(c.vocabSize - 1));
+  }
+  return {ids, MaskOf(lengths, T), lengths};
+}
+
+// Emissions [B, T, K] computed elsewhere (stitched from windows, so T may exceed the positions).
+struct EmissionBatch {
+  torch::Tensor emissions;  // [B, T, K] float32
+  torch::Tensor mask;       // [B, T] bool
+};
+
+EmissionBatch EmissionArgs(const Napi::CallbackInfo& info, const ModelConfig& c) {
+  auto shape = ShapeArg(info[1], "shape");
+  if (shape.size() != 3) {
+    throw TypeError("shape: expected [batch, pieces, labels], got " + ShapeString(shape));
+  }
+  const int64_t B = shape[0], T = shape[1], K = shape[2];
+  if (B == 0) throw std::invalid_argument("empty batch: shape " + ShapeString(shape));
+  if (T == 0) throw std::invalid_argument("shape " + ShapeString(shape) + ": no pieces");
+  if (K != c.numLabels()) {
+    throw std::invalid_argument("shape " + ShapeString(shape) + ": the model has " +
+                                std::to_string(c.numLabels()) + " labels");
+  }
+  auto emissions = FloatTensorArg(info[0], shape, "emissions");
+  auto lengths = LengthsArg(info[2], B, T);
+  auto mask = MaskOf(lengths, T);
+  if (!torch::isfinite(emissions).logical_or(mask.logical_not().unsqueeze(-1)).all().item<bool>()) {
+    throw std::invalid_argument("emissions: a value within the lengths is not finite");
+  }
+  return {emissions, mask};
+}
+
+struct DecodeOptions {
+  int64_t nBest = 1;
+  crf::Constraints constraints;
+  bool marginals = false;
+};
+
+DecodeOptions DecodeOptionsArg(const Napi::Value& value, int64_t K) {
+  DecodeOptions options;
+  if (value.IsUndefined()) return options;
+  if (!value.IsObject()) throw TypeError("options: expected an object, got " + Describe(value));
+  auto o = value.As<Napi::Object>();
+  Napi::Value nBest = o.Get("nBest");
+  if (!nBest.IsUndefined()) {
+    double x = nBest.IsNumber() ? nBest.As<Napi::Number>().DoubleValue() : NAN;
+    if (!(x >= 1 && x <= 1000) || std::floor(x) != x) {
+      throw TypeError("options.nBest: must be an integer from 1 to 1000, got " + Describe(nBest));
+    }
+    options.nBest = static_cast<int64_t>(x);
+  }
+  Napi::Value constraints = o.Get("constraints");
+  if (!constraints.IsUndefined()) {
+    if (!constraints.IsObject()) {
+      throw TypeError("options.constraints: expected an object, got " + Describe(constraints));
+    }
+    auto c = constraints.As<Napi::Object>();
+    auto part = [&](const char* name, std::vector<int64_t> shape) {
+      Napi::Value v = c.Get(name);
+      return v.IsUndefined() ? torch::Tensor()
+                             : BoolTensorArg(v, shape, std::string("options.constraints.") + name);
+    };
+    options.constraints.allowed = part("allowed", {K, K});
+    options.constraints.allowedStart = part("allowedStart", {K});
+    options.constraints.allowedEnd = part("allowedEnd", {K});
+  }
+  Napi::Value marginals = o.Get("marginals");
+  if (!marginals.IsUndefined()) {
+    if (!marginals.IsBoolean()) {
+      throw TypeError("options.marginals: expected a boolean, got " + Describe(marginals));
+    }
+    options.marginals = marginals.As<Napi::Boolean>().Value();
+  }
+  return options;
+}
+
+// ---- the class ------------------------------------------------------------------------------
+
+struct State {
+  explicit State(const ModelConfig& config) : model(config) {}
+  std::shared_mutex mutex;  // readers: inference, saving; writers: loading, placement, seeding
+  model::NerModel model;
+  std::mutex placementMutex;  // guards the two names below, read by placement()
+  std::string deviceName = "cpu", dtypeName = "float32";
+};
+
+// The batch on the model's device.
+struct Placed {
+  torch::Tensor ids, mask;
+};
+
+Placed Place(const Batch& batch, const model::NerModelImpl& m) {
+  return {batch.ids.to(m.device()), batch.mask.to(m.device())};
+}
+
+torch::Tensor ValidOnly(const torch::Tensor& x, const torch::Tensor& mask) {
+  return x.masked_fill(mask.logical_not().unsqueeze(-1), 0);
+}
+
+torch::Tensor ForJs(const torch::Tensor& x, torch::ScalarType dtype) {
+  return x.to(torch::kCPU, dtype).contiguous();
+}
+
+struct Decoded {
+  torch::Tensor tags, scores, marginals;
+};
+
+// Emissions and mask on the model's device; the caller holds the model's lock.
+Decoded DecodeWith(model::NerModelImpl& m, const torch::Tensor& emissions,
+                   const torch::Tensor& mask, const DecodeOptions& options) {
+  auto onDevice = [&](const torch::Tensor& t) { return t.defined() ? t.to(m.device()) : t; };
+  crf::Constraints constraints{onDevice(options.constraints.allowed),
+                               onDevice(options.constraints.allowedStart),
+                               onDevice(options.constraints.allowedEnd)};
+  auto paths = m.head().Decode(emissions, mask, options.nBest, constraints);
+  Decoded out{ForJs(paths.tags, torch::kInt32), ForJs(paths.scores, torch::kFloat32), {}};
+  if (options.marginals) {
+    out.marginals = ForJs(m.head().Marginals(emissions, mask, constraints), torch::kFloat32);
+  }
+  return out;
+}
+
+Napi::Value DecodedToJs(Napi::Env env, Decoded& d) {
+  auto out = Napi::Object::New(env);
+  out.Set("tags", TypedArrayOf(env, d.tags));
+  out.Set("scores", TypedArrayOf(env, d.scores));
+  if (d.marginals.defined()) out.Set("marginals", TypedArrayOf(env, d.marginals));
+  return out;
+}
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Model",
+                       {
+                           InstanceMethod<&ModelWrap::LoadWeights>("loadWeights"),
+                           InstanceMethod<&ModelWrap::SaveWeights>("saveWeights"),
+                           InstanceMethod<&ModelWrap::To>("to"),
+                           InstanceMethod<&ModelWrap::Placement>("placement"),
+                           InstanceMethod<&ModelWrap::Emissions>("emissions"),
+                           InstanceMethod<&ModelWrap::Hidden>("hidden"),
+                           InstanceMethod<&ModelWrap::Decode>("decode"),
+                           InstanceMethod<&ModelWrap::DecodeEmissions>("decodeEmissions"),
+                           InstanceMethod<&ModelWrap::Loss>("loss"),
+                           InstanceMethod<&ModelWrap::ParameterInfo>("parameterInfo"),
+                           InstanceMethod<&ModelWrap::Seed>("seed"),
+                       });
+  }
+
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    Guard(info.Env(), [&] {
+      ModelConfig config = ConfigArg(info[0]);
+      ApplyThreads();
+      {
+        std::lock_guard<std::mutex> init(InitMutex());
+        state_ = std::make_shared<State>(config);
+      }
+      for (const auto& item : state_->model->named_parameters(/*recurse=*/true)) {
+        parameters_.emplace_back(item.key(), item.value().sizes().vec());
+      }
+    });
+  }
+
+ private:
+  const ModelConfig& config() const { return state_->model->config(); }
+
+  // loadWeights(path) -> Promise<{ kind: 'model' | 'encoder', ignored: string[] }>
+  Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const std::string path = StringArg(info[0], "path");
+      auto state = state_;
+      return PromiseWorker<model::LoadReport>::Start(
+          info.Env(),
+          [state, path] {
+            auto file = io::ReadSafetensors(path);
+            std::unique_lock<std::shared_mutex> lock(state->mutex);
+            return model::LoadWeights(*state->model, file.tensors, path);
+          },
+          [](Napi::Env env, model::LoadReport& report) -> Napi::Value {
+            auto out = Napi::Object::New(env);
+            out.Set("kind", report.kind == model::LoadReport::Kind::Encoder ? "encoder" : "model");
+            auto ignored = Napi::Array::New(env, report.ignored.size());
+            for (uint32_t i = 0; i < report.ignored.size(); ++i) ignored.Set(i, report.ignored[i]);
+            out.Set("ignored", ignored);
+            return out;
+          });
+    });
+  }
+
+  // saveWeights(path, dtype = 'float32') -> Promise<void>
+  Napi::Value SaveWeights(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const std::string path = StringArg(info[0], "path");
+      const auto dtype = info[1].IsUndefined() ? torch::kFloat32 : DtypeArg(info[1], "dtype");
+      auto state = state_;
+      return PromiseWorker<bool>::Start(
+          info.Env(),
+          [state, path, dtype] {
+            std::shared_lock<std::shared_mutex> lock(state->mutex);
+            io::WriteSafetensors(path, model::WeightsOf(*state->model, dtype), {{"format", "pt"}});
+            return true;
+          },
+          [](Napi::Env env, bool&) { return env.Undefined(); });
+    });
+  }
+
+  // to(device, dtype = 'float32') -> Promise<void>. The dtype is the encoder's; the head stays
+  // float32. float16 needs CUDA: LibTorch's CPU kernels have no fp16 matmul.
+  Napi::Value To(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const auto dtype = info[1].IsUndefined() ? torch::kFloat32 : DtypeArg(info[1], "dtype");
+      const torch::Device device = DeviceArg(info[0]);
+      if (dtype == torch::kFloat16 && device.is_cpu()) {
+        throw std::invalid_argument(
+            "dtype float16 runs on CUDA only (LibTorch has no fp16 matmul on the CPU); use "
+            "bfloat16 on the CPU");
+      }
+      auto state = state_;
+      return PromiseWorker<bool>::Start(
+          info.Env(),
+          [state, device, dtype] {
+            std::unique_lock<std::shared_mutex> lock(state->mutex);
+            state->model->Place(device, dtype);
+            std::lock_guard<std::mutex> names(state->placementMutex);
+            state->deviceName = device.str();
+            state->dtypeName = DtypeName(dtype);
+            return true;
+          },
+          [](Napi::Env env, bool&) { return env.Undefined(); });
+    });
+  }
+
+  // placement() -> { device, dtype }: where the encoder's parameters are and their dtype.
+  Napi::Value Placement(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::lock_guard<std::mutex> names(state_->placementMutex);
+      auto out = Napi::Object::New(info.Env());
+      out.Set("device", state_->deviceName);
+      out.Set("dtype", state_->dtypeName);
+      return out;
+    });
+  }
+
+  // emissions(ids, shape, lengths) -> Promise<Float32Array [B, T, K]>, 0 beyond each length.
+  Napi::Value Emissions(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto batch = BatchArgs(info, config());
+      auto state = state_;
+      return PromiseWorker<torch::Tensor>::Start(
+          info.Env(),
+          [state, batch] {
+            std::shared_lock<std::shared_mutex> lock(state->mutex);
+            c10::InferenceMode inference;
+            auto in = Place(batch, *state->model);
+            auto e = state->model->Emissions(in.ids, in.mask);
+            return ForJs(ValidOnly(e, in.mask), torch::kFloat32);
+          },
+          [](Napi::Env env, torch::Tensor& t) { return TypedArrayOf(env, t); });
+    });
+  }
+
+  // hidden(ids, shape, lengths) -> Promise<Float32Array [B, T, H]>: the encoder's last hidden
+  // states (as float32), 0 beyond each length.
+  Napi::Value Hidden(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto batch = BatchArgs(info, config());
+      auto state = state_;
+      return PromiseWorker<torch::Tensor>::Start(
+          info.Env(),
+          [state, batch] {
+            std::shared_lock<std::shared_mutex> lock(state->mutex);
+            c10::InferenceMode inference;
+            auto in = Place(batch, *state->model);
+            auto h = state->model->Hidden(in.ids, in.mask);
+            return ForJs(ValidOnly(h.to(torch::kFloat32), in.mask), torch::kFloat32);
+          },
+          [](Napi::Env env, torch::Tensor& t) { return TypedArrayOf(env, t); });
+    });
+  }
+
+  // decode(ids, shape, lengths, { nBest, constraints, marginals }) -> Promise<{ tags: Int32Array
+  // [B, N, T] (-1 beyond each length and for missing paths), scores: Float32Array [B, N] (-inf
+  // for missing paths), marginals?: Float32Array [B, T, K] }>: encoder, head and decoder in one.
+  Napi::Value Decode(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto batch = BatchArgs(info, config());
+      auto options = DecodeOptionsArg(info[3], config().numLabels());
+      auto state = state_;
+      return PromiseWorker<Decoded>::Start(
+          info.Env(),
+          [state, batch, options] {
+            std::shared_lock<std::shared_mutex> lock(state->mutex);
+            c10::InferenceMode inference;
+            auto& m = *state->model;
+            auto in = Place(batch, m);
+            return DecodeWith(m, m.Emissions(in.ids, in.mask), in.mask, options);
+          },
+          DecodedToJs);
+    });
+  }
+
+  // decodeEmissions(emissions: Float32Array [B, T, K], shape, lengths, options) -> Promise<as
+  // decode>: the head's decoder alone, for emissions stitched from windows of a long text (so T
+  // is not bounded by the positions).
+  Napi::Value DecodeEmissions(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto batch = EmissionArgs(info, config());
+      auto options = DecodeOptionsArg(info[3], config().numLabels());
+      auto state = state_;
+      return PromiseWorker<Decoded>::Start(
+          info.Env(),
+          [state, batch, options] {
+            std::shared_lock<std::shared_mutex> lock(state->mutex);
+            c10::InferenceMode inference;
+            auto& m = *state->model;
+            return DecodeWith(m, batch.emissions.to(m.device()), batch.mask.to(m.device()),
+                              options);
+          },
+          DecodedToJs);
+    });
+  }
+
+  // loss(ids, shape, lengths, tags: Int32Array [B, T]) -> Promise<number>: the head's training
+  // loss in eval mode (mean token cross entropy for softmax, batch-mean CRF NLL otherwise).
+  Napi::Value Loss(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto batch = BatchArgs(info, config());
+      auto tags = IntTensorArg(info[3], batch.ids.sizes().vec(), "tags").to(torch::kInt64);
+      const int64_t K = config().numLabels();
+      auto badTag = batch.mask.logical_and((tags < 0).logical_or(tags >= K));
+      if (badTag.any().item<bool>()) {
+        auto at = badTag.nonzero()[0];
+        const int64_t b = at[0].item<int64_t>(), t = at[1].item<int64_t>();
+        throw std::invalid_argument("tags[" + std::to_string(b) + "][" + std::to_string(t) +
+                                    "] = " + std::to_string(tags[b][t].item<int64_t>()) +
+                                    " is outside 0.." + std::to_string(K - 1));
+      }
+      auto state = state_;
+      return PromiseWorker<double>::Start(
+          info.Env(),
+          [state, batch, tags] {
+            std::shared_lock<std::shared_mutex> lock(state->mutex);
+            c10::InferenceMode inference;
+            auto& m = *state->model;
+            auto in = Place(batch, m);
+            auto e = m.Emissions(in.ids, in.mask);
+            return m.head().Loss(e, tags.to(m.device()), in.mask).item<double>();
+          },
+          [](Napi::Env env, double& x) { return Napi::Number::New(env, x); });
+    });
+  }
+
+  // parameterInfo() -> [{ name, shape }] in registration order (names are checkpoint keys).
+  Napi::Value ParameterInfo(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      auto out = Napi::Array::New(env, parameters_.size());
+      for (uint32_t i = 0; i < parameters_.size(); ++i) {
+        auto entry = Napi::Object::New(env);
+        entry.Set("name", parameters_[i].first);
+        auto shape = Napi::Array::New(env, parameters_[i].second.size());
+        for (uint32_t d = 0; d < parameters_[i].second.size(); ++d) {
+          shape.Set(d, static_cast<double>(parameters_[i].second[d]));
+        }
+        entry.Set("shape", shape);
+        out.Set(i, entry);
+      }
+      return out;
+    });
+  }
+
+  // seed(n) -> Promise<void>: seeds LibTorch's generator with n and re-draws every parameter
+  // from it, so models of one config seeded alike are identical.
+  Napi::Value Seed(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      double x = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+      if (!(x >= 0) || std::floor(x) != x || x > 9007199254740991.0) {
+        throw TypeError("seed: must be a non-negative safe integer, got " + Describe(info[0]));
+      }
+      const auto seed = static_cast<uint64_t>(x);
+      auto state = state_;
+      return PromiseWorker<bool>::Start(
+          info.Env(),
+          [state, seed] {
+            std::unique_lock<std::shared_mutex> lock(state->mutex);
+            std::lock_guard<std::mutex> init(InitMutex());
+            torch::manual_seed(seed);
+            state->model->ResetParameters();
+            return true;
+          },
+          [](Napi::Env env, bool&) { return env.Undefined(); });
+    });
+  }
+
+  std::shared_ptr<State> state_;
+  // Names and shapes never change after construction: read without the lock.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> parameters_;
+};
+
+}  // namespace
+
+void InitModel(Napi::Env env, Napi::Object exports) {
+  exports.Set("Model", ModelWrap::Define(env));
+}
+
+}  // namespace koner::napi
