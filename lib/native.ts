@@ -171,6 +171,51 @@ export interface NativeDistGroup {
   destroy(): Promise<void>;
 }
 
+/** One micro-batch of a training step: ids [B, T] with lengths, and gold tag ids [B, T]. */
+export interface NativeTrainBatch {
+  ids: Int32Array;
+  shape: [number, number];
+  lengths: Int32Array;
+  tags: Int32Array;
+}
+
+/** AdamW and clipping settings of a Trainer (binding/napi/train.cc); errors name the field. */
+export interface NativeTrainerOptions {
+  /** AdamW weight decay, applied to every parameter except biases and LayerNorm weights. */
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  /** Max global gradient norm (0: no clipping). */
+  clipNorm: number;
+  /** Autocast dtype for the encoder on CUDA ('float32' on CPU); the CRF stays fp32. */
+  autocast?: NativeDtype;
+}
+
+/** What one optimizer step reports. */
+export interface NativeStepResult {
+  /** Mean loss per sentence over the step's micro-batches (and, with a group, over all ranks). */
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Sentences in the step (over all ranks with a group). */
+  sentences: number;
+}
+
+/**
+ * Trains a NativeModel: one `step` call is forward, loss, backward over every micro-batch
+ * (gradient accumulation), gradient all-reduce over the group when given, clipping and one
+ * AdamW update at learning rate `lr`. Runs off the event loop; the model is in training mode
+ * (dropout on) during a step and back in eval mode after it.
+ */
+export interface NativeTrainer {
+  step(batches: NativeTrainBatch[], lr: number, group?: NativeDistGroup): Promise<NativeStepResult>;
+  /** Copies `root`'s (default 0) parameters to every rank of the group. */
+  broadcastParameters(group: NativeDistGroup, root?: number): Promise<void>;
+  /** AdamW's moments and step counts, as safetensors (names follow the parameters'). */
+  saveState(path: string): Promise<void>;
+  loadState(path: string): Promise<void>;
+}
+
 /** The functions binding/napi exports. Shapes are arrays of dimensions; data is row-major. */
 export interface NativeAddon {
   version(): string;
@@ -189,6 +234,10 @@ export interface NativeAddon {
     bShape: number[],
   ): Promise<Float32Array>;
   Model: new (config: ModelConfig) => NativeModel;
+  Trainer: new (model: NativeModel, options: NativeTrainerOptions) => NativeTrainer;
+  /** LibTorch's CPU generator state (base64), for resumable runs. */
+  getRngState(): string;
+  setRngState(state: string): void;
   /** The tensors of a checkpoint (safetensors or torch.save, by content), by name; reads no data. */
   inspectCheckpoint(path: string): Promise<CheckpointTensor[]>;
   /** Some (or, with null, all) tensors of a checkpoint; asFloat32 converts floating ones. */
