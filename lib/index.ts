@@ -71,3 +71,18 @@ export type {
 
 /** The linear-chain CRF on plain typed arrays: `crf.nll`, `crf.decode`, `crf.marginals`. */
 export * as crf from './crf/index.js';
+
+export { NerModel, bioConstraints } from './model/ner-model.js';
+export type {
+  NerEntity,
+  NerEntityWithPieces,
+  NerModelLoadOptions,
+  NerPath,
+  PieceProbability,
+  PredictOptions,
+  TokenizerFiles,
+} from './model/ner-model.js';
+export { parseModelConfig, readModelConfig, writeModelConfig } from './model/config.js';
+export type { HeadKind, ModelConfig } from './model/config.js';
+export { importCheckpoint } from './model/import.js';
+export type { ImportLayout, ImportOptions, ImportResult } from './model/import.js';
