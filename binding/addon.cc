@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   koner::napi::InitIo(env, exports);
   koner::napi::InitModel(env, exports);
   koner::napi::InitDist(env, exports);
+  koner::napi::InitTrain(env, exports);
   return exports;
 }
 

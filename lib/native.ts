@@ -185,34 +185,63 @@ export interface NativeTrainerOptions {
   weightDecay: number;
   betas: [number, number];
   eps: number;
-  /** Max global gradient norm (0: no clipping). */
+  /** Max global gradient norm (0: no clipping; the norm is still reported). */
   clipNorm: number;
-  /** Autocast dtype for the encoder on CUDA ('float32' on CPU); the CRF stays fp32. */
+  /**
+   * Autocast dtype for the encoder on CUDA (default 'float32': none); the head, CRF included,
+   * stays fp32. A 16-bit autocast on a CPU model fails at `step`. float16 adds dynamic loss
+   * scaling (as torch.cuda.amp.GradScaler).
+   */
   autocast?: NativeDtype;
 }
 
 /** What one optimizer step reports. */
 export interface NativeStepResult {
-  /** Mean loss per sentence over the step's micro-batches (and, with a group, over all ranks). */
+  /**
+   * The step's objective: the loss summed over its sentences (every micro-batch, and every rank
+   * with a group) divided by the head's count: sentences for CRF heads (mean NLL per sentence),
+   * valid pieces for the softmax head (mean token cross entropy, as `NativeModel.loss`).
+   */
   loss: number;
-  /** Global gradient norm before clipping. */
+  /** Global gradient norm before clipping (non-finite when the step was skipped). */
   gradNorm: number;
   /** Sentences in the step (over all ranks with a group). */
   sentences: number;
+  /** Valid pieces (the sum of the lengths) in the step (over all ranks with a group). */
+  pieces: number;
+  /**
+   * True when the gradients were not finite: the weights and AdamW's state are unchanged (and
+   * with float16, the loss scale was halved). Every rank of a group decides alike.
+   */
+  skipped: boolean;
 }
 
 /**
- * Trains a NativeModel: one `step` call is forward, loss, backward over every micro-batch
- * (gradient accumulation), gradient all-reduce over the group when given, clipping and one
- * AdamW update at learning rate `lr`. Runs off the event loop; the model is in training mode
- * (dropout on) during a step and back in eval mode after it.
+ * Trains a NativeModel: one `step` call is forward, summed loss, backward over every micro-batch
+ * (gradient accumulation), the sum over the group's ranks when given, one division by the global
+ * count (see NativeStepResult.loss), clipping and one AdamW update at learning rate `lr`. So a
+ * step equals one step over all its sentences at once, however they are split into micro-batches
+ * and ranks. Runs off the event loop and holds the model alone from the first forward to the
+ * update (inference waits, and never sees half-updated weights); dropout is on during a step
+ * and off after it. Argument errors throw synchronously and name the batch and field
+ * (`batches[1].tags[0][3] = 9 is outside 0..6`).
  */
 export interface NativeTrainer {
+  /**
+   * `batches` may be empty only with a group (a rank whose data ran out still joins the sums);
+   * every rank of a group must call `step` the same number of times, in the same order as its
+   * other collectives.
+   */
   step(batches: NativeTrainBatch[], lr: number, group?: NativeDistGroup): Promise<NativeStepResult>;
   /** Copies `root`'s (default 0) parameters to every rank of the group. */
   broadcastParameters(group: NativeDistGroup, root?: number): Promise<void>;
-  /** AdamW's moments and step counts, as safetensors (names follow the parameters'). */
+  /**
+   * AdamW's state as safetensors, written atomically: `exp_avg.<parameter>`,
+   * `exp_avg_sq.<parameter>` and `step.<parameter>` (int64 scalar) for every parameter, metadata
+   * `{ format: 'koner-adamw', version: '1', … }` (with the float16 loss scale).
+   */
   saveState(path: string): Promise<void>;
+  /** All or nothing: an entry that is missing, unexpected or mis-shaped is an error naming it. */
   loadState(path: string): Promise<void>;
 }
 
@@ -235,8 +264,12 @@ export interface NativeAddon {
   ): Promise<Float32Array>;
   Model: new (config: ModelConfig) => NativeModel;
   Trainer: new (model: NativeModel, options: NativeTrainerOptions) => NativeTrainer;
-  /** LibTorch's CPU generator state (base64), for resumable runs. */
+  /**
+   * LibTorch's default CPU generator state (base64 of its state bytes), for resumable runs: CPU
+   * dropout masks and initial weights come from it. The CUDA generators are not included.
+   */
   getRngState(): string;
+  /** Restores a getRngState() string; throws on anything this LibTorch did not produce. */
   setRngState(state: string): void;
   /** The tensors of a checkpoint (safetensors or torch.save, by content), by name; reads no data. */
   inspectCheckpoint(path: string): Promise<CheckpointTensor[]>;

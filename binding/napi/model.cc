@@ -3,10 +3,13 @@
 // Promise, inference under torch::InferenceMode.
 //
 // Concurrency: each instance guards its module with a reader/writer lock. Inference and
-// saveWeights read (any number at once); loadWeights, to and seed write (alone, after the
-// readers in flight). loadWeights reads the file before taking the lock. All instances share one
-// lock around drawing initial weights, because LibTorch's generator is global: seed(n) then
-// re-initialising is atomic, so equal seeds give equal weights even under concurrency.
+// saveWeights read (any number at once); loadWeights, to, seed and Trainer steps (napi/train.cc,
+// through napi/model.h) write (alone, after the readers in flight). loadWeights reads the file
+// before taking the lock. All instances share one lock around drawing initial weights, because
+// LibTorch's generator is global: seed(n) then re-initialising is atomic, so equal seeds give equal
+// weights even under concurrency.
+#include "napi/model.h"
+
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
 
@@ -298,13 +301,10 @@ DecodeOptions DecodeOptionsArg(const Napi::Value& value, int64_t K) {
 
 // ---- the class ------------------------------------------------------------------------------
 
-struct State {
-  explicit State(const ModelConfig& config) : model(config) {}
-  std::shared_mutex mutex;  // readers: inference, saving; writers: loading, placement, seeding
-  model::NerModel model;
-  std::mutex placementMutex;  // guards the two names below, read by placement()
-  std::string deviceName = "cpu", dtypeName = "float32";
-};
+using State = ModelState;
+
+// Marks objects made by Model, so SharedModelState can tell them from look-alikes.
+constexpr napi_type_tag kModelTag = {0x6b6f6e65722d6d6fULL, 0x64656c2d73746174ULL};
 
 // The batch on the model's device.
 struct Placed {
@@ -380,8 +380,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       for (const auto& item : state_->model->named_parameters(/*recurse=*/true)) {
         parameters_.emplace_back(item.key(), item.value().sizes().vec());
       }
+      info.This().As<Napi::Object>().TypeTag(&kModelTag);
     });
   }
+
+  const std::shared_ptr<State>& state() const { return state_; }
 
  private:
   const ModelConfig& config() const { return state_->model->config(); }
@@ -620,6 +623,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 };
 
 }  // namespace
+
+std::shared_ptr<ModelState> SharedModelState(Napi::Value value, const std::string& what) {
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kModelTag)) {
+    throw TypeError(what + ": expected a Model (new Model(config))");
+  }
+  return ModelWrap::Unwrap(value.As<Napi::Object>())->state();
+}
 
 void InitModel(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", ModelWrap::Define(env));

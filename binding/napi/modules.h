@@ -9,5 +9,6 @@ void InitCrf(Napi::Env env, Napi::Object exports);
 void InitIo(Napi::Env env, Napi::Object exports);
 void InitModel(Napi::Env env, Napi::Object exports);
 void InitDist(Napi::Env env, Napi::Object exports);
+void InitTrain(Napi::Env env, Napi::Object exports);
 
 }  // namespace koner::napi

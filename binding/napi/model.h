@@ -1,0 +1,29 @@
+// The state behind a JS `Model` (binding/napi/model.cc), shared with native code that takes a
+// Model argument (the Trainer, binding/napi/train.cc): whoever touches the module takes its lock.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+
+#include "model/config.h"
+#include "model/ner_model.h"
+
+namespace koner::napi {
+
+struct ModelState {
+  explicit ModelState(const model::ModelConfig& config) : model(config) {}
+  // Readers: inference, saving; writers: loading, placement, seeding, training steps.
+  std::shared_mutex mutex;
+  model::NerModel model;
+  std::mutex placementMutex;  // guards the two names below, read by placement()
+  std::string deviceName = "cpu", dtypeName = "float32";
+};
+
+// The state of a Model object; throws a TypeError naming `what` when `value` is not one. Work that
+// outlives the call holds the pointer, so the model stays alive even if JS drops the object.
+std::shared_ptr<ModelState> SharedModelState(Napi::Value value, const std::string& what = "model");
+
+}  // namespace koner::napi

@@ -1,0 +1,348 @@
+// `Trainer`: binding/train's training step over a JS Model, plus LibTorch's CPU generator state
+// (getRngState/setRngState) for resumable runs. Arguments are validated on the JS thread (errors
+// name the batch and field); steps run on libuv's pool.
+//
+// Locking: a step holds the model's write lock from its first forward to its optimizer update,
+// so inference never sees half-updated weights; saveState reads under the shared lock. With a
+// group, the call reserves its turn on the JS thread (collectives start in call order on every
+// rank) and the work takes the turn before the model's lock: the one order every locked
+// collective follows, so a step and a broadcastParameters queued together cannot deadlock.
+#include <torch/torch.h>
+
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "napi/dist.h"
+#include "napi/errors.h"
+#include "napi/model.h"
+#include "napi/modules.h"
+#include "napi/tensors.h"
+#include "napi/worker.h"
+#include "train/loss.h"
+#include "train/options.h"
+#include "train/rng.h"
+#include "train/trainer.h"
+
+namespace koner::napi {
+namespace {
+
+std::string Describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsString()) return "\"" + v.As<Napi::String>().Utf8Value() + "\"";
+  if (v.IsNumber() || v.IsBoolean()) return v.ToString().Utf8Value();
+  if (v.IsArray()) return "an array";
+  return "an object";
+}
+
+double NumberArg(const Napi::Value& v, const std::string& what) {
+  if (!v.IsNumber()) throw TypeError(what + ": must be a number, got " + Describe(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+std::string StringArg(const Napi::Value& v, const std::string& what) {
+  if (!v.IsString()) throw TypeError(what + ": expected a string, got " + Describe(v));
+  return v.As<Napi::String>().Utf8Value();
+}
+
+void OnlyKnownKeys(const Napi::Object& object, const std::string& what,
+                   std::initializer_list<const char*> known) {
+  const Napi::Array keys = object.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    const std::string key = keys.Get(i).ToString().Utf8Value();
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == k;
+    if (!ok) throw TypeError(what + "." + key + ": unknown field");
+  }
+}
+
+// NativeTrainerOptions; every error names its field.
+train::TrainerOptions OptionsArg(const Napi::Value& value) {
+  if (!value.IsObject() || value.IsArray()) {
+    throw TypeError("options: expected { weightDecay, betas, eps, clipNorm, autocast? }, got " +
+                    Describe(value));
+  }
+  auto o = value.As<Napi::Object>();
+  OnlyKnownKeys(o, "options", {"weightDecay", "betas", "eps", "clipNorm", "autocast"});
+  auto required = [&](const char* field) {
+    Napi::Value v = o.Get(field);
+    if (v.IsUndefined()) throw TypeError(std::string("options.") + field + ": missing");
+    return v;
+  };
+  train::TrainerOptions options;
+  options.weightDecay = NumberArg(required("weightDecay"), "options.weightDecay");
+  Napi::Value betas = required("betas");
+  if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2) {
+    throw TypeError("options.betas: must be [beta1, beta2], got " + Describe(betas));
+  }
+  options.beta1 = NumberArg(betas.As<Napi::Array>().Get(0u), "options.betas[0]");
+  options.beta2 = NumberArg(betas.As<Napi::Array>().Get(1u), "options.betas[1]");
+  options.eps = NumberArg(required("eps"), "options.eps");
+  options.clipNorm = NumberArg(required("clipNorm"), "options.clipNorm");
+  Napi::Value autocast = o.Get("autocast");
+  if (!autocast.IsUndefined()) {
+    const std::string name = StringArg(autocast, "options.autocast");
+    if (name == "float32") {
+      options.autocast = torch::kFloat32;
+    } else if (name == "bfloat16") {
+      options.autocast = torch::kBFloat16;
+    } else if (name == "float16") {
+      options.autocast = torch::kFloat16;
+    } else {
+      throw TypeError("options.autocast: must be 'float32', 'bfloat16' or 'float16', got \"" +
+                      name + "\"");
+    }
+  }
+  train::Validate(options);
+  return options;
+}
+
+// The first flagged position of a [B, T] bool tensor, as "[b][t]".
+std::pair<int64_t, int64_t> FirstOf(const torch::Tensor& flags) {
+  auto at = flags.nonzero()[0];
+  return {at[0].item<int64_t>(), at[1].item<int64_t>()};
+}
+
+// batches[index] as a MicroBatch: shape [B, T] within the positions, ids in the vocabulary
+// (padding too), lengths 1..T, tags 0..K-1 within each length (anything beyond).
+train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
+                           const model::ModelConfig& config) {
+  const std::string what = "batches[" + std::to_string(index) + "]";
+  if (!value.IsObject() || value.IsArray()) {
+    throw TypeError(what + ": expected { ids, shape, lengths, tags }, got " + Describe(value));
+  }
+  auto o = value.As<Napi::Object>();
+  auto shape = ShapeArg(o.Get("shape"), what + ".shape");
+  if (shape.size() != 2) {
+    throw TypeError(what + ".shape: expected [batch, pieces], got " + ShapeString(shape));
+  }
+  const int64_t B = shape[0], T = shape[1];
+  if (B == 0 || T == 0) {
+    throw std::invalid_argument(what + ".shape " + ShapeString(shape) + ": empty");
+  }
+  if (T > config.maxPositionEmbeddings) {
+    throw std::invalid_argument(what + ".shape " + ShapeString(shape) + ": " + std::to_string(T) +
+                                " pieces exceed maxPositionEmbeddings (" +
+                                std::to_string(config.maxPositionEmbeddings) + ")");
+  }
+  train::MicroBatch batch;
+  batch.ids = IntTensorArg(o.Get("ids"), shape, what + ".ids").to(torch::kInt64);
+  auto lengths = IntTensorArg(o.Get("lengths"), {B}, what + ".lengths").to(torch::kInt64);
+  batch.tags = IntTensorArg(o.Get("tags"), shape, what + ".tags").to(torch::kInt64);
+
+  auto badLength = (lengths < 1).logical_or(lengths > T);
+  if (badLength.any().item<bool>()) {
+    const int64_t b = badLength.nonzero()[0][0].item<int64_t>();
+    throw std::invalid_argument(what + ".lengths[" + std::to_string(b) +
+                                "] = " + std::to_string(lengths[b].item<int64_t>()) +
+                                " is outside 1.." + std::to_string(T));
+  }
+  auto badId = (batch.ids < 0).logical_or(batch.ids >= config.vocabSize);
+  if (badId.any().item<bool>()) {
+    auto [b, t] = FirstOf(badId);
+    throw std::invalid_argument(what + ".ids[" + std::to_string(b) + "][" + std::to_string(t) +
+                                "] = " + std::to_string(batch.ids[b][t].item<int64_t>()) +
+                                " is outside the vocabulary 0.." +
+                                std::to_string(config.vocabSize - 1));
+  }
+  batch.mask = torch::arange(T).unsqueeze(0) < lengths.unsqueeze(1);
+  const int64_t K = config.numLabels();
+  auto badTag = batch.mask.logical_and((batch.tags < 0).logical_or(batch.tags >= K));
+  if (badTag.any().item<bool>()) {
+    auto [b, t] = FirstOf(badTag);
+    throw std::invalid_argument(what + ".tags[" + std::to_string(b) + "][" + std::to_string(t) +
+                                "] = " + std::to_string(batch.tags[b][t].item<int64_t>()) +
+                                " is outside 0.." + std::to_string(K - 1) + " (" +
+                                std::to_string(K) + " labels)");
+  }
+  batch.sentences = B;
+  batch.pieces = lengths.sum().item<int64_t>();
+  return batch;
+}
+
+std::vector<train::MicroBatch> BatchesArg(const Napi::Value& value,
+                                          const model::ModelConfig& config, bool grouped) {
+  if (!value.IsArray()) {
+    throw TypeError("batches: expected an array of { ids, shape, lengths, tags }, got " +
+                    Describe(value));
+  }
+  auto array = value.As<Napi::Array>();
+  if (array.Length() == 0 && !grouped) throw std::invalid_argument("batches: empty");
+  std::vector<train::MicroBatch> out;
+  for (uint32_t i = 0; i < array.Length(); ++i) out.push_back(BatchArg(array.Get(i), i, config));
+  return out;
+}
+
+Napi::Value StepResultToJs(Napi::Env env, train::StepResult& r) {
+  auto out = Napi::Object::New(env);
+  out.Set("loss", r.loss);
+  out.Set("gradNorm", r.gradNorm);
+  out.Set("sentences", static_cast<double>(r.sentences));
+  out.Set("pieces", static_cast<double>(r.pieces));
+  out.Set("skipped", r.skipped);
+  return out;
+}
+
+Napi::Value Undefined(Napi::Env env, bool&) { return env.Undefined(); }
+
+class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Trainer",
+                       {
+                           InstanceMethod<&TrainerWrap::Step>("step"),
+                           InstanceMethod<&TrainerWrap::BroadcastParameters>("broadcastParameters"),
+                           InstanceMethod<&TrainerWrap::SaveState>("saveState"),
+                           InstanceMethod<&TrainerWrap::LoadState>("loadState"),
+                       });
+  }
+
+  // new Trainer(model, options). No lock: the Trainer only collects the parameters' handles and
+  // names, which never change after the Model's construction (moves and loads are in place).
+  explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
+    Guard(info.Env(), [&] {
+      model_ = SharedModelState(info[0], "model");
+      const auto options = OptionsArg(info[1]);
+      trainer_ = std::make_shared<train::Trainer>(model_->model, options);
+    });
+  }
+
+ private:
+  // step(batches, lr, group?) -> Promise<{ loss, gradNorm, sentences, pieces, skipped }>
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::shared_ptr<dist::Group> group;
+      if (!info[2].IsUndefined() && !info[2].IsNull()) group = SharedGroup(info[2], "group");
+      auto batches = BatchesArg(info[0], model_->model->config(), group != nullptr);
+      const double lr = NumberArg(info[1], "lr");
+      if (!std::isfinite(lr) || lr < 0) {
+        throw TypeError("lr: must be a finite number >= 0, got " + Describe(info[1]));
+      }
+      CheckAutocastPlacement();
+      auto model = model_;
+      auto trainer = trainer_;
+      const uint64_t turn = group ? group->ReserveTurn() : 0;
+      return PromiseWorker<train::StepResult>::Start(
+          info.Env(),
+          [model, trainer, group, batches, lr, turn] {
+            auto run = [&] {
+              std::unique_lock<std::shared_mutex> lock(model->mutex);
+              return trainer->Step(batches, lr, group.get());
+            };
+            return group ? group->InTurn(turn, run) : run();
+          },
+          StepResultToJs);
+    });
+  }
+
+  // broadcastParameters(group, root = 0) -> Promise<void>
+  Napi::Value BroadcastParameters(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto group = SharedGroup(info[0], "group");
+      int root = 0;
+      if (!info[1].IsUndefined()) {
+        const double x = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+        if (!(x >= 0 && x < group->worldSize()) || std::floor(x) != x) {
+          throw TypeError("root: must be an integer from 0 to " +
+                          std::to_string(group->worldSize() - 1) + ", got " + Describe(info[1]));
+        }
+        root = static_cast<int>(x);
+      }
+      auto model = model_;
+      auto trainer = trainer_;
+      const uint64_t turn = group->ReserveTurn();
+      return PromiseWorker<bool>::Start(
+          info.Env(),
+          [model, trainer, group, root, turn] {
+            return group->InTurn(turn, [&] {
+              std::unique_lock<std::shared_mutex> lock(model->mutex);
+              trainer->BroadcastParameters(*group, root);
+              return true;
+            });
+          },
+          Undefined);
+    });
+  }
+
+  // saveState(path) -> Promise<void>: AdamW's state as safetensors
+  // (binding/train/optimizer_state.h).
+  Napi::Value SaveState(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const std::string path = StringArg(info[0], "path");
+      auto model = model_;
+      auto trainer = trainer_;
+      return PromiseWorker<bool>::Start(
+          info.Env(),
+          [model, trainer, path] {
+            std::shared_lock<std::shared_mutex> lock(model->mutex);
+            trainer->WriteState(path);
+            return true;
+          },
+          Undefined);
+    });
+  }
+
+  // loadState(path) -> Promise<void>: all or nothing; the file is read and checked first.
+  Napi::Value LoadState(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const std::string path = StringArg(info[0], "path");
+      auto model = model_;
+      auto trainer = trainer_;
+      return PromiseWorker<bool>::Start(
+          info.Env(),
+          [model, trainer, path] {
+            auto state = trainer->ReadState(path);
+            std::unique_lock<std::shared_mutex> lock(model->mutex);
+            trainer->ApplyState(std::move(state));
+            return true;
+          },
+          Undefined);
+    });
+  }
+
+  // Early, on the JS thread, for the common mistake; Step checks the model's actual device again.
+  void CheckAutocastPlacement() {
+    const auto autocast = trainer_->options().autocast;
+    if (autocast == torch::kFloat32) return;
+    std::lock_guard<std::mutex> names(model_->placementMutex);
+    if (model_->deviceName.rfind("cuda", 0) != 0) {
+      throw std::invalid_argument(std::string("options.autocast: '") +
+                                  (autocast == torch::kBFloat16 ? "bfloat16" : "float16") +
+                                  "' needs the model on CUDA (it is on " + model_->deviceName +
+                                  "); the CPU trains in float32");
+    }
+  }
+
+  std::shared_ptr<ModelState> model_;
+  std::shared_ptr<train::Trainer> trainer_;
+};
+
+// getRngState() -> string: base64 of LibTorch's CPU generator state.
+Napi::Value GetRngState(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), train::CpuRngState());
+  });
+}
+
+// setRngState(state): restores a state from getRngState (validated first).
+Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    train::SetCpuRngState(StringArg(info[0], "state"));
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace
+
+void InitTrain(Napi::Env env, Napi::Object exports) {
+  exports.Set("Trainer", TrainerWrap::Define(env));
+  exports.Set("getRngState", Napi::Function::New(env, GetRngState, "getRngState"));
+  exports.Set("setRngState", Napi::Function::New(env, SetRngState, "setRngState"));
+}
+
+}  // namespace koner::napi

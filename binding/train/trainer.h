@@ -1,0 +1,62 @@
+// The training step over a NerModel: forward and summed loss per micro-batch, backward
+// (gradients accumulate), the sum over a data-parallel group's ranks, one division by the global
+// count (train/loss.h), clipping, one AdamW update. Micro-batches and ranks therefore change
+// nothing but rounding: a step is the step over all of its sentences at once.
+//
+// Not thread-safe by itself: the caller holds the model exclusively for Step and ApplyState
+// (shared for WriteState), and, with a group, runs inside the group's turn.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dist/group.h"
+#include "model/ner_model.h"
+#include "train/amp.h"
+#include "train/loss.h"
+#include "train/optimizer_state.h"
+#include "train/options.h"
+
+namespace koner::train {
+
+struct StepResult {
+  double loss = 0;      // summed loss / count, over every micro-batch and rank
+  double gradNorm = 0;  // global L2 norm before clipping
+  int64_t sentences = 0, pieces = 0;
+  bool skipped = false;  // non-finite gradients: no update (and, in float16, a smaller scale)
+};
+
+class Trainer {
+ public:
+  Trainer(model::NerModel model, const TrainerOptions& options);
+
+  const TrainerOptions& options() const { return options_; }
+  const std::vector<std::string>& names() const { return names_; }
+  const std::vector<std::vector<int64_t>>& shapes() const { return shapes_; }
+
+  // `batches` may be empty only with a group (a rank whose data ran out still joins the sums).
+  StepResult Step(const std::vector<MicroBatch>& batches, double lr, dist::Group* group);
+
+  // Every rank ends with `root`'s parameters.
+  void BroadcastParameters(dist::Group& group, int root);
+
+  void WriteState(const std::string& path);
+  OptimizerState ReadState(const std::string& path) const {
+    return ReadOptimizerState(path, names_, shapes_);
+  }
+  void ApplyState(OptimizerState state);
+
+ private:
+  model::NerModel model_;
+  TrainerOptions options_;
+  // Fixed at construction: Model.to and loadWeights change parameters in place, never the set.
+  std::vector<std::string> names_;
+  std::vector<std::vector<int64_t>> shapes_;
+  std::vector<torch::Tensor> parameters_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  LossScaler scaler_;
+};
+
+}  // namespace koner::train
