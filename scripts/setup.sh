@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libgloo-dev         # c10d Gloo headers for CPU data-parallel training
   python3-torch python3-sentencepiece # test and benchmark oracles (/usr/bin/python3)
   clang-format        # C++ style check
+  chromium            # headless browser for the demo page test (test/serve.test.ts)
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }

@@ -1,13 +1,21 @@
 #!/usr/bin/env node
 /** The `koner` command. */
 import { runtimeInfo } from '../runtime.js';
+import { evalCommand } from './eval.js';
 import { importCommand } from './import.js';
+import { trainCommand } from './train.js';
+import { serveCommand } from './serve.js';
+import { tagCommand } from './tag.js';
 
 const usage = `usage: koner <command>
 
 commands:
   demo     print the LibTorch runtime facts (device, threads)
   import   a checkpoint (safetensors or torch.save) to a model directory
+  train    a model as a train.json says (koner train --help)
+  tag      find entities in sentences: interactive, or lines / JSONL in, JSONL out
+  eval     score a model on a KMOU directory or CoNLL files; confusion matrix as SVG
+  serve    HTTP API (POST /v1/ner) and a demo page
   help     this text`;
 
 function demo(): void {
@@ -33,6 +41,25 @@ function main(argv: string[]): number {
         (code) => (process.exitCode = code),
         (error: unknown) => {
           console.error(`koner: ${(error as Error).message}`);
+          process.exitCode = 1;
+        },
+      );
+      return 0;
+    case 'tag':
+      void tagCommand(argv.slice(1)).then((code) => (process.exitCode = code));
+      return 0;
+    case 'eval':
+      void evalCommand(argv.slice(1)).then((code) => (process.exitCode = code));
+      return 0;
+    case 'serve':
+      void serveCommand(argv.slice(1)).then((code) => (process.exitCode = code));
+      return 0;
+    case 'train':
+      // Asynchronous, as import: the exit code is set when training settles.
+      trainCommand(argv.slice(1)).then(
+        (code) => (process.exitCode = code),
+        (error: unknown) => {
+          console.error(`koner train: ${(error as Error).message}`);
           process.exitCode = 1;
         },
       );

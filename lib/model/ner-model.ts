@@ -163,6 +163,19 @@ export class NerModel {
     this.#bioLabels = config.labels.map((l) => (parseTag(l) ? l : 'O'));
   }
 
+  /**
+   * @internal A NerModel over a native model that its caller keeps using (the trainer evaluates
+   * the weights it is training through the very pipeline `predict` runs). Not re-exported.
+   */
+  static fromNative(
+    model: NativeModel,
+    config: ModelConfig,
+    tokenizer: Tokenizer,
+    dir: string,
+  ): NerModel {
+    return new NerModel(path.resolve(dir), config, tokenizer, model);
+  }
+
   /** Loads a model directory (config.json, model.safetensors, tokenizer files). */
   static async load(dir: string, options: NerModelLoadOptions = {}): Promise<NerModel> {
     const config = await readModelConfig(dir);
@@ -273,6 +286,18 @@ export class NerModel {
     return out;
   }
 
+  /**
+   * @internal `predict`'s best path per text with what evaluation needs besides the entities: the
+   * tag of every piece (without [CLS]/[SEP]) and the pieces' offsets.
+   */
+  async predictTagged(
+    texts: string[],
+    options: PredictOptions = {},
+  ): Promise<{ entities: NerEntity[]; tags: string[]; offsets: [number, number][] }[]> {
+    const results = await this.#run(checkTexts(texts), options, 1);
+    return results.map((r) => ({ entities: r.best, tags: r.tags, offsets: r.offsets }));
+  }
+
   /** Frees the native model now instead of at garbage collection; the model is unusable after. */
   dispose(): void {
     this.#native = null;
@@ -302,13 +327,56 @@ export class NerModel {
       return { text, ...e, windows: planWindows(e.ids.length, maxPieces, overlap) };
     });
 
-    // Encoder: every window of every text, batched by length.
+    const constraints = options.constrained === false ? undefined : bioConstraints(this.labels);
+    const results: {
+      best: NerEntity[];
+      paths: NerPath[];
+      tags: string[];
+      offsets: [number, number][];
+    }[] = new Array(texts.length);
+    const lengthsOf = encoded.map((e) => e.ids.length + 2);
+    const withSpecials = (ids: Int32Array): Int32Array => {
+      const seq = new Int32Array(ids.length + 2);
+      seq[0] = special.cls;
+      seq.set(ids, 1);
+      seq[seq.length - 1] = special.sep;
+      return seq;
+    };
+
+    // Texts that fit in one window (nearly all): encoder and CRF in one native call per batch of
+    // similar lengths, so the emissions never cross into JS and back.
+    const whole = encoded.flatMap((e, t) => (e.windows.length === 1 ? [t] : []));
+    for (const group of lengthBatches(
+      whole.map((t) => lengthsOf[t]),
+      batchSize,
+    )) {
+      const batch = group.map((i) => whole[i]);
+      const {
+        data,
+        lengths,
+        cols: T,
+      } = padSequences(
+        batch.map((t) => withSpecials(encoded[t].ids)),
+        this.config.padTokenId,
+      );
+      const decoded = await model.decode(data, [batch.length, T], lengths, {
+        nBest,
+        constraints,
+        marginals: true,
+      });
+      batch.forEach((t, b) => {
+        results[t] = this.#entities(encoded[t], decoded, b, T, nBest, options);
+      });
+    }
+
+    // Longer texts. Encoder: every window of every such text, batched by length.
+    const windowed = encoded.flatMap((e, t) => (e.windows.length > 1 ? [t] : []));
     const windowList: { text: number; window: number; length: number }[] = [];
-    encoded.forEach((e, t) =>
-      e.windows.forEach((w, i) =>
+    for (const t of windowed) {
+      encoded[t].windows.forEach((w, i) =>
         windowList.push({ text: t, window: i, length: w.end - w.start + 2 }),
-      ),
-    );
+      );
+    }
     const windowRows: Float32Array[][] = encoded.map((e) => new Array(e.windows.length));
     for (const batch of lengthBatches(
       windowList.map((w) => w.length),
@@ -317,11 +385,7 @@ export class NerModel {
       const seqs = batch.map((k) => {
         const { text, window } = windowList[k];
         const w = encoded[text].windows[window];
-        const seq = new Int32Array(w.end - w.start + 2);
-        seq[0] = special.cls;
-        seq.set(encoded[text].ids.subarray(w.start, w.end), 1);
-        seq[seq.length - 1] = special.sep;
-        return seq;
+        return withSpecials(encoded[text].ids.subarray(w.start, w.end));
       });
       const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
       const emissions = await model.emissions(data, [batch.length, T], lengths);
@@ -331,11 +395,12 @@ export class NerModel {
       });
     }
 
-    // CRF: each text's stitched emissions, batched by length.
-    const constraints = options.constrained === false ? undefined : bioConstraints(this.labels);
-    const results: { best: NerEntity[]; paths: NerPath[] }[] = new Array(texts.length);
-    const lengthsOf = encoded.map((e) => e.ids.length + 2);
-    for (const batch of lengthBatches(lengthsOf, batchSize)) {
+    // CRF: each such text's stitched emissions, batched by length.
+    for (const group of lengthBatches(
+      windowed.map((t) => lengthsOf[t]),
+      batchSize,
+    )) {
+      const batch = group.map((i) => windowed[i]);
       const T = Math.max(...batch.map((t) => lengthsOf[t]));
       const emissions = new Float32Array(batch.length * T * K);
       const lengths = new Int32Array(batch.length);
@@ -363,11 +428,12 @@ export class NerModel {
     T: number,
     nBest: number,
     options: PredictOptions,
-  ): { best: NerEntity[]; paths: NerPath[] } {
+  ): { best: NerEntity[]; paths: NerPath[]; tags: string[]; offsets: [number, number][] } {
     const K = this.labels.length;
     const n = e.ids.length;
     const marginals = decoded.marginals!;
     const paths: NerPath[] = [];
+    let bestTags: string[] = [];
     for (let k = 0; k < nBest; k++) {
       const score = decoded.scores[b * nBest + k];
       if (score === -Infinity) break;
@@ -380,6 +446,7 @@ export class NerModel {
         tags[p] = this.#bioLabels[tag];
         probs[p] = marginals[(b * T + p + 1) * K + tag];
       }
+      if (k === 0) bestTags = tags;
       const entities = decodeEntities(e.text, e.offsets, tags, {
         scores: probs,
         refine: options.refine ?? true,
@@ -403,7 +470,7 @@ export class NerModel {
       }
       paths.push({ score, entities });
     }
-    return { best: paths[0]?.entities ?? [], paths };
+    return { best: paths[0]?.entities ?? [], paths, tags: bestTags, offsets: e.offsets };
   }
 }
 

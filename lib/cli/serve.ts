@@ -1,0 +1,89 @@
+/** `koner serve --model DIR`: the HTTP API and demo page, until SIGINT or SIGTERM. */
+import { parseArgs } from 'node:util';
+
+import { NerModel } from '../model/ner-model.js';
+import { createServer } from '../serve/server.js';
+import { integerFlag, runCommand, UsageError } from './args.js';
+
+export const serveUsage = `usage: koner serve --model <dir> [options]
+
+Serves the model over HTTP until SIGINT or SIGTERM (requests in progress are answered first):
+  POST /v1/ner   {"text": "…"} → {"entities": […]}; {"texts": ["…", …]} → {"results": [{"entities": […]}, …]}
+                 optional: "nBest" (1-10), "constrained" (default true), "withProbabilities"
+  GET  /healthz  model, labels, device, batching counters
+  GET  /         a page to try the model in a browser
+
+options:
+  --model <dir>        model directory (config.json, model.safetensors)
+  --port <n>           TCP port (default 8080; 0 picks a free one)
+  --host <addr>        address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
+  --batch-size <n>     most texts in one model call (default 32)
+  --max-wait-ms <n>    how long a text waits for others to share its model call (default 5)
+  --device <d>         cpu (default), cuda, cuda:N
+  --threads <n>        LibTorch threads (default: the available cores)`;
+
+/** Runs the command; resolves with the exit code once the server has stopped. Never rejects. */
+export function serveCommand(argv: string[]): Promise<number> {
+  return runCommand('serve', serveUsage, () => serve(argv));
+}
+
+async function serve(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      model: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'max-wait-ms': { type: 'string' },
+      device: { type: 'string' },
+      threads: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(serveUsage);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  if (values.model === undefined) throw new UsageError('--model <dir> is required');
+  const port = values.port === undefined ? 8080 : integerFlag(values.port, '--port', 0, 65535);
+  const maxBatch =
+    values['batch-size'] === undefined ? 32 : integerFlag(values['batch-size'], '--batch-size', 1);
+  const maxWaitMs =
+    values['max-wait-ms'] === undefined
+      ? 5
+      : integerFlag(values['max-wait-ms'], '--max-wait-ms', 0, 10_000);
+  const threads =
+    values.threads === undefined ? undefined : integerFlag(values.threads, '--threads', 1);
+
+  const model = await NerModel.load(values.model, { device: values.device, threads });
+  const server = createServer(model, {
+    maxBatch,
+    maxWaitMs,
+    onError: (error) => console.error(`koner serve: ${(error as Error).stack ?? String(error)}`),
+  });
+  const url = await server.listen({ port, host: values.host ?? '127.0.0.1' });
+  const { device } = model.placement;
+  console.log(`koner serve: ${values.model} on ${device}, listening on ${url}`);
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      // A second signal means "now": the close below may be waiting on a slow client.
+      if (stopping) process.exit(signal === 'SIGINT' ? 130 : 143);
+      stopping = true;
+      console.log(`koner serve: ${signal}, finishing the requests in progress`);
+      server.close().then(resolve, (error: unknown) => {
+        console.error(`koner serve: ${(error as Error).message}`);
+        resolve();
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  model.dispose();
+  console.log('koner serve: stopped');
+  return 0;
+}

@@ -1,0 +1,139 @@
+/**
+ * The body of `POST /v1/ner`, checked by hand rather than by a JSON schema so every refusal says
+ * in plain words which field is wrong and why, under a stable error code.
+ */
+
+/** Limits on what one request may ask for. */
+export interface RequestLimits {
+  /** Most texts in `texts` (default 256). */
+  maxTexts: number;
+  /** Most UTF-16 code units in one text (default 100 000). */
+  maxTextLength: number;
+  /** Largest `nBest` (default 10): each path costs a Viterbi pass. */
+  maxNBest: number;
+}
+
+/** The defaults of {@link RequestLimits}. */
+export const DEFAULT_LIMITS: RequestLimits = {
+  maxTexts: 256,
+  maxTextLength: 100_000,
+  maxNBest: 10,
+};
+
+/** A checked request. */
+export interface NerRequest {
+  texts: string[];
+  /** `{ "text": … }` was sent: answer `{ entities }` rather than `{ results }`. */
+  single: boolean;
+  nBest: number;
+  constrained: boolean;
+  withProbabilities: boolean;
+}
+
+/** An error that becomes an HTTP answer `{ error: { code, message } }` with this status. */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+const FIELDS = new Set(['text', 'texts', 'nBest', 'constrained', 'withProbabilities']);
+
+function invalid(message: string): HttpError {
+  return new HttpError(400, 'invalid_request', message);
+}
+
+/** What a value is, in words; never the value itself, which may be huge or nested deep. */
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+function checkText(text: unknown, where: string, limits: RequestLimits): string {
+  if (typeof text !== 'string') throw invalid(`${where} must be a string, got ${describe(text)}`);
+  if (text.length > limits.maxTextLength) {
+    throw new HttpError(
+      422,
+      'text_too_long',
+      `${where} has ${text.length} characters; the limit is ${limits.maxTextLength}`,
+    );
+  }
+  return text;
+}
+
+function optionalBoolean(body: Record<string, unknown>, field: string, fallback: boolean): boolean {
+  const value = body[field];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') {
+    throw invalid(`"${field}" must be true or false, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Checks a parsed request body.
+ *
+ * @throws {HttpError} 400 `invalid_request` for a wrong shape or type (with the field named), 422
+ *   `too_many_texts` / `text_too_long` / `n_best_too_large` for a request over the limits
+ */
+export function parseNerRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): NerRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw invalid(`the body must be a JSON object such as {"text": "…"}, got ${describe(body)}`);
+  }
+  const b = body as Record<string, unknown>;
+  for (const field of Object.keys(b)) {
+    // A misspelt option (`nbest`) would otherwise be ignored without a word.
+    if (!FIELDS.has(field)) {
+      throw invalid(`unknown field "${field}" (expected ${[...FIELDS].join(', ')})`);
+    }
+  }
+  const hasText = b.text !== undefined;
+  const hasTexts = b.texts !== undefined;
+  if (hasText === hasTexts) {
+    throw invalid('send exactly one of "text" (a string) and "texts" (an array of strings)');
+  }
+  let texts: string[];
+  if (hasText) {
+    texts = [checkText(b.text, '"text"', limits)];
+  } else {
+    if (!Array.isArray(b.texts)) {
+      throw invalid(`"texts" must be an array of strings, got ${describe(b.texts)}`);
+    }
+    if (b.texts.length > limits.maxTexts) {
+      throw new HttpError(
+        422,
+        'too_many_texts',
+        `"texts" has ${b.texts.length} texts; the limit is ${limits.maxTexts} per request`,
+      );
+    }
+    texts = b.texts.map((t: unknown, i) => checkText(t, `"texts"[${i}]`, limits));
+  }
+  let nBest = 1;
+  if (b.nBest !== undefined) {
+    if (typeof b.nBest !== 'number' || !Number.isInteger(b.nBest) || b.nBest < 1) {
+      const got = typeof b.nBest === 'number' ? String(b.nBest) : describe(b.nBest);
+      throw invalid(`"nBest" must be a positive integer, got ${got}`);
+    }
+    if (b.nBest > limits.maxNBest) {
+      throw new HttpError(
+        422,
+        'n_best_too_large',
+        `"nBest" is ${b.nBest}; the limit is ${limits.maxNBest}`,
+      );
+    }
+    nBest = b.nBest;
+  }
+  return {
+    texts,
+    single: hasText,
+    nBest,
+    constrained: optionalBoolean(b, 'constrained', true),
+    withProbabilities: optionalBoolean(b, 'withProbabilities', false),
+  };
+}

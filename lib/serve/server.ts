@@ -1,0 +1,219 @@
+/**
+ * The HTTP API (fastify): `POST /v1/ner`, `GET /healthz` and the demo page at `GET /`. Texts of
+ * concurrent requests are batched into shared model calls by a {@link MicroBatcher}.
+ */
+import path from 'node:path';
+
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+
+import type { NerEntity, NerPath, PredictOptions } from '../model/ner-model.js';
+import { BatcherClosedError, MicroBatcher, QueueFullError } from './batcher.js';
+import { PAGE_HTML } from './page.js';
+import { DEFAULT_LIMITS, HttpError, parseNerRequest, type RequestLimits } from './request.js';
+
+/**
+ * What the server needs of a model: `NerModel` is one. Tests and wrappers (a model that counts
+ * its calls, say) can pass their own.
+ */
+export interface NerPredictor {
+  readonly labels: readonly string[];
+  /** Where the model runs, for `/healthz`. */
+  readonly placement: { device: string; dtype: string };
+  /** The model directory, whose base name `/healthz` reports. */
+  readonly dir?: string;
+  readonly config?: { head: string; maxPositionEmbeddings: number };
+  predict(texts: string[], options: PredictOptions): Promise<NerEntity[][]>;
+  predictPaths(texts: string[], nBest: number, options: PredictOptions): Promise<NerPath[][]>;
+}
+
+/** Options of {@link createServer}. */
+export interface ServerOptions extends Partial<RequestLimits> {
+  /** Most texts in one model call (default 32). */
+  maxBatch?: number;
+  /** How long a text may wait for others to share its model call, in ms (default 5). */
+  maxWaitMs?: number;
+  /** Most texts waiting for the model before requests get 503 `overloaded` (default 4096). */
+  maxQueue?: number;
+  /** Largest request body in bytes (default 1 MiB); larger ones get 413. */
+  bodyLimit?: number;
+  /** Receives errors that became a 500 answer (default: none; the CLI prints them). */
+  onError?: (error: unknown) => void;
+}
+
+/** One text's answer. `paths` only when `nBest` > 1. */
+export interface NerResult {
+  entities: NerEntity[];
+  paths?: NerPath[];
+}
+
+/** A server made by {@link createServer}. */
+export interface NerServer {
+  /** The fastify instance (`app.inject` runs a request without a socket). */
+  readonly app: FastifyInstance;
+  /** The batcher between requests and the model; `batcher.stats` counts model calls. */
+  readonly batcher: MicroBatcher<string, NerResult>;
+  /** Starts listening (default 127.0.0.1:8080; port 0 picks a free one); resolves with the URL. */
+  listen(options?: { port?: number; host?: string }): Promise<string>;
+  /** Stops accepting, answers the requests in progress, then resolves. */
+  close(): Promise<void>;
+}
+
+interface BatchOptions {
+  nBest: number;
+  constrained: boolean;
+  withProbabilities: boolean;
+}
+
+/**
+ * Builds the HTTP server around a loaded model (not yet listening).
+ *
+ * Every refusal is JSON `{ error: { code, message } }`: 400 `invalid_json` / `invalid_request`,
+ * 404 `not_found`, 413 `payload_too_large`, 415 `unsupported_media_type`, 422 `too_many_texts` /
+ * `text_too_long` / `n_best_too_large`, 503 `overloaded` / `shutting_down`, 500 `internal_error`.
+ */
+export function createServer(model: NerPredictor, options: ServerOptions = {}): NerServer {
+  const limits: RequestLimits = {
+    maxTexts: options.maxTexts ?? DEFAULT_LIMITS.maxTexts,
+    maxTextLength: options.maxTextLength ?? DEFAULT_LIMITS.maxTextLength,
+    maxNBest: options.maxNBest ?? DEFAULT_LIMITS.maxNBest,
+  };
+  const maxBatch = options.maxBatch ?? 32;
+  const batcher = new MicroBatcher<string, NerResult>(
+    async (key, texts) => {
+      const { nBest, constrained, withProbabilities } = JSON.parse(key) as BatchOptions;
+      const predictOptions: PredictOptions = {
+        batchSize: maxBatch,
+        constrained,
+        withProbabilities,
+      };
+      if (nBest === 1) {
+        const entities = await model.predict(texts, predictOptions);
+        return entities.map((e) => ({ entities: e }));
+      }
+      const paths = await model.predictPaths(texts, nBest, predictOptions);
+      return paths.map((p) => ({ entities: p[0]?.entities ?? [], paths: p }));
+    },
+    { maxBatch, maxWaitMs: options.maxWaitMs ?? 5, maxQueue: options.maxQueue ?? 4096 },
+  );
+
+  const app = Fastify({
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // A client that trickles its request in must not hold a connection for ever.
+    requestTimeout: 30_000,
+    logger: false,
+  });
+  let closing = false;
+  // Only JSON is an API body; fastify would otherwise hand a text/plain body over as a string.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((error: FastifyError | Error, _request, reply) => {
+    const { status, code, message } = classify(error);
+    if (status >= 500 && status !== 503) options.onError?.(error);
+    if (code === 'overloaded') void reply.header('retry-after', '1');
+    void reply.code(status).send({ error: { code, message } });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({
+      error: { code: 'not_found', message: `no route for ${request.method} ${request.url}` },
+    });
+  });
+
+  app.get('/', (_request, reply) => {
+    void reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header(
+        'content-security-policy',
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; " +
+          "connect-src 'self'; img-src data:",
+      )
+      .header('x-content-type-options', 'nosniff')
+      .send(PAGE_HTML);
+  });
+
+  app.get('/healthz', () => {
+    const placement = model.placement;
+    return {
+      status: closing ? 'closing' : 'ok',
+      model: {
+        name: model.dir ? path.basename(model.dir) : undefined,
+        head: model.config?.head,
+        maxPositions: model.config?.maxPositionEmbeddings,
+        labels: model.labels,
+        device: placement.device,
+        dtype: placement.dtype,
+      },
+      batching: { maxBatch: batcher.maxBatch, maxWaitMs: batcher.maxWaitMs, ...batcher.stats },
+      limits: { ...limits, bodyLimit: options.bodyLimit ?? 1024 * 1024 },
+    };
+  });
+
+  app.post('/v1/ner', async (request) => {
+    const req = parseNerRequest(request.body, limits);
+    const key = JSON.stringify({
+      nBest: req.nBest,
+      constrained: req.constrained,
+      withProbabilities: req.withProbabilities,
+    } satisfies BatchOptions);
+    const results = await batcher.submit(key, req.texts);
+    return req.single ? results[0] : { results };
+  });
+
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // While closing, answers end their connection: an idle keep-alive connection would otherwise
+  // hold the close up until the client's keep-alive timeout.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close');
+  });
+  app.addHook('onClose', async () => {
+    await batcher.close();
+  });
+
+  return {
+    app,
+    batcher,
+    async listen({ port = 8080, host = '127.0.0.1' } = {}) {
+      await app.listen({ port, host });
+      const address = app.server.address();
+      if (address === null || typeof address === 'string') return String(address);
+      const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return `http://${shown}:${address.port}`;
+    },
+    async close() {
+      await app.close();
+    },
+  };
+}
+
+/** Maps an error to its HTTP status, code and message. */
+function classify(error: FastifyError | Error): { status: number; code: string; message: string } {
+  if (error instanceof HttpError) {
+    return { status: error.statusCode, code: error.code, message: error.message };
+  }
+  if (error instanceof QueueFullError) {
+    return { status: 503, code: 'overloaded', message: error.message };
+  }
+  if (error instanceof BatcherClosedError) {
+    return { status: 503, code: 'shutting_down', message: 'the server is shutting down' };
+  }
+  const e = error as FastifyError;
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: 'payload_too_large', message: e.message };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, code: 'invalid_json', message: e.message };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return {
+        status: 415,
+        code: 'unsupported_media_type',
+        message: 'send the body as application/json',
+      };
+  }
+  // fastify's other refusals (a bad content-length, say) carry their own 4xx status.
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { status: e.statusCode, code: 'bad_request', message: e.message };
+  }
+  return { status: 500, code: 'internal_error', message: e.message || 'internal error' };
+}

@@ -1,0 +1,423 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { interactiveTag, parseTagLine, tagStream, type Tagger } from '../lib/cli/tag.js';
+import { formatConll, readKmouCorpus } from '../lib/corpus/index.js';
+import { LABELS, parseMarkup, renderMarkup } from '../lib/labels/index.js';
+import { parseModelConfig, writeModelConfig } from '../lib/model/config.js';
+import type { NerEntity } from '../lib/model/ner-model.js';
+import { native, packageRoot } from '../lib/native.js';
+
+const shared = path.resolve(packageRoot, '..', 'shared');
+const tokenizerDir = path.join(shared, 'data', 'kobert-tokenizer');
+const valDir = path.join(shared, 'data', 'kmou-ner', 'val');
+const haveShared = existsSync(tokenizerDir) && existsSync(valDir);
+if (!haveShared) console.warn(`cli tests skipped: ${shared}/data is absent`);
+const SCRIPT = '/usr/bin/script';
+const MAIN = path.join(packageRoot, 'lib', 'cli', 'main.ts');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `koner <args>` from the sources (tsx), feeding `input` to its stdin. Model commands get
+ * `--threads 1`: a training run may be using the other cores of this machine.
+ */
+function koner(args: string[], input = ''): Promise<Run> {
+  const [command, ...rest] = args;
+  const full = ['tag', 'eval', 'serve'].includes(command)
+    ? [command, '--threads', '1', ...rest]
+    : args;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...full], {
+      cwd: packageRoot,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.on('error', () => {}); // a command that exits early closes its stdin
+    child.stdin.end(input);
+  });
+}
+
+function jsonLines(
+  stdout: string,
+): { text: string; entities: NerEntity[]; [k: string]: unknown }[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { text: string; entities: NerEntity[] });
+}
+
+function expectValidEntities(text: string, entities: NerEntity[]): void {
+  for (const e of entities) {
+    expect(e.entity).toBe('PER');
+    expect(0 <= e.start && e.start < e.end && e.end <= text.length).toBe(true);
+    expect(text.slice(e.start, e.end)).toBe(e.text);
+  }
+}
+
+/** A small random model whose classifier always prefers B-PER: every piece is a PER entity. */
+async function perModelDir(tmp: string): Promise<string> {
+  const out = path.join(tmp, 'per');
+  mkdirSync(out, { recursive: true });
+  const cfg = parseModelConfig({
+    vocab_size: 8002,
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    intermediate_size: 64,
+    max_position_embeddings: 64,
+    head: 'crf',
+    id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
+    tokenizer: {
+      model: path.join(tokenizerDir, 'tokenizer_78b3253a26.model'),
+      vocab: path.join(tokenizerDir, 'kobertvocab_f38b8a4d6d.json'),
+    },
+  });
+  const m = new (native().Model)(cfg);
+  await m.seed(7);
+  const random = path.join(tmp, 'random.safetensors');
+  await m.saveWeights(random);
+  const bias = new Float32Array(LABELS.length);
+  bias[LABELS.indexOf('B-PER')] = 12;
+  const keep = m.parameterInfo().filter((p) => !p.name.startsWith('classifier.'));
+  await native().convertCheckpoint(
+    random,
+    path.join(out, 'model.safetensors'),
+    keep.map((p) => [p.name, p.name]),
+    {
+      extra: [
+        { name: 'classifier.weight', shape: [LABELS.length, 32], init: 'zeros' },
+        { name: 'classifier.bias', shape: [LABELS.length], init: 'values', values: bias },
+      ],
+    },
+  );
+  await writeModelConfig(out, cfg);
+  return out;
+}
+
+/** A stand-in model: every whitespace-separated word is a PER entity; "boom" throws. */
+const fakeTagger: Tagger = {
+  predict: (async (texts: string[]) =>
+    texts.map((text) => {
+      if (text.includes('boom')) throw new Error('the model failed');
+      return [...text.matchAll(/\S+/g)].map((m) => ({
+        entity: 'PER',
+        text: m[0],
+        start: m.index,
+        end: m.index + m[0].length,
+        score: 0.9,
+      }));
+    })) as Tagger['predict'],
+  predictPaths: (async (texts: string[], nBest: number) =>
+    texts.map((text) =>
+      Array.from({ length: nBest }, (_, k) => ({
+        score: 10 - k,
+        entities: k === 0 ? [{ entity: 'LOC', text, start: 0, end: text.length, score: 1 }] : [],
+      })),
+    )) as Tagger['predictPaths'],
+};
+
+describe('tag: lines and JSONL through injected streams', () => {
+  it('reads a line as JSON only when it starts with {', () => {
+    expect(parseTagLine('서울')).toEqual({ ok: true, text: '서울', fields: null });
+    expect(parseTagLine('  {"text": "a", "id": 1}')).toEqual({
+      ok: true,
+      text: 'a',
+      fields: { text: 'a', id: 1 },
+    });
+    expect(parseTagLine('{"text": 1}')).toMatchObject({ ok: false });
+    expect(parseTagLine('{"text": "a"')).toMatchObject({ ok: false });
+    expect(parseTagLine('[1]')).toEqual({ ok: true, text: '[1]', fields: null });
+  });
+
+  it('streams many lines in order with bounded batches', async () => {
+    const lines = Array.from({ length: 1000 }, (_, i) => `문장 ${i}`);
+    const input = PassThrough.from([lines.join('\n') + '\n']);
+    const output = new PassThrough();
+    let out = '';
+    output.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const sizes: number[] = [];
+    const counting: Tagger = {
+      ...fakeTagger,
+      predict: ((texts: string[], o: object) => {
+        sizes.push(texts.length);
+        return fakeTagger.predict(texts, o);
+      }) as Tagger['predict'],
+    };
+    const written = await tagStream(counting, input, output, '<test>', { batchSize: 16 });
+    expect(written).toBe(1000);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(16);
+    expect(jsonLines(out).map((r) => r.text)).toEqual(lines);
+  });
+});
+
+describe('tag: the interactive loop with injected streams', () => {
+  it('prints markup and entities per sentence, ignores blank lines, survives a model error', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let out = '';
+    output.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const done = interactiveTag(fakeTagger, input, output, { banner: 'hello\n', terminal: false });
+    input.write('이순신 장군\n\n');
+    input.write('boom\n');
+    input.end('부산\n');
+    await done;
+    expect(out).toContain('hello\n');
+    expect(out).toContain('<이순신:PER> <장군:PER>\n');
+    expect(out).toMatch(/ {2}PER {2}이순신 {2}\[0, 3\) {2}0\.900/);
+    expect(out).toContain('error: the model failed');
+    expect(out).toContain('<부산:PER>\n');
+    expect(out.endsWith('> \n')).toBe(true); // the last prompt, and a newline at the end
+  });
+
+  it('shows the n best paths when asked', async () => {
+    const input = PassThrough.from(['서울\n']);
+    const output = new PassThrough();
+    let out = '';
+    output.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await interactiveTag(fakeTagger, input, output, { nBest: 2, terminal: false });
+    expect(out).toContain('#1 (10.00) <서울:LOC>');
+    expect(out).toContain('#2 (9.00) 서울');
+  });
+});
+
+describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
+  let tmp: string;
+  let modelDir: string;
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'koner-cli-'));
+    modelDir = await perModelDir(tmp);
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('tags piped plain lines as JSONL, one record per input line', async () => {
+    const lines = ['이순신은 한성에서 태어났다.', '', '서울  부산 😀'];
+    const run = await koner(['tag', '--model', modelDir], lines.join('\n') + '\n');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const records = jsonLines(run.stdout);
+    expect(records.map((r) => r.text)).toEqual(lines);
+    records.forEach((r) => expectValidEntities(r.text, r.entities));
+    expect(records[0].entities.length).toBeGreaterThan(2);
+    expect(records[1].entities).toEqual([]);
+    expect(Object.keys(records[0])).toEqual(['text', 'entities']);
+  });
+
+  it('tags JSONL lines, keeps their other fields, adds markup on request', async () => {
+    const input = [
+      JSON.stringify({ id: 'a', text: '세종대왕' }),
+      '평문 줄도 된다',
+      JSON.stringify({ text: '한글', meta: { n: 1 } }),
+    ].join('\n');
+    const run = await koner(['tag', '--model', modelDir, '--markup', '--batch-size', '2'], input);
+    expect(run.code).toBe(0);
+    const records = jsonLines(run.stdout);
+    expect(records.map((r) => r.text)).toEqual(['세종대왕', '평문 줄도 된다', '한글']);
+    expect(records[0].id).toBe('a');
+    expect(records[2].meta).toEqual({ n: 1 });
+    for (const r of records) {
+      const markup = r.markup as string;
+      expect(markup).toBe(
+        renderMarkup({
+          text: r.text,
+          entities: r.entities.map((e) => ({ start: e.start, end: e.end, label: e.entity })),
+        }),
+      );
+      expect(parseMarkup(r.text, markup).length).toBe(r.entities.length);
+    }
+  });
+
+  it('writes markup lines with --format markup, and the n best paths with --n-best', async () => {
+    const markup = await koner(['tag', '--model', modelDir, '--format', 'markup'], '서울 부산\n');
+    expect(markup.code).toBe(0);
+    expect(markup.stdout).toBe('<서울:PER> <부산:PER>\n');
+    const nBest = await koner(['tag', '--model', modelDir, '--n-best', '3'], '부산\n');
+    expect(nBest.code).toBe(0);
+    const [record] = jsonLines(nBest.stdout);
+    const paths = record.paths as { score: number; entities: NerEntity[] }[];
+    expect(paths.length).toBe(3);
+    expect(record.entities).toEqual(paths[0].entities);
+    const loose = await koner(['tag', '--model', modelDir, '--no-constrained'], '부산\n');
+    expect(loose.code).toBe(0);
+  });
+
+  it('reads files in the order given', async () => {
+    const a = path.join(tmp, 'a.txt');
+    const b = path.join(tmp, 'b.jsonl');
+    writeFileSync(a, '\uFEFF첫째\n둘째\n');
+    writeFileSync(b, '{"text": "셋째"}\n');
+    const run = await koner(['tag', '--model', modelDir, a, b]);
+    expect(run.code).toBe(0);
+    expect(jsonLines(run.stdout).map((r) => r.text)).toEqual(['첫째', '둘째', '셋째']);
+  });
+
+  it('stops at a malformed JSONL line, naming its line number; --lenient skips it', async () => {
+    const input = ['{"text": "하나"}', '둘', '{"text": "셋"', '{"text": "넷"}'].join('\n');
+    const strict = await koner(['tag', '--model', modelDir], input);
+    expect(strict.code).toBe(1);
+    expect(strict.stderr).toMatch(/^koner tag: <stdin>:3: malformed JSON/);
+    expect(jsonLines(strict.stdout).map((r) => r.text)).toEqual(['하나', '둘']);
+    const lenient = await koner(['tag', '--model', modelDir, '--lenient'], input);
+    expect(lenient.code).toBe(0);
+    expect(lenient.stderr).toMatch(/<stdin>:3: malformed JSON .*; line skipped/);
+    expect(jsonLines(lenient.stdout).map((r) => r.text)).toEqual(['하나', '둘', '넷']);
+    const noText = await koner(['tag', '--model', modelDir], '{"txt": "a"}\n');
+    expect(noText.code).toBe(1);
+    expect(noText.stderr).toMatch(/<stdin>:1: the JSON object has no "text" string/);
+  });
+
+  it.skipIf(!existsSync(SCRIPT))('is a prompt at a terminal (through script(1))', async () => {
+    const command = `'${process.execPath}' --import tsx '${MAIN}' tag --threads 1 --model '${modelDir}'`;
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(SCRIPT, ['-qfc', command, '/dev/null'], {
+        cwd: packageRoot,
+        env: { ...process.env, TERM: 'dumb' },
+      });
+      let text = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
+      child.on('error', reject);
+      child.on('close', () => resolve(text));
+      child.stdin.end('이순신 장군\n부산\n');
+    });
+    // eslint-disable-next-line no-control-regex
+    const screen = out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+    expect(screen).toContain('Type a sentence and Enter; Ctrl-D quits.');
+    // The terminal echoes the typed lines as they arrive, so a result may follow a prompt.
+    expect(screen).toMatch(/^(> )?<이:PER><순:PER><신:PER> <장:PER><군:PER>$/m);
+    expect(screen).toMatch(/^(> )?<부산:PER>$/m);
+    expect(screen).toMatch(/ {2}PER {2}부산 {2}\[0, 2\) {2}1\.000/);
+    expect(screen).toContain('> ');
+  });
+
+  it('evaluates on a few KMOU sentences: reports, numbers, an SVG', async () => {
+    const svg = path.join(tmp, 'out', 'confusion.svg');
+    const run = await koner([
+      'eval',
+      '--model',
+      modelDir,
+      '--data',
+      valDir,
+      '--limit',
+      '12',
+      '--confusion',
+      svg,
+    ]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/token-level \(pieces, B-\/I- labels; macro F1 \d+\.\d\d\)/);
+    expect(run.stdout).toMatch(/^ +B-PER +\d\.\d{4} +\d\.\d{4} +\d\.\d{4} +\d+$/m);
+    expect(run.stdout).toMatch(/^ +macro avg +\d\.\d{4}/m);
+    expect(run.stdout).toContain('entity-level (exact character span and type):');
+    expect(run.stdout).toContain('gold \\ pred');
+    expect(run.stdout).toMatch(
+      /token macro F1 \d+\.\d\d · entity P [\d.]+ R [\d.]+ F1 [\d.]+ \(12 sentences/,
+    );
+    const image = readFileSync(svg, 'utf8');
+    expect(image).toMatch(/<svg[\s>]/);
+    expect(image).toContain('B-PER');
+  });
+
+  it('evaluates CoNLL files with --json and without an SVG', async () => {
+    const sentences = (await readKmouCorpus(valDir)).slice(0, 8);
+    const conll = path.join(tmp, 'val.conll');
+    writeFileSync(conll, formatConll(sentences).content);
+    const run = await koner([
+      'eval',
+      '--model',
+      modelDir,
+      '--data',
+      conll,
+      '--format',
+      'conll',
+      '--json',
+      '--no-confusion',
+    ]);
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout) as {
+      sentences: number;
+      tokenMacroF1: number;
+      entity: { precision: number; recall: number; f1: number; support: number };
+      perType: Record<string, { support: number }>;
+      confusion: { labels: string[]; counts: number[][] };
+      confusionSvg: string | null;
+    };
+    expect(result.sentences).toBe(8);
+    expect(result.tokenMacroF1).toBeGreaterThanOrEqual(0);
+    expect(result.tokenMacroF1).toBeLessThanOrEqual(1);
+    expect(result.entity.support).toBeGreaterThan(0);
+    // Every piece is predicted B-PER: PER's recall is the share of PER entities of one piece.
+    expect(result.perType.PER).toBeDefined();
+    expect(result.confusion.labels).toEqual(LABELS);
+    expect(result.confusionSvg).toBeNull();
+  });
+
+  it('answers a bad command line with the usage and exit code 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['tag'], /--model <dir> is required/],
+      [['tag', '--model', modelDir, '--format', 'yaml'], /--format expects one of json, markup/],
+      [['tag', '--model', modelDir, '--bogus'], /Unknown option '--bogus'/],
+      [['tag', '--model', modelDir, '--batch-size', '0'], /--batch-size expects an integer ≥ 1/],
+      [['tag', '--model', modelDir, '--format', 'markup', '--n-best', '2'], /needs --format json/],
+      [['eval', '--model', modelDir], /--data <path> is required/],
+      [['eval', '--data', valDir, '--model', modelDir, '--format', 'csv'], /--format expects/],
+      [['serve', '--model', modelDir, '--port', 'http'], /--port expects an integer from 0/],
+      [['serve', '--model', modelDir, 'extra'], /unexpected argument 'extra'/],
+      [['serve'], /--model <dir> is required/],
+      [['nonsense'], /unknown command 'nonsense'/],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => koner(args)));
+    runs.forEach((run, i) => {
+      expect(run.code, cases[i][0].join(' ')).toBe(2);
+      expect(run.stderr).toMatch(cases[i][1]);
+      expect(run.stderr).toMatch(/usage: koner/);
+      expect(run.stdout).toBe('');
+    });
+  });
+
+  it('reports a missing model directory as an error, exit code 1', async () => {
+    const run = await koner(['tag', '--model', path.join(tmp, 'absent')], 'a\n');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^koner tag: .*config\.json: cannot read the model config/);
+  });
+
+  it('serves until SIGTERM, then stops cleanly', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'serve', '--threads', '1', '--model', modelDir, '--port', '0'],
+      { cwd: packageRoot },
+    );
+    let stdout = '';
+    child.stdout.setEncoding('utf8');
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: string) => {
+        stdout += d;
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+        if (m) resolve(m[1]);
+      });
+      child.on('exit', () => reject(new Error(`exited early: ${stdout}`)));
+    });
+    const response = await fetch(`${url}/v1/ner`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: '서울' }),
+    });
+    expect(((await response.json()) as { entities: NerEntity[] }).entities[0].text).toBe('서울');
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('koner serve: stopped');
+  });
+});

@@ -1,0 +1,503 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { LABELS } from '../lib/labels/index.js';
+import { parseModelConfig, writeModelConfig } from '../lib/model/config.js';
+import { NerModel, type NerEntity, type PredictOptions } from '../lib/model/ner-model.js';
+import { native, packageRoot } from '../lib/native.js';
+import {
+  BatcherClosedError,
+  createServer,
+  MicroBatcher,
+  parseNerRequest,
+  QueueFullError,
+  type NerPredictor,
+  type NerServer,
+} from '../lib/serve/index.js';
+
+const tokenizerDir = path.resolve(packageRoot, '..', 'shared', 'data', 'kobert-tokenizer');
+const haveShared = existsSync(tokenizerDir);
+if (!haveShared) console.warn(`serve tests skipped: ${tokenizerDir} is absent`);
+const CHROMIUM = '/usr/bin/chromium';
+
+/** The little of the DOM the page checks use (the TypeScript config has no DOM library). */
+interface DomNode {
+  textContent: string | null;
+  firstChild: DomNode | null;
+  dataset: Record<string, string | undefined>;
+  querySelector(selector: string): DomNode | null;
+  querySelectorAll(selector: string): { forEach(f: (n: { remove(): void }) => void): void };
+  cloneNode(deep: boolean): DomNode;
+}
+
+/**
+ * A small random model whose classifier always prefers B-PER: every piece with content is its
+ * own PER entity, so every answer has entities whose offsets can be checked.
+ */
+async function perModelDir(tmp: string): Promise<string> {
+  const out = path.join(tmp, 'per');
+  mkdirSync(out, { recursive: true });
+  const cfg = parseModelConfig({
+    vocab_size: 8002,
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    intermediate_size: 64,
+    max_position_embeddings: 64,
+    head: 'crf',
+    id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
+    tokenizer: {
+      model: path.join(tokenizerDir, 'tokenizer_78b3253a26.model'),
+      vocab: path.join(tokenizerDir, 'kobertvocab_f38b8a4d6d.json'),
+    },
+  });
+  const m = new (native().Model)(cfg);
+  await m.seed(7);
+  const random = path.join(tmp, 'random.safetensors');
+  await m.saveWeights(random);
+  const bias = new Float32Array(LABELS.length);
+  bias[LABELS.indexOf('B-PER')] = 12;
+  const keep = m.parameterInfo().filter((p) => !p.name.startsWith('classifier.'));
+  await native().convertCheckpoint(
+    random,
+    path.join(out, 'model.safetensors'),
+    keep.map((p) => [p.name, p.name]),
+    {
+      extra: [
+        { name: 'classifier.weight', shape: [LABELS.length, 32], init: 'zeros' },
+        { name: 'classifier.bias', shape: [LABELS.length], init: 'values', values: bias },
+      ],
+    },
+  );
+  await writeModelConfig(out, cfg);
+  return out;
+}
+
+function expectValidEntities(text: string, entities: NerEntity[]): void {
+  for (const e of entities) {
+    expect(e.entity).toBe('PER');
+    expect(Number.isInteger(e.start) && Number.isInteger(e.end)).toBe(true);
+    expect(0 <= e.start && e.start < e.end && e.end <= text.length).toBe(true);
+    expect(text.slice(e.start, e.end)).toBe(e.text);
+    expect(e.score).toBeGreaterThan(0);
+    expect(e.score).toBeLessThanOrEqual(1);
+  }
+}
+
+describe('MicroBatcher', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('batches concurrent submissions per key and returns each caller its own results', async () => {
+    const calls: [string, number[]][] = [];
+    const batcher = new MicroBatcher<number, string>(
+      async (key, items) => {
+        calls.push([key, items]);
+        await sleep(2);
+        return items.map((i) => `${key}:${i}`);
+      },
+      { maxBatch: 4, maxWaitMs: 20 },
+    );
+    const results = await Promise.all([
+      batcher.submit('a', [1, 2]),
+      batcher.submit('b', [3]),
+      batcher.submit('a', [4, 5, 6]),
+      batcher.submit('a', []),
+    ]);
+    expect(results).toEqual([['a:1', 'a:2'], ['b:3'], ['a:4', 'a:5', 'a:6'], []]);
+    // Keys never share a call; a full batch goes at once and the rest follows.
+    for (const [key, items] of calls) {
+      expect(items.length).toBeLessThanOrEqual(4);
+      expect(new Set(items.map((i) => (i === 3 ? 'b' : 'a')))).toEqual(new Set([key]));
+    }
+    expect(
+      calls
+        .map((c) => c[1])
+        .flat()
+        .sort(),
+    ).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(batcher.stats).toMatchObject({ items: 6, queued: 0, running: 0, largestBatch: 4 });
+  });
+
+  it('waits at most maxWaitMs for a partial batch', async () => {
+    const batcher = new MicroBatcher<number, number>(async (_k, items) => items, {
+      maxBatch: 100,
+      maxWaitMs: 10,
+    });
+    const started = performance.now();
+    expect(await batcher.submit('k', [1])).toEqual([1]);
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('rejects a full queue, passes runner errors to every caller of the batch, drains on close', async () => {
+    let fail = false;
+    const batcher = new MicroBatcher<number, number>(
+      async (_k, items) => {
+        await sleep(5);
+        if (fail) throw new Error('model failed');
+        return items.map((i) => i * 2);
+      },
+      { maxBatch: 2, maxWaitMs: 1, maxQueue: 3 },
+    );
+    // [1, 2] is a full batch and runs at once; [3, 4, 5] waits behind it and fills the queue.
+    const first = batcher.submit('k', [1, 2]);
+    const second = batcher.submit('k', [3, 4, 5]);
+    await expect(batcher.submit('k', [6])).rejects.toBeInstanceOf(QueueFullError);
+    expect(await first).toEqual([2, 4]);
+    expect(await second).toEqual([6, 8, 10]);
+    fail = true;
+    const [a, b] = [batcher.submit('k', [1]), batcher.submit('k', [2])];
+    await expect(a).rejects.toThrow('model failed');
+    await expect(b).rejects.toThrow('model failed');
+    fail = false;
+    const pending = batcher.submit('k', [5]);
+    await batcher.close();
+    expect(await pending).toEqual([10]);
+    await expect(batcher.submit('k', [1])).rejects.toBeInstanceOf(BatcherClosedError);
+  });
+
+  it('rejects when the runner returns the wrong number of results', async () => {
+    const batcher = new MicroBatcher<number, number>(async () => [1], { maxWaitMs: 0 });
+    await expect(batcher.submit('k', [1, 2])).rejects.toThrow(/1 results for 2 items/);
+  });
+});
+
+describe('parseNerRequest', () => {
+  it('accepts text or texts with options, and names the field it refuses', () => {
+    expect(parseNerRequest({ text: '서울' })).toEqual({
+      texts: ['서울'],
+      single: true,
+      nBest: 1,
+      constrained: true,
+      withProbabilities: false,
+    });
+    expect(parseNerRequest({ texts: ['a', 'b'], nBest: 3, constrained: false })).toMatchObject({
+      texts: ['a', 'b'],
+      single: false,
+      nBest: 3,
+      constrained: false,
+    });
+    const refused = (body: unknown) => {
+      try {
+        parseNerRequest(body);
+      } catch (error) {
+        return error as { statusCode: number; code: string; message: string };
+      }
+      throw new Error('accepted');
+    };
+    expect(refused({ texts: ['a', 7] }).message).toMatch(/"texts"\[1\] must be a string/);
+    expect(refused({ text: 'a', texts: ['b'] }).code).toBe('invalid_request');
+    expect(refused({ nbest: 2, text: 'a' }).message).toMatch(/unknown field "nbest"/);
+    expect(refused({ text: 'a', nBest: 1.5 }).statusCode).toBe(400);
+    expect(refused({ text: 'a', nBest: 11 }).statusCode).toBe(422);
+    expect(refused({ text: 'a', withProbabilities: 'yes' }).statusCode).toBe(400);
+    expect(refused(null).statusCode).toBe(400);
+  });
+});
+
+describe.skipIf(!haveShared)('HTTP server', () => {
+  let tmp: string;
+  let model: NerModel;
+  let server: NerServer;
+  let url: string;
+  const calls = { predict: 0, predictPaths: 0 };
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'koner-serve-'));
+    // One thread: a training run may be using the other cores of this machine.
+    model = await NerModel.load(await perModelDir(tmp), { threads: 1 });
+    // The model as the server sees it, counting its calls; a text "__fail__" makes it throw.
+    const counting: NerPredictor = {
+      labels: model.labels,
+      dir: model.dir,
+      config: model.config,
+      get placement() {
+        return model.placement;
+      },
+      predict(texts, options) {
+        calls.predict++;
+        if (texts.includes('__fail__')) return Promise.reject(new Error('the model failed'));
+        return model.predict(texts, options as PredictOptions & { withProbabilities?: false });
+      },
+      predictPaths(texts, nBest, options) {
+        calls.predictPaths++;
+        return model.predictPaths(texts, nBest, options);
+      },
+    };
+    server = createServer(counting, { maxWaitMs: 5 });
+    url = await server.listen({ port: 0, host: '127.0.0.1' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    model?.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const post = (body: unknown, init: RequestInit = {}) =>
+    fetch(`${url}/v1/ner`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      ...init,
+    });
+
+  async function expectError(response: Response, status: number, code: string): Promise<string> {
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe(code);
+    expect(typeof body.error.message).toBe('string');
+    return body.error.message;
+  }
+
+  it('listens on the loopback address it was given', () => {
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+
+  it('answers a single text with entities, offsets and scores', async () => {
+    const text = '이순신은 1545년 한성에서 태어났다.';
+    const response = await post({ text });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { entities: NerEntity[] };
+    expect(Object.keys(body)).toEqual(['entities']);
+    expect(body.entities.length).toBeGreaterThan(2);
+    expectValidEntities(text, body.entities);
+    expect(body.entities).toEqual(await model.predict(text));
+  });
+
+  it('answers several texts in order, the empty text included', async () => {
+    const texts = ['서울에서 부산까지', '', '😀 대한민국 😀', '  ', 'a\ud800b 서울 \udfff'];
+    const response = await post({ texts });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { results: { entities: NerEntity[] }[] };
+    expect(body.results.length).toBe(texts.length);
+    body.results.forEach((r, i) => expectValidEntities(texts[i], r.entities));
+    expect(body.results[0].entities.length).toBeGreaterThan(0);
+    expect(body.results[1].entities).toEqual([]);
+    expect(body.results[3].entities).toEqual([]);
+    expect(body.results.map((r) => r.entities)).toEqual(await model.predict(texts));
+  });
+
+  it('passes nBest, constrained and withProbabilities through', async () => {
+    const text = '부산 해양대학교';
+    const paths = (await (await post({ text, nBest: 3 })).json()) as {
+      entities: NerEntity[];
+      paths: { score: number; entities: NerEntity[] }[];
+    };
+    expect(paths.paths.length).toBe(3);
+    expect(paths.paths[0].score).toBeGreaterThanOrEqual(paths.paths[1].score);
+    expect(paths.entities).toEqual(paths.paths[0].entities);
+    const loose = await post({ text, constrained: false });
+    expect(loose.status).toBe(200);
+    const probs = (await (await post({ texts: [text], withProbabilities: true })).json()) as {
+      results: { entities: (NerEntity & { pieces: { tag: string; probability: number }[] })[] }[];
+    };
+    const [first] = probs.results[0].entities;
+    expect(first.pieces.length).toBeGreaterThan(0);
+    expect(first.pieces[0].tag).toBe('B-PER');
+    expect(first.pieces[0].probability).toBeGreaterThan(0.5);
+  });
+
+  it('reports health: model loaded, labels, device', async () => {
+    const response = await fetch(`${url}/healthz`);
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as {
+      status: string;
+      model: { name: string; labels: string[]; device: string; dtype: string; head: string };
+      batching: { maxBatch: number; batches: number };
+    };
+    expect(body.status).toBe('ok');
+    expect(body.model).toMatchObject({ name: 'per', device: 'cpu', dtype: 'float32', head: 'crf' });
+    expect(body.model.labels).toEqual(LABELS);
+    expect(body.batching.maxBatch).toBe(32);
+  });
+
+  it('serves the page', async () => {
+    const response = await fetch(`${url}/`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await response.text()).toContain('<textarea id="input"');
+  });
+
+  it('refuses a body over the limit with 413', async () => {
+    const big = JSON.stringify({ text: '가'.repeat(400_000) }); // 1.2 MB of UTF-8
+    await expectError(await post(big), 413, 'payload_too_large');
+  });
+
+  it('refuses malformed JSON, a wrong content type and an empty body with 4xx', async () => {
+    await expectError(await post('{"text": "서울"'), 400, 'invalid_json');
+    await expectError(await post('{"text": "a", "text": }'), 400, 'invalid_json');
+    await expectError(await post(''), 400, 'invalid_json');
+    await expectError(
+      await post('{"text":"a"}', { headers: { 'content-type': 'text/plain' } }),
+      415,
+      'unsupported_media_type',
+    );
+    // secure-json-parse refuses prototype poisoning rather than passing it on.
+    await expectError(await post('{"__proto__": {"x": 1}, "text": "a"}'), 400, 'invalid_json');
+  });
+
+  it('refuses wrong types with 400 and requests over the limits with 422', async () => {
+    expect(await expectError(await post({ text: 42 }), 400, 'invalid_request')).toMatch(
+      /"text" must be a string, got a number/,
+    );
+    await expectError(await post({ texts: 'one' }), 400, 'invalid_request');
+    await expectError(await post({ texts: { 0: 'a' } }), 400, 'invalid_request');
+    await expectError(await post({ texts: ['a', null] }), 400, 'invalid_request');
+    await expectError(await post([{ text: 'a' }]), 400, 'invalid_request');
+    await expectError(await post('"just a string"'), 400, 'invalid_request');
+    await expectError(await post({}), 400, 'invalid_request');
+    await expectError(await post({ text: 'a', nBest: 0 }), 400, 'invalid_request');
+    // Deeply nested JSON is described, never echoed (stringifying it would overflow the stack).
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    await expectError(await post(`{"text": "a", "nBest": ${deep}}`), 400, 'invalid_request');
+    await expectError(await post(`{"texts": [${deep}]}`), 400, 'invalid_request');
+    await expectError(await post({ text: 'a', nBest: 11 }), 422, 'n_best_too_large');
+    await expectError(await post({ texts: new Array(257).fill('a') }), 422, 'too_many_texts');
+    expect(
+      await expectError(await post({ text: 'a'.repeat(100_001) }), 422, 'text_too_long'),
+    ).toMatch(/100001 characters; the limit is 100000/);
+    await expectError(await post({ texts: ['ok', 'a'.repeat(100_001)] }), 422, 'text_too_long');
+  });
+
+  it('answers unknown routes and methods with a JSON 404', async () => {
+    await expectError(await fetch(`${url}/v2/ner`), 404, 'not_found');
+    await expectError(await fetch(`${url}/v1/ner`), 404, 'not_found');
+    await expectError(await fetch(`${url}/healthz`, { method: 'DELETE' }), 404, 'not_found');
+  });
+
+  it('answers a model failure with 500 and keeps serving', async () => {
+    await expectError(await post({ text: '__fail__' }), 500, 'internal_error');
+    expect((await post({ text: '서울' })).status).toBe(200);
+  });
+
+  it('batches 50 concurrent requests into fewer model calls, each answer its own', async () => {
+    const texts = Array.from({ length: 50 }, (_, i) => `${i + 1}번째 문장은 서울에서 ${i * 7}일`);
+    const expected = await model.predict(texts);
+    const before = { ...calls };
+    const statsBefore = server.batcher.stats;
+    const responses = await Promise.all(texts.map((text) => post({ text })));
+    const bodies = (await Promise.all(responses.map((r) => r.json()))) as {
+      entities: NerEntity[];
+    }[];
+    responses.forEach((r) => expect(r.status).toBe(200));
+    bodies.forEach((b, i) => {
+      expectValidEntities(texts[i], b.entities);
+      expect(b.entities).toEqual(expected[i]);
+    });
+    const modelCalls = calls.predict - before.predict;
+    const stats = server.batcher.stats;
+    expect(modelCalls).toBeGreaterThan(0);
+    expect(modelCalls).toBeLessThan(50);
+    expect(stats.batches - statsBefore.batches).toBe(modelCalls);
+    expect(stats.items - statsBefore.items).toBe(50);
+    expect(stats.largestBatch).toBeGreaterThan(1);
+  });
+
+  it('is still alive and healthy after all of that', async () => {
+    const health = (await (await fetch(`${url}/healthz`)).json()) as { status: string };
+    expect(health.status).toBe('ok');
+    const response = await post({ text: '마지막으로 부산' });
+    expect(response.status).toBe(200);
+  });
+
+  it('closes gracefully: requests in progress are answered, then it stops listening', async () => {
+    const other = createServer(model, { maxWaitMs: 50 });
+    const otherUrl = await other.listen({ port: 0 });
+    const inFlight = fetch(`${otherUrl}/v1/ner`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: '닫히기 전에 서울' }),
+    });
+    // The close begins while the request waits in the batcher (for up to 50 ms).
+    while (other.batcher.stats.queued === 0) await new Promise((r) => setTimeout(r, 1));
+    const closed = other.close();
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { entities: unknown[] }).entities.length).toBeGreaterThan(0);
+    await closed;
+    await expect(fetch(`${otherUrl}/healthz`)).rejects.toThrow();
+  });
+});
+
+// CI installs Chromium (scripts/setup.sh), so there a missing browser fails rather than skips.
+const haveChromium = existsSync(CHROMIUM) || process.env.CI === 'true';
+if (!haveChromium) console.warn(`page test skipped: ${CHROMIUM} is absent`);
+
+describe.skipIf(!haveShared || !haveChromium)('the page in headless Chromium', () => {
+  let tmp: string;
+  let model: NerModel;
+  let server: NerServer;
+  let url: string;
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'koner-page-'));
+    model = await NerModel.load(await perModelDir(tmp), { threads: 1 });
+    server = createServer(model);
+    url = await server.listen({ port: 0 });
+  });
+  afterAll(async () => {
+    await server?.close();
+    model?.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('highlights the entities of a typed sentence with their type and score', async () => {
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 900, height: 760 } });
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(url);
+      const text = '세종대왕은 한글을 만들었다.';
+      await page.fill('#input', text);
+      await page.click('#run');
+      await page.waitForSelector('#highlighted mark.ent');
+      const marks = await page.$$eval('#highlighted mark.ent', (nodes) =>
+        (nodes as unknown as DomNode[]).map((n) => ({
+          type: n.dataset.type,
+          text: n.firstChild?.textContent,
+          tag: n.querySelector('.tag')?.textContent,
+          score: Number(n.querySelector('.score')?.textContent),
+        })),
+      );
+      expect(marks.length).toBeGreaterThan(1);
+      for (const m of marks) {
+        expect(m.type).toBe('PER');
+        expect(m.tag).toBe('PER');
+        expect(text).toContain(m.text);
+        expect(m.score).toBeGreaterThan(0.5);
+      }
+      // The highlighted text reads as the input once the labels are taken out.
+      const plain = await page.$eval('#highlighted', (node) => {
+        const copy = (node as unknown as DomNode).cloneNode(true);
+        copy.querySelectorAll('.tag, .score').forEach((n) => n.remove());
+        return copy.textContent;
+      });
+      expect(plain).toBe(text);
+      expect(await page.$$eval('#list tr', (rows) => rows.length)).toBe(marks.length + 1);
+      expect(await page.textContent('#markup')).toContain(':PER>');
+      expect(await page.textContent('#status')).toMatch(/개 개체/);
+      const shot = path.join(os.tmpdir(), 'koner-serve-page.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      expect(statSync(shot).size).toBeGreaterThan(1000);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  });
+});
