@@ -73,6 +73,7 @@ export type {
 export * as crf from './crf/index.js';
 
 export { NerModel, bioConstraints } from './model/ner-model.js';
+export { defaultModelDir } from './model/default-model.js';
 export type {
   NerEntity,
   NerEntityWithPieces,

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import type { Sentence } from '../corpus/types.js';
 import { confusionMatrixSvg, writeSvg } from '../eval/svg-plots.js';
 import { createLabelScheme, parseTag, type LabelScheme } from '../labels/scheme.js';
+import { defaultModelDir } from '../model/default-model.js';
 import { NerModel } from '../model/ner-model.js';
 import { readSentences } from '../train/data.js';
 import {
@@ -20,7 +21,7 @@ import {
 } from '../train/evaluate.js';
 import { choiceFlag, integerFlag, runCommand, UsageError } from './args.js';
 
-export const evalUsage = `usage: koner eval --model <dir> --data <path> [options]
+export const evalUsage = `usage: koner eval [--model <dir>] --data <path> [options]
 
 Runs the model over the sentences of <path> and prints
   - the token classification report over tokenizer pieces, B-/I- labels only (its macro F1 is
@@ -31,7 +32,7 @@ Runs the model over the sentences of <path> and prints
 and draws the confusion matrix as an SVG image.
 
 options:
-  --model <dir>         model directory (config.json, model.safetensors)
+  --model <dir>         model directory (default: the bundled models/kmou-small)
   --data <path>         a KMOU directory or file (repeatable); CoNLL files with --format conll
   --format <f>          kmou (default) | conll
   --confusion <file>    where to write the SVG (default ./confusion.svg; never into the model
@@ -88,7 +89,7 @@ async function evaluate(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  if (values.model === undefined) throw new UsageError('--model <dir> is required');
+  values.model ??= defaultModelDir();
   if (!values.data?.length) throw new UsageError('--data <path> is required');
   const format =
     values.format === undefined ? 'kmou' : choiceFlag(values.format, '--format', ['kmou', 'conll']);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `koner` command. */
-import { runtimeInfo } from '../runtime.js';
+import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { importCommand } from './import.js';
 import { trainCommand } from './train.js';
@@ -10,7 +10,7 @@ import { tagCommand } from './tag.js';
 const usage = `usage: koner <command>
 
 commands:
-  demo     print the LibTorch runtime facts (device, threads)
+  demo     runtime facts, then the bundled model tagging a few sentences
   import   a checkpoint (safetensors or torch.save) to a model directory
   train    a model as a train.json says (koner train --help)
   tag      find entities in sentences: interactive, or lines / JSONL in, JSONL out
@@ -18,22 +18,17 @@ commands:
   serve    HTTP API (POST /v1/ner) and a demo page
   help     this text`;
 
-function demo(): void {
-  const info = runtimeInfo();
-  console.log(`koner on LibTorch ${info.torchVersion}`);
-  console.log(
-    `  CUDA available: ${info.cudaAvailable ? 'yes' : 'no'}` +
-      ` (addon built with CUDA kernels: ${info.compiledWithCuda ? 'yes' : 'no'})`,
-  );
-  console.log(`  CUDA devices:   ${info.cudaDeviceCount}`);
-  console.log(`  CPU threads:    ${info.threads}`);
-}
-
 function main(argv: string[]): number {
   const [command] = argv;
   switch (command) {
     case 'demo':
-      demo();
+      demoCommand().then(
+        (code) => (process.exitCode = code),
+        (error: unknown) => {
+          console.error(`koner demo: ${(error as Error).message}`);
+          process.exitCode = 1;
+        },
+      );
       return 0;
     case 'import':
       // Asynchronous: the exit code is set when the import settles.

@@ -1,11 +1,12 @@
 /** `koner serve --model DIR`: the HTTP API and demo page, until SIGINT or SIGTERM. */
 import { parseArgs } from 'node:util';
 
+import { defaultModelDir } from '../model/default-model.js';
 import { NerModel } from '../model/ner-model.js';
 import { createServer } from '../serve/server.js';
 import { integerFlag, runCommand, UsageError } from './args.js';
 
-export const serveUsage = `usage: koner serve --model <dir> [options]
+export const serveUsage = `usage: koner serve [--model <dir>] [options]
 
 Serves the model over HTTP until SIGINT or SIGTERM (requests in progress are answered first):
   POST /v1/ner   {"text": "…"} → {"entities": […]}; {"texts": ["…", …]} → {"results": [{"entities": […]}, …]}
@@ -14,7 +15,7 @@ Serves the model over HTTP until SIGINT or SIGTERM (requests in progress are ans
   GET  /         a page to try the model in a browser
 
 options:
-  --model <dir>        model directory (config.json, model.safetensors)
+  --model <dir>        model directory (default: the bundled models/kmou-small)
   --port <n>           TCP port (default 8080; 0 picks a free one)
   --host <addr>        address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
   --batch-size <n>     most texts in one model call (default 32)
@@ -47,7 +48,7 @@ async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  if (values.model === undefined) throw new UsageError('--model <dir> is required');
+  values.model ??= defaultModelDir();
   const port = values.port === undefined ? 8080 : integerFlag(values.port, '--port', 0, 65535);
   const maxBatch =
     values['batch-size'] === undefined ? 32 : integerFlag(values['batch-size'], '--batch-size', 1);

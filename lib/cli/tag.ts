@@ -14,10 +14,11 @@ import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 
 import { renderMarkup } from '../labels/markup.js';
+import { defaultModelDir } from '../model/default-model.js';
 import { NerModel, type NerEntity, type NerPath, type PredictOptions } from '../model/ner-model.js';
 import { choiceFlag, integerFlag, runCommand, UsageError } from './args.js';
 
-export const tagUsage = `usage: koner tag --model <dir> [options] [file …]
+export const tagUsage = `usage: koner tag [--model <dir>] [options] [file …]
 
 At a terminal (no files, stdin a TTY): a prompt; type a sentence, see its entities.
 Otherwise: reads stdin (or the files; '-' is stdin) line by line. A line that starts with '{'
@@ -28,7 +29,7 @@ itself. Writes one line per input line, in input order:
   --format markup   the text with <entity:TAG> markup
 
 options:
-  --model <dir>         model directory (config.json, model.safetensors)
+  --model <dir>         model directory (default: the bundled models/kmou-small)
   --format <f>          json (default) | markup
   --markup              json format: add "markup" to each record
   --n-best <n>          json format: add "paths", the n best tag paths with their scores
@@ -352,9 +353,7 @@ async function tag(argv: string[]): Promise<number> {
     console.log(tagUsage);
     return 0;
   }
-  if (values.model === undefined) {
-    throw new UsageError('--model <dir> is required (a default model will come later)');
-  }
+  values.model ??= defaultModelDir();
   const format =
     values.format === undefined
       ? 'json'

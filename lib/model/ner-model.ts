@@ -13,6 +13,7 @@ import { setThreads } from '../runtime.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { padSequences } from '../train/batching.js';
 import { readModelConfig, type ModelConfig } from './config.js';
+import { defaultModelDir } from './default-model.js';
 import { planWindows, stitchEmissions, type PieceWindow } from './windows.js';
 
 /** An entity found in a text. `text.slice(start, end)` of the input is `text`. */
@@ -174,6 +175,11 @@ export class NerModel {
     dir: string,
   ): NerModel {
     return new NerModel(path.resolve(dir), config, tokenizer, model);
+  }
+
+  /** Loads the model that ships with koner (see `defaultModelDir`). */
+  static loadDefault(options: NerModelLoadOptions = {}): Promise<NerModel> {
+    return NerModel.load(defaultModelDir(), options);
   }
 
   /** Loads a model directory (config.json, model.safetensors, tokenizer files). */

@@ -1,0 +1,32 @@
+/**
+ * Packs a trained checkpoint directory as a model that ships in the repository: float16 weights,
+ * config.json without tokenizer paths (the loader finds KoBERT's tokenizer files by option,
+ * $KONER_TOKENIZER_DIR or ../shared/data/kobert-tokenizer), and the checkpoint's eval.json.
+ *
+ *   npx tsx scripts/package-model.ts <checkpoint-dir> <out-dir>
+ */
+import { copyFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+import { readModelConfig, writeModelConfig } from '../lib/model/config.js';
+import { native } from '../lib/native.js';
+
+const [src, out] = process.argv.slice(2);
+if (!src || !out) {
+  console.error('usage: npx tsx scripts/package-model.ts <checkpoint-dir> <out-dir>');
+  process.exit(2);
+}
+const config = await readModelConfig(src);
+delete config.tokenizer;
+await mkdir(out, { recursive: true });
+const weights = path.join(src, 'model.safetensors');
+const tensors = await native().inspectCheckpoint(weights);
+await native().convertCheckpoint(
+  weights,
+  path.join(out, 'model.safetensors'),
+  tensors.map((t) => [t.name, t.name]),
+  { dtype: 'float16' },
+);
+await writeModelConfig(out, config);
+await copyFile(path.join(src, 'eval.json'), path.join(out, 'eval.json'));
+console.log(`${out}: ${tensors.length} tensors as float16, config.json, eval.json`);
