@@ -47,8 +47,10 @@ if [ -f build/CMakeCache.txt ] && [ -f build/build.ninja -o -f build/Makefile ];
     exit 1
   }
 else
-  say "building the native addon (first time: about a minute)"
+  say "building the native addon (first time: a few minutes)"
+  started=$(date +%s)
   npx cmake-js compile --out build --parallel "$(nproc)" --log-level warn
+  say "native build took $(( $(date +%s) - started )) s"
 fi
 
 # TypeScript: rebuild when any source is newer than the last build.
