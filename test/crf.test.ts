@@ -502,6 +502,193 @@ describe('crf BIO constraints', () => {
   });
 });
 
+describe('crf on long sequences (scaled forward–backward)', () => {
+  // Log scores grow by ~15 per position here (a bias of 12 on every emission, as a confident
+  // encoder's logits have), to ~3e5 at 20 000 positions, where a float32 total keeps only ~0.03:
+  // running float32 totals gave marginals off by 5e-3 at 800 positions, above 1 from a few
+  // thousand (2e3 at 16 000), NLL errors of 1e-4 and Viterbi paths 0.4-0.9 below the optimum.
+  const K = 21;
+  const LENGTHS = [20_000, 4000, 800];
+  const T = LENGTHS[0];
+
+  function longCase(seed: number, constrained: boolean): Case {
+    const rand = mulberry32(seed);
+    const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    const B = LENGTHS.length;
+    const c: Case = {
+      B,
+      T,
+      K,
+      emissions: Float32Array.from({ length: B * T * K }, () => 12 + 2 * normal()),
+      transitions: Float32Array.from({ length: K * K }, normal),
+      start: Float32Array.from({ length: K }, normal),
+      end: Float32Array.from({ length: K }, normal),
+      lengths: Int32Array.from(LENGTHS),
+      tags: Int32Array.from({ length: B * T }, () => Math.floor(rand() * K)),
+    };
+    if (constrained) {
+      // Every tag keeps one allowed successor and predecessor (the cycle k -> k + 1), so a path
+      // always exists; the rest of the matrix is thinned out at random.
+      c.allowed = Uint8Array.from({ length: K * K }, (_, x) => {
+        const i = Math.floor(x / K);
+        return (i + 1) % K === x % K || rand() < 0.5 ? 1 : 0;
+      });
+      c.allowedStart = Uint8Array.from({ length: K }, (_, k) => (k === 0 || rand() < 0.5 ? 1 : 0));
+      c.allowedEnd = Uint8Array.from({ length: K }, (_, k) => (k === 0 || rand() < 0.5 ? 1 : 0));
+    }
+    return c;
+  }
+
+  /**
+   * Textbook forward–backward and Viterbi in float64 without any scaling, for sequence b:
+   * float64 holds scores of 3e5 to ~1e-10, so this is exact to far below what is checked.
+   * The gradient of the NLL w.r.t. transitions comes as expected minus gold transition counts.
+   */
+  function reference64(c: Case, b: number, constrained: boolean) {
+    const L = c.lengths[b];
+    const ninf = (ok: Uint8Array | undefined, x: number, v: number) =>
+      constrained && ok && !ok[x] ? -Infinity : v;
+    const tr = Float64Array.from(c.transitions, (v, x) => ninf(c.allowed, x, v));
+    const st = Float64Array.from(c.start, (v, k) => ninf(c.allowedStart, k, v));
+    const en = Float64Array.from(c.end, (v, k) => ninf(c.allowedEnd, k, v));
+    const e = (t: number, k: number) => at(c, b, t, k);
+    const lse = (xs: Float64Array) => logSumExp(Array.from(xs));
+    const alpha = new Float64Array(L * K);
+    const terms = new Float64Array(K);
+    for (let k = 0; k < K; k++) alpha[k] = st[k] + e(0, k);
+    for (let t = 1; t < L; t++) {
+      for (let j = 0; j < K; j++) {
+        for (let i = 0; i < K; i++) terms[i] = alpha[(t - 1) * K + i] + tr[i * K + j];
+        alpha[t * K + j] = lse(terms) + e(t, j);
+      }
+    }
+    for (let k = 0; k < K; k++) terms[k] = alpha[(L - 1) * K + k] + en[k];
+    const logZ = lse(terms);
+    const marginals = new Float64Array(L * K);
+    const gradTransitions = new Float64Array(K * K);
+    let beta = Float64Array.from(en);
+    for (let t = L - 1; t >= 0; t--) {
+      for (let k = 0; k < K; k++) {
+        marginals[t * K + k] = Math.exp(alpha[t * K + k] + beta[k] - logZ);
+      }
+      if (t === 0) break;
+      const next = new Float64Array(K);
+      for (let i = 0; i < K; i++) {
+        for (let j = 0; j < K; j++) {
+          const x = tr[i * K + j] + e(t, j) + beta[j];
+          terms[j] = x;
+          gradTransitions[i * K + j] += Math.exp(alpha[(t - 1) * K + i] + x - logZ);
+        }
+        next[i] = lse(terms);
+      }
+      beta = next;
+    }
+    const gold = c.tags.subarray(b * T, b * T + L);
+    let score = st[gold[0]] + e(0, gold[0]) + en[gold[L - 1]];
+    for (let t = 1; t < L; t++) {
+      score += tr[gold[t - 1] * K + gold[t]] + e(t, gold[t]);
+      gradTransitions[gold[t - 1] * K + gold[t]] -= 1;
+    }
+    let v = Float64Array.from({ length: K }, (_, k) => st[k] + e(0, k));
+    for (let t = 1; t < L; t++) {
+      v = Float64Array.from({ length: K }, (_, j) => {
+        let best = -Infinity;
+        for (let i = 0; i < K; i++) best = Math.max(best, v[i] + tr[i * K + j]);
+        return best + e(t, j);
+      });
+    }
+    const viterbi = Math.max(...v.map((x, k) => x + en[k]));
+    return { marginals, nll: logZ - score, gradTransitions, viterbi };
+  }
+
+  /** A path's score in float64 (the inputs are float32, so this is exact to ~1e-10). */
+  function score64(c: Case, b: number, path: readonly number[]): number {
+    return pathScore(c, b, path);
+  }
+
+  type LongCase = { c: Case; constrained: boolean; refs: ReturnType<typeof reference64>[] };
+  const cases: LongCase[] = [];
+  beforeAll(() => {
+    for (const constrained of [false, true]) {
+      const c = longCase(constrained ? 4242 : 2121, constrained);
+      cases.push({ c, constrained, refs: LENGTHS.map((_, b) => reference64(c, b, constrained)) });
+    }
+  });
+
+  it.each([0, 1])('marginals are probabilities equal to float64 (case %i)', (i) => {
+    const { c, constrained, refs } = cases[i];
+    const m = native().crfMarginals(
+      c.emissions,
+      [c.B, T, K],
+      c.lengths,
+      c.transitions,
+      c.start,
+      c.end,
+      constrained ? constraintsOf(c) : {},
+    );
+    LENGTHS.forEach((L, b) => {
+      let worst = 0;
+      for (let t = 0; t < T; t++) {
+        let total = 0;
+        for (let k = 0; k < K; k++) {
+          const p = m[(b * T + t) * K + k];
+          total += p;
+          if (t >= L) {
+            if (p !== 0) expect.fail(`length ${L}: marginal beyond the length at ${t}, ${k}: ${p}`);
+            continue;
+          }
+          if (!(p >= 0 && p <= 1)) expect.fail(`length ${L}: marginal (${t}, ${k}) = ${p}`);
+          worst = Math.max(worst, Math.abs(p - refs[b].marginals[t * K + k]));
+        }
+        if (t < L && !(Math.abs(total - 1) <= 1e-5)) {
+          expect.fail(`length ${L}: marginals at ${t} sum to ${total}`);
+        }
+      }
+      expect(worst, `length ${L}: largest difference from float64`).toBeLessThanOrEqual(1e-4);
+    });
+  });
+
+  it.each([0, 1])('NLL and gradients match float64 (case %i)', (i) => {
+    const { c, refs } = cases[i];
+    // Nll takes no constraints: case 1 is the same CRF as case 0 on other inputs.
+    const unconstrained = i === 0 ? refs : LENGTHS.map((_, b) => reference64(c, b, false));
+    const got = nll({ ...inputOf(c), tags: c.tags, reduction: 'none' });
+    LENGTHS.forEach((L, b) => {
+      const want = unconstrained[b];
+      const rel = Math.abs(got.losses![b] - want.nll) / Math.abs(want.nll);
+      expect(rel, `length ${L}: NLL ${got.losses![b]} vs ${want.nll}`).toBeLessThanOrEqual(1e-6);
+      for (let t = 0; t < L; t++) {
+        for (let k = 0; k < K; k++) {
+          const g = got.grad.emissions[(b * T + t) * K + k];
+          const p = want.marginals[t * K + k] - (c.tags[b * T + t] === k ? 1 : 0);
+          if (!(Math.abs(g - p) <= 1e-4)) {
+            expect.fail(`length ${L}: d/emissions (${t}, ${k}) = ${g}, expected ${p}`);
+          }
+        }
+      }
+    });
+    // Summed over the batch; float32 sums of ~25 000 terms per entry.
+    const gradTransitions = new Float64Array(K * K);
+    for (const r of unconstrained) r.gradTransitions.forEach((g, x) => (gradTransitions[x] += g));
+    expectClose(got.grad.transitions, gradTransitions, 2e-4, 'd/transitions');
+  });
+
+  it.each([0, 1])('Viterbi finds the float64 optimum (case %i)', (i) => {
+    const { c, constrained, refs } = cases[i];
+    const got = decode({ ...inputOf(c), constraints: constrained ? constraintsOf(c) : undefined });
+    LENGTHS.forEach((L, b) => {
+      const best = refs[b].viterbi;
+      const path = got.paths[b][0];
+      expect(path.length).toBe(L);
+      if (constrained) expect(isAllowed(c, path), `length ${L}: path allowed`).toBe(true);
+      // Optimal up to float32 rounding of one step's scores; running float32 totals lost ~0.7.
+      expect(best - score64(c, b, path), `length ${L}: optimality gap`).toBeLessThanOrEqual(1e-3);
+      // The reported score is float32: within its rounding (3e-8 relative), not the 1e-5 drift.
+      expect(Math.abs(got.scores[b][0] - best) / Math.abs(best)).toBeLessThanOrEqual(1e-7);
+    });
+  });
+});
+
 describe('crf gradcheck (float64, finite differences)', () => {
   it.each(REDUCTIONS)('%s', (reduction) => {
     for (const [seed, batch, time, tags] of [

@@ -124,10 +124,11 @@ detail::ForwardResult NllForward(const torch::Tensor& emissions, const torch::Te
             const int L = static_cast<int>(len[b]);
             if (L == 0) continue;
             const Emissions<scalar_t, Acc> e{em + b * d.Sequence(), d.K};
-            const Acc z = seq::Forward(SerialLanes{}, tables.view, e, L, alphas + b * d.Sequence(),
-                                       scratch.data());
-            logZ[b] = z;
-            nll[b] = z - seq::PathScore(tables.view, e, L, tg + b * d.T);
+            // Both terms in double: they grow with the length, their difference need not.
+            const double z = seq::Forward(SerialLanes{}, tables.view, e, L,
+                                          alphas + b * d.Sequence(), scratch.data());
+            logZ[b] = static_cast<Acc>(z);
+            nll[b] = static_cast<Acc>(z - seq::PathScore(tables.view, e, L, tg + b * d.T));
           }
         });
       });
@@ -168,8 +169,8 @@ detail::GradResult NllBackward(const torch::Tensor& emissions, const torch::Tens
             GradSink<Acc, scalar_t> sink{
                 w[b],         tg + b * d.T, d.K, L, gem + b * d.Sequence(), gT + b * d.K * d.K,
                 gS + b * d.K, gE + b * d.K};
-            seq::Backward(SerialLanes{}, tables.view, e, L, alphas + b * d.Sequence(), logZ[b],
-                          scratch.data(), sink);
+            seq::Backward(SerialLanes{}, tables.view, e, L, alphas + b * d.Sequence(),
+                          logZ[b] > seq::Num<Acc>::NegInf(), scratch.data(), sink);
           }
         });
       });
@@ -195,10 +196,11 @@ torch::Tensor Marginals(const torch::Tensor& emissions, const torch::Tensor& len
             const int L = static_cast<int>(len[b]);
             if (L == 0) continue;
             const Emissions<scalar_t, Acc> e{em + b * d.Sequence(), d.K};
-            const Acc z =
+            const double z =
                 seq::Forward(SerialLanes{}, tables.view, e, L, alpha.data(), scratch.data());
             MarginalSink<Acc> sink{o + b * d.Sequence(), d.K};
-            seq::Backward(SerialLanes{}, tables.view, e, L, alpha.data(), z, scratch.data(), sink);
+            seq::Backward(SerialLanes{}, tables.view, e, L, alpha.data(),
+                          z > seq::Num<double>::NegInf(), scratch.data(), sink);
           }
         });
       });

@@ -145,10 +145,10 @@ __global__ void NllForwardKernel(int T, int K, const In* emissions, const int64_
   }
   const int64_t offset = b * T * K;
   const Emissions<In, Acc> e{emissions + offset, K};
-  const Acc z = seq::Forward(BlockLanes{}, tables, e, L, alphas + offset, smem);
-  if (threadIdx.x == 0) {
-    logZ[b] = z;
-    nll[b] = z - seq::PathScore(tables, e, L, tags + b * T);
+  const double z = seq::Forward(BlockLanes{}, tables, e, L, alphas + offset, smem);
+  if (threadIdx.x == 0) {  // both terms in double: they grow with the length, nll need not
+    logZ[b] = static_cast<Acc>(z);
+    nll[b] = static_cast<Acc>(z - seq::PathScore(tables, e, L, tags + b * T));
   }
 }
 
@@ -167,7 +167,8 @@ __global__ void NllBackwardKernel(int T, int K, const In* emissions, const int64
   GradSink<Acc, In> sink{
       weights[b],        tags + b * T,   K, L, gradEmissions + offset, gradTrans + b * K * K,
       gradStart + b * K, gradEnd + b * K};
-  seq::Backward(BlockLanes{}, tables, e, L, alphas + offset, logZ[b], smem, sink);
+  seq::Backward(BlockLanes{}, tables, e, L, alphas + offset, logZ[b] > seq::Num<Acc>::NegInf(),
+                smem, sink);
 }
 
 template <typename In, typename Acc>
@@ -180,9 +181,10 @@ __global__ void MarginalsKernel(int T, int K, const In* emissions, const int64_t
   if (L == 0) return;
   const int64_t offset = b * T * K;
   const Emissions<In, Acc> e{emissions + offset, K};
-  const Acc z = seq::Forward(BlockLanes{}, tables, e, L, alphas + offset, smem);
+  const double z = seq::Forward(BlockLanes{}, tables, e, L, alphas + offset, smem);
   MarginalSink<Acc> sink{out + offset, K};
-  seq::Backward(BlockLanes{}, tables, e, L, alphas + offset, z, smem, sink);
+  seq::Backward(BlockLanes{}, tables, e, L, alphas + offset, z > seq::Num<double>::NegInf(), smem,
+                sink);
 }
 
 template <typename In, typename Acc>

@@ -32,8 +32,9 @@ size_t NllWorkspaceBytes(const Problem& p);
 size_t MarginalsWorkspaceBytes(const Problem& p);
 size_t ViterbiWorkspaceBytes(const Problem& p, int nBest);
 
-// nll [B], logZ [B], alphas [B, T, K], all accumulation-typed. Tags outside [0, K) within a
-// sequence's length give that sequence a NaN loss (validating them would synchronise).
+// nll [B], logZ [B], alphas [B, T, K] (offset per position: crf_sequence.h, Forward), all
+// accumulation-typed. Tags outside [0, K) within a sequence's length give that sequence a NaN
+// loss (validating them would synchronise).
 const char* NllForward(const Problem& p, const int64_t* tags, void* alphas, void* logZ, void* nll,
                        void* workspace, cudaStream_t stream);
 

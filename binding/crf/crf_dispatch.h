@@ -14,9 +14,11 @@ namespace koner::crf::detail {
 torch::ScalarType AccType(torch::ScalarType emissions);
 
 struct ForwardResult {
-  torch::Tensor nll;     // [B] acc: log Z - score(tags), 0 for a length-0 sequence
-  torch::Tensor alphas;  // [B, T, K] acc: the forward variables, kept for the backward pass
-  torch::Tensor logZ;    // [B] acc
+  torch::Tensor nll;  // [B] acc: log Z - score(tags), 0 for a length-0 sequence
+  // [B, T, K] acc: the forward variables less per-position offsets (crf_sequence.h, Forward),
+  // kept for the backward pass, which needs no more than them.
+  torch::Tensor alphas;
+  torch::Tensor logZ;  // [B] acc (computed in double; the backward pass reads only its -inf)
 };
 
 struct GradResult {

@@ -15,6 +15,15 @@
 // it is exact log-sum-exp up to rounding; when a sum comes out so small that underflow may have
 // eaten its precision (scaled terms whose maxima are not attained together), that entry is
 // recomputed by direct log-sum-exp. Scores of -inf (disallowed transitions) are handled.
+//
+// Scaling. Path scores grow linearly with the length (1e5 and more for long texts), where a
+// float32 keeps only ~0.01 absolutely: exp(alpha + beta - log Z) of such numbers cancels
+// catastrophically (marginals far above 1) and log Z drifts. So the recursions never hold a
+// running total in Acc: each forward/backward/Viterbi step is computed relative to the previous
+// position's maximum, which keeps the stored values within one step's range of scores (emission
+// plus transition plus log K), and the maxima are summed in a double per sequence (cheap on both
+// backends, and exact enough for any length). log Z and path scores come out as doubles;
+// marginals are normalised over the tags at each position, so the offsets cancel out of them.
 #pragma once
 #include <math.h>
 #include <stdint.h>
@@ -77,22 +86,47 @@ KONER_HD inline Acc Dot(const Acc* a, const Acc* b, int n) {
   return (s0 + s1) + (s2 + s3);
 }
 
+// max_i x[i * stride]; four partial maxima, as Dot: one chain of dependent maxima costs about as
+// much as a plain Viterbi step's K^2 candidates.
 template <typename Acc>
-KONER_HD inline Acc MaxOf(const Acc* x, int n) {
-  Acc m = Num<Acc>::NegInf();
-  for (int i = 0; i < n; ++i) m = Max(m, x[i]);
-  return m;
+KONER_HD inline Acc MaxOf(const Acc* x, int n, int stride = 1) {
+  Acc m0 = Num<Acc>::NegInf(), m1 = m0, m2 = m0, m3 = m0;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    m0 = Max(m0, x[i * stride]);
+    m1 = Max(m1, x[(i + 1) * stride]);
+    m2 = Max(m2, x[(i + 2) * stride]);
+    m3 = Max(m3, x[(i + 3) * stride]);
+  }
+  for (; i < n; ++i) m0 = Max(m0, x[i * stride]);
+  return Max(Max(m0, m1), Max(m2, m3));
 }
 
-// log sum_i exp(x[i] + y[i]), exactly, -inf when every term is -inf.
+// Four partial sums, as Dot. Every lane that calls it on the same data gets the same value.
 template <typename Acc>
-KONER_HD inline Acc LogSumExpOfSum(const Acc* x, const Acc* y, int n) {
-  Acc m = Num<Acc>::NegInf();
-  for (int i = 0; i < n; ++i) m = Max(m, x[i] + y[i]);
-  if (!(m > Num<Acc>::NegInf())) return m;
-  Acc s = 0;
-  for (int i = 0; i < n; ++i) s += Num<Acc>::Exp(x[i] + y[i] - m);
-  return m + Num<Acc>::Log(s);
+KONER_HD inline Acc Sum(const Acc* x, int n) {
+  Acc s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += x[i];
+    s1 += x[i + 1];
+    s2 += x[i + 2];
+    s3 += x[i + 3];
+  }
+  for (; i < n; ++i) s0 += x[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+// log sum_i exp(x[i] + y[i]), exactly, -inf when every term is -inf; computed in R (the final
+// log Z takes it in double, the underflow fallbacks in Acc).
+template <typename Acc, typename R = Acc>
+KONER_HD inline R LogSumExpOfSum(const Acc* x, const Acc* y, int n) {
+  R m = Num<R>::NegInf();
+  for (int i = 0; i < n; ++i) m = Max(m, static_cast<R>(x[i]) + static_cast<R>(y[i]));
+  if (!(m > Num<R>::NegInf())) return m;
+  R s = 0;
+  for (int i = 0; i < n; ++i) s += Num<R>::Exp(static_cast<R>(x[i]) + static_cast<R>(y[i]) - m);
+  return m + Num<R>::Log(s);
 }
 
 // The transition scores in the forms the routines read, for K tags with row stride `ld` (the
@@ -168,15 +202,19 @@ KONER_HD void BuildTables(const Lanes& lanes, int K, int ld, const Acc* trans, c
   lanes.Sync();
 }
 
-// Forward algorithm over the first `length` >= 1 positions: writes alpha[t * K + k] (log score
-// of all prefixes ending in k at t) and returns log Z. `scratch` holds K values.
+// Forward algorithm over the first `length` >= 1 positions; returns log Z in double. Writes
+// alpha[t * K + k] = alpha_t(k) - O_t, the log score of all prefixes ending in k at t less an
+// offset common to the position: O_0 = 0 and O_t = O_{t-1} + max_k alpha[(t-1) * K + k]. The
+// stored values stay within one step's range of scores whatever the length (see Scaling above);
+// Backward recomputes the same maxima from them. `scratch` holds K values.
 template <typename Acc, typename Lanes, typename Em>
-KONER_HD Acc Forward(const Lanes& lanes, const Tables<Acc>& tab, const Em& em, int length,
-                     Acc* alpha, Acc* scratch) {
+KONER_HD double Forward(const Lanes& lanes, const Tables<Acc>& tab, const Em& em, int length,
+                        Acc* alpha, Acc* scratch) {
   const int K = tab.K;
   const Acc negInf = Num<Acc>::NegInf();
   for (int j = lanes.Lane(); j < K; j += lanes.Width()) alpha[j] = tab.start[j] + em(0, j);
   lanes.Sync();
+  double offset = 0;  // O_t, kept by every lane alike
   for (int t = 1; t < length; ++t) {
     const Acc* prev = alpha + static_cast<int64_t>(t - 1) * K;
     Acc* cur = alpha + static_cast<int64_t>(t) * K;
@@ -186,53 +224,68 @@ KONER_HD Acc Forward(const Lanes& lanes, const Tables<Acc>& tab, const Em& em, i
       lanes.Sync();
       continue;
     }
+    offset += a;
     for (int i = lanes.Lane(); i < K; i += lanes.Width()) scratch[i] = Num<Acc>::Exp(prev[i] - a);
     lanes.Sync();
     for (int j = lanes.Lane(); j < K; j += lanes.Width()) {
       const Acc s = Dot(tab.expCol + static_cast<int64_t>(j) * tab.ld, scratch, K);
-      const Acc v = s >= Num<Acc>::Tiny()
-                        ? a + tab.colMax[j] + Num<Acc>::Log(s)
-                        : LogSumExpOfSum(prev, tab.transT + static_cast<int64_t>(j) * tab.ld, K);
+      const Acc v =
+          s >= Num<Acc>::Tiny()
+              ? tab.colMax[j] + Num<Acc>::Log(s)
+              : LogSumExpOfSum(prev, tab.transT + static_cast<int64_t>(j) * tab.ld, K) - a;
       cur[j] = v + em(t, j);
     }
     lanes.Sync();
   }
-  return LogSumExpOfSum(alpha + static_cast<int64_t>(length - 1) * K, tab.end, K);
+  const double rest =
+      LogSumExpOfSum<Acc, double>(alpha + static_cast<int64_t>(length - 1) * K, tab.end, K);
+  return rest > Num<double>::NegInf() ? offset + rest : rest;
 }
 
-// Score of one tag sequence (serial: the caller runs it in one lane). NaN when a tag is outside
-// [0, K): the device path does not validate tags up front.
+// Score of one tag sequence (serial: the caller runs it in one lane), summed in double so that
+// log Z - score keeps the precision of both terms. NaN when a tag is outside [0, K): the device
+// path does not validate tags up front.
 template <typename Acc, typename Em>
-KONER_HD Acc PathScore(const Tables<Acc>& tab, const Em& em, int length, const int64_t* tags) {
+KONER_HD double PathScore(const Tables<Acc>& tab, const Em& em, int length, const int64_t* tags) {
   const int K = tab.K;
-  Acc s = 0;
+  double s = 0;
   int64_t prev = -1;
   for (int t = 0; t < length; ++t) {
     const int64_t y = tags[t];
-    if (y < 0 || y >= K) return Num<Acc>::NegInf() - Num<Acc>::NegInf();  // NaN
-    s += (t == 0 ? tab.start[y] : tab.trans[prev * tab.ld + y]) + em(t, static_cast<int>(y));
+    if (y < 0 || y >= K) return Num<double>::NegInf() - Num<double>::NegInf();  // NaN
+    s += static_cast<double>(t == 0 ? tab.start[y] : tab.trans[prev * tab.ld + y]);
+    s += static_cast<double>(em(t, static_cast<int>(y)));
     prev = y;
   }
-  return length > 0 ? s + tab.end[prev] : Acc(0);
+  return length > 0 ? s + static_cast<double>(tab.end[prev]) : 0.;
 }
 
-// Backward algorithm fused with the marginals, from the forward pass's alpha and log Z, for
+// Backward algorithm fused with the marginals, from the forward pass's (offset) alpha, for
 // `length` >= 1. For every t < length and tag k it calls sink.Marginal(t, k, P(y_t = k)) from
 // the lane owning k; when Sink::kPairs, also sink.Pair(i, j, P(y_{t-1} = i, y_t = j)) for
 // t >= 1 from the lane owning j (so a lane only ever touches its own column). `scratch` holds
-// 5K values. With log Z = -inf (no allowed path) every marginal is 0.
+// 5K values. With !hasPath (log Z = -inf: no allowed path) every marginal is 0.
+//
+// beta is kept relative too (each step drops the max of e_t + beta_t), and log Z is never used:
+// with n_t = log sum_k exp(alpha_t(k) + beta_t(k)) over the stored values, P(y_t = k) =
+// exp(alpha_t(k) + beta_t(k) - n_t) and P(i, j) = exp(alpha_{t-1}(i) - a + trans[i][j] + e_t(j)
+// + beta_t(j) - n_t), a = max alpha_{t-1}, since the stored alpha_t was formed relative to a. The
+// per-position normaliser makes each row sum to 1 up to rounding however long the sequence is.
 template <typename Acc, typename Lanes, typename Em, typename Sink>
 KONER_HD void Backward(const Lanes& lanes, const Tables<Acc>& tab, const Em& em, int length,
-                       const Acc* alpha, Acc logZ, Acc* scratch, Sink& sink) {
+                       const Acc* alpha, bool hasPath, Acc* scratch, Sink& sink) {
   const int K = tab.K;
   const Acc negInf = Num<Acc>::NegInf();
-  if (!(logZ > negInf)) {
+  if (!hasPath) {
     for (int t = 0; t < length; ++t) {
       for (int k = lanes.Lane(); k < K; k += lanes.Width()) sink.Marginal(t, k, Acc(0));
     }
     return;
   }
-  Acc* beta = scratch;          // beta_t: log score of all suffixes after (t, k)
+  // Five slots of K, two of them doing double duty to stay within 5K: `v` (alpha_t + beta_t) is
+  // written into betaPrev's slot, which is rewritten only after every lane has read it, and its
+  // exps `ev` into beta's, dead once v and w are formed.
+  Acc* beta = scratch;          // beta_t: log score of all suffixes after (t, k), offset
   Acc* betaPrev = scratch + K;  // beta_{t-1}
   Acc* w = scratch + 2 * K;     // w_j = e_t(j) + beta_t(j)
   Acc* wexp = scratch + 3 * K;  // exp(w_j - max w)
@@ -241,30 +294,42 @@ KONER_HD void Backward(const Lanes& lanes, const Tables<Acc>& tab, const Em& em,
   lanes.Sync();
   for (int t = length - 1;; --t) {
     const Acc* al = alpha + static_cast<int64_t>(t) * K;
+    const Acc* alPrev = al - K;  // read only when t > 0
+    Acc* v = betaPrev;
+    Acc* ev = beta;
     for (int k = lanes.Lane(); k < K; k += lanes.Width()) {
-      sink.Marginal(t, k, Num<Acc>::Exp(al[k] + beta[k] - logZ));
+      v[k] = al[k] + beta[k];
+      if (t > 0) w[k] = em(t, k) + beta[k];
+    }
+    lanes.Sync();
+    const Acc vmax = MaxOf(v, K);
+    const Acc wmax = t > 0 ? MaxOf(w, K) : negInf;
+    const Acc a = t > 0 ? MaxOf(alPrev, K) : negInf;
+    for (int j = lanes.Lane(); j < K; j += lanes.Width()) {
+      ev[j] = vmax > negInf ? Num<Acc>::Exp(v[j] - vmax) : Acc(0);
+      if (t > 0) {
+        wexp[j] = wmax > negInf ? Num<Acc>::Exp(w[j] - wmax) : Acc(0);
+        u[j] = a > negInf ? Num<Acc>::Exp(alPrev[j] - a) : Acc(0);
+      }
+    }
+    lanes.Sync();
+    const Acc total = Sum(ev, K);  // >= 1 (its largest term is exp(0)) unless vmax = -inf
+    for (int k = lanes.Lane(); k < K; k += lanes.Width()) {
+      sink.Marginal(t, k, total > 0 ? ev[k] / total : Acc(0));
     }
     if (t == 0) break;
-    for (int j = lanes.Lane(); j < K; j += lanes.Width()) w[j] = em(t, j) + beta[j];
-    lanes.Sync();
-    const Acc* alPrev = al - K;
-    const Acc wmax = MaxOf(w, K);
-    const Acc a = MaxOf(alPrev, K);
-    for (int j = lanes.Lane(); j < K; j += lanes.Width()) {
-      wexp[j] = wmax > negInf ? Num<Acc>::Exp(w[j] - wmax) : Acc(0);
-      u[j] = a > negInf ? Num<Acc>::Exp(alPrev[j] - a) : Acc(0);
-    }
-    lanes.Sync();
+    const Acc norm = vmax + Num<Acc>::Log(total);  // n_t
     for (int i = lanes.Lane(); i < K; i += lanes.Width()) {
       const Acc s = Dot(tab.expRow + static_cast<int64_t>(i) * tab.ld, wexp, K);
-      betaPrev[i] = s >= Num<Acc>::Tiny()
-                        ? tab.rowMax[i] + wmax + Num<Acc>::Log(s)
-                        : LogSumExpOfSum(w, tab.trans + static_cast<int64_t>(i) * tab.ld, K);
+      betaPrev[i] = s >= Num<Acc>::Tiny() ? tab.rowMax[i] + Num<Acc>::Log(s)
+                    : wmax > negInf
+                        ? LogSumExpOfSum(w, tab.trans + static_cast<int64_t>(i) * tab.ld, K) - wmax
+                        : negInf;
     }
-    if (Sink::kPairs) {
-      // P(i, j) = exp(alpha_{t-1}(i) + trans[i][j] + w_j - log Z) = u_i expCol[j][i] exp(c_j).
+    if (Sink::kPairs && norm > negInf) {
+      // P(i, j) = u_i expCol[j][i] exp(c_j), c_j = colMax[j] + w_j - n_t.
       for (int j = lanes.Lane(); j < K; j += lanes.Width()) {
-        const Acc c = a + tab.colMax[j] + w[j] - logZ;
+        const Acc c = tab.colMax[j] + w[j] - norm;
         const Acc* col = tab.expCol + static_cast<int64_t>(j) * tab.ld;
         if (c <= Num<Acc>::MaxScale()) {
           const Acc scale = Num<Acc>::Exp(c);
@@ -272,7 +337,7 @@ KONER_HD void Backward(const Lanes& lanes, const Tables<Acc>& tab, const Em& em,
         } else {  // the maxima are far apart: the scaled product could overflow or lose bits
           const Acc* colLog = tab.transT + static_cast<int64_t>(j) * tab.ld;
           for (int i = 0; i < K; ++i) {
-            sink.Pair(i, j, Num<Acc>::Exp(alPrev[i] + colLog[i] + w[j] - logZ));
+            sink.Pair(i, j, Num<Acc>::Exp(alPrev[i] - a + colLog[i] + w[j] - norm));
           }
         }
       }
@@ -290,6 +355,11 @@ KONER_HD void Backward(const Lanes& lanes, const Tables<Acc>& tab, const Em& em,
 // (previous tag, rank) and only a strictly better one displaces, so equal scores are ordered
 // the same way on every backend. Scratch: listA, listB of K * N scores, back of
 // length * K * N entries (previous tag * N + rank), bestScore [N], bestIndex [N].
+//
+// The lists hold scores less a per-position offset, as Forward's alpha: each step subtracts the
+// previous position's best score and adds it to a double. Running totals in Acc would compare
+// candidates at the precision of the total (about 0.02 at 3e5 in float32), picking visibly
+// suboptimal paths on long sequences; relative scores are compared at one step's precision.
 template <typename Acc, typename Lanes, typename Em, typename OutScore>
 KONER_HD void Viterbi(const Lanes& lanes, const Tables<Acc>& tab, const Em& em, int length, int T,
                       int N, Acc* listA, Acc* listB, int32_t* back, Acc* bestScore,
@@ -312,11 +382,16 @@ KONER_HD void Viterbi(const Lanes& lanes, const Tables<Acc>& tab, const Em& em, 
     for (int r = 1; r < N; ++r) prev[j * N + r] = negInf;
   }
   lanes.Sync();
+  double offset = 0;  // what the scores in prev are relative to, the same in every lane
   for (int t = 1; t < length; ++t) {
+    // The best score at t - 1: the head of some list (the lists are sorted).
+    const Acc a = MaxOf(prev, K, N);
+    if (a > negInf) offset += a;
+    const Acc shift = a > negInf ? a : Acc(0);  // nothing allowed yet: every list is -inf
     for (int j = lanes.Lane(); j < K; j += lanes.Width()) {
       Acc* top = cur + j * N;
       int32_t* bp = back + (static_cast<int64_t>(t) * K + j) * N;
-      const Acc e = em(t, j);
+      const Acc e = em(t, j) - shift;
       if (N == 1) {  // plain Viterbi: a running maximum, same result as the list below
         const Acc* col = tab.transT + static_cast<int64_t>(j) * tab.ld;
         Acc best = negInf;
@@ -387,7 +462,8 @@ KONER_HD void Viterbi(const Lanes& lanes, const Tables<Acc>& tab, const Em& em, 
   lanes.Sync();
   for (int n = lanes.Lane(); n < N; n += lanes.Width()) {  // one lane backtracks each path
     int32_t idx = bestIndex[n];
-    outScores[n] = static_cast<OutScore>(idx >= 0 ? bestScore[n] : negInf);
+    outScores[n] = static_cast<OutScore>(idx >= 0 ? offset + static_cast<double>(bestScore[n])
+                                                  : static_cast<double>(negInf));
     if (idx < 0) continue;
     for (int t = length - 1; t >= 0; --t) {
       outTags[static_cast<int64_t>(n) * T + t] = idx / N;

@@ -257,6 +257,81 @@ describe('CUDA CRF against brute-force enumeration', () => {
   }
 });
 
+describe('CUDA CRF on long sequences (scaled forward–backward)', () => {
+  // As test/crf.test.ts's long-sequence cases (which check the CPU against float64): scores grow
+  // by ~15 per position to ~3e5 at 20 000, where float32 running totals broke the marginals
+  // (sums far from 1), NLL and Viterbi. Here the kernels must give proper probabilities and
+  // agree with the CPU, which runs the same routines with one lane.
+  const LENGTHS = [20_000, 4000, 800];
+  const K = 21;
+  const T = LENGTHS[0];
+  const rand = mulberry32(2121);
+  const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  const B = LENGTHS.length;
+  const c = {
+    B,
+    T,
+    K,
+    emissions: Float32Array.from({ length: B * T * K }, () => 12 + 2 * normal()),
+    transitions: Float32Array.from({ length: K * K }, normal),
+    start: Float32Array.from({ length: K }, normal),
+    end: Float32Array.from({ length: K }, normal),
+    lengths: Int32Array.from(LENGTHS),
+    tags: Int32Array.from({ length: B * T }, () => Math.floor(rand() * K)),
+  };
+  const decodeArgs = [c.emissions, [B, T, K], c.lengths, c.transitions, c.start, c.end];
+
+  test('marginals are probabilities and agree with the CPU', () => {
+    const gpu = native().crfMarginals(...decodeArgs, { device: 'cuda' });
+    const cpu = native().crfMarginals(...decodeArgs, {});
+    LENGTHS.forEach((L, b) => {
+      for (let t = 0; t < L; t++) {
+        let total = 0;
+        for (let k = 0; k < K; k++) {
+          const p = gpu[(b * T + t) * K + k];
+          assert.ok(p >= 0 && p <= 1, `length ${L}: marginal (${t}, ${k}) = ${p}`);
+          total += p;
+        }
+        assert.ok(Math.abs(total - 1) <= 1e-5, `length ${L}: marginals at ${t} sum to ${total}`);
+      }
+    });
+    assertClose(gpu, cpu, 1e-5, 'marginals');
+  });
+
+  test('NLL and gradients agree with the CPU', () => {
+    const args = [c.emissions, [B, T, K], c.tags, c.lengths, c.transitions, c.start, c.end];
+    const gpu = native().crfNll(...args, 'none', { device: 'cuda' });
+    const cpu = native().crfNll(...args, 'none', {});
+    // log Z and the path score are each ~3e5; their difference must keep 1e-6 relative.
+    assertClose(gpu.nll, cpu.nll, 1e-6, 'nll');
+    assertClose(gpu.gradEmissions, cpu.gradEmissions, 1e-5, 'd/emissions');
+    assertClose(gpu.gradTransitions, cpu.gradTransitions, 2e-4, 'd/transitions');
+    assertClose(gpu.gradStart, cpu.gradStart, 1e-5, 'd/start');
+    assertClose(gpu.gradEnd, cpu.gradEnd, 1e-5, 'd/end');
+  });
+
+  test('Viterbi paths are as good as the CPU’s', () => {
+    for (const nBest of [1, 3]) {
+      const gpu = decode({ ...inputOf(c, 'cuda'), nBest });
+      const cpu = decode({ ...inputOf(c, 'cpu'), nBest });
+      LENGTHS.forEach((L, b) => {
+        assert.equal(gpu.paths[b].length, nBest);
+        gpu.paths[b].forEach((path, n) => {
+          assert.equal(path.length, L);
+          // float64 scores of the paths: optimal up to one step's float32 rounding.
+          const mine = pathScore(c, b, path);
+          const theirs = pathScore(c, b, cpu.paths[b][n]);
+          assert.ok(
+            Math.abs(mine - theirs) <= 1e-3,
+            `length ${L} path ${n}: ${mine} vs the CPU's ${theirs}`,
+          );
+          assertClose([gpu.scores[b][n]], [mine], 1e-7, `length ${L} path ${n} score`);
+        });
+      });
+    }
+  });
+});
+
 describe('CUDA agrees with the CPU on larger batches', () => {
   const shapes = [
     { B: 64, T: 48, K: 21 },
