@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { interactiveTag, parseTagLine, tagStream, type Tagger } from '../lib/cli/tag.js';
 import { formatConll, readKmouCorpus } from '../lib/corpus/index.js';
 import { LABELS, parseMarkup, renderMarkup } from '../lib/labels/index.js';
-import { parseModelConfig, writeModelConfig } from '../lib/model/config.js';
 import type { NerEntity } from '../lib/model/ner-model.js';
-import { native, packageRoot } from '../lib/native.js';
+import { packageRoot } from '../lib/native.js';
+import { makeModelDir } from './fixtures/model-dir.js';
 
 const shared = path.resolve(packageRoot, '..', 'shared');
 const tokenizerDir = path.join(shared, 'data', 'kobert-tokenizer');
@@ -68,43 +68,8 @@ function expectValidEntities(text: string, entities: NerEntity[]): void {
 }
 
 /** A small random model whose classifier always prefers B-PER: every piece is a PER entity. */
-async function perModelDir(tmp: string): Promise<string> {
-  const out = path.join(tmp, 'per');
-  mkdirSync(out, { recursive: true });
-  const cfg = parseModelConfig({
-    vocab_size: 8002,
-    hidden_size: 32,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    intermediate_size: 64,
-    max_position_embeddings: 64,
-    head: 'crf',
-    id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
-    tokenizer: {
-      model: path.join(tokenizerDir, 'tokenizer_78b3253a26.model'),
-      vocab: path.join(tokenizerDir, 'kobertvocab_f38b8a4d6d.json'),
-    },
-  });
-  const m = new (native().Model)(cfg);
-  await m.seed(7);
-  const random = path.join(tmp, 'random.safetensors');
-  await m.saveWeights(random);
-  const bias = new Float32Array(LABELS.length);
-  bias[LABELS.indexOf('B-PER')] = 12;
-  const keep = m.parameterInfo().filter((p) => !p.name.startsWith('classifier.'));
-  await native().convertCheckpoint(
-    random,
-    path.join(out, 'model.safetensors'),
-    keep.map((p) => [p.name, p.name]),
-    {
-      extra: [
-        { name: 'classifier.weight', shape: [LABELS.length, 32], init: 'zeros' },
-        { name: 'classifier.bias', shape: [LABELS.length], init: 'values', values: bias },
-      ],
-    },
-  );
-  await writeModelConfig(out, cfg);
-  return out;
+function perModelDir(tmp: string): Promise<string> {
+  return makeModelDir(tmp, { tokenizerDir, name: 'per', label: 'B-PER', maxPositions: 64 });
 }
 
 /** A stand-in model: every whitespace-separated word is a PER entity; "boom" throws. */
@@ -366,7 +331,6 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
 
   it('answers a bad command line with the usage and exit code 2', async () => {
     const cases: [string[], RegExp][] = [
-      [['tag'], /--model <dir> is required/],
       [['tag', '--model', modelDir, '--format', 'yaml'], /--format expects one of json, markup/],
       [['tag', '--model', modelDir, '--bogus'], /Unknown option '--bogus'/],
       [['tag', '--model', modelDir, '--batch-size', '0'], /--batch-size expects an integer ≥ 1/],
@@ -375,7 +339,7 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       [['eval', '--data', valDir, '--model', modelDir, '--format', 'csv'], /--format expects/],
       [['serve', '--model', modelDir, '--port', 'http'], /--port expects an integer from 0/],
       [['serve', '--model', modelDir, 'extra'], /unexpected argument 'extra'/],
-      [['serve'], /--model <dir> is required/],
+      [['serve', '--port', '99999'], /--port expects an integer from 0/],
       [['nonsense'], /unknown command 'nonsense'/],
     ];
     const runs = await Promise.all(cases.map(([args]) => koner(args)));
@@ -385,6 +349,17 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       expect(run.stderr).toMatch(/usage: koner/);
       expect(run.stdout).toBe('');
     });
+  });
+
+  it('tags with the bundled model when --model is not given', async () => {
+    const run = await koner(['tag', '--threads', '1'], '한국해양대학교는 부산에 있다.\n');
+    expect(run.code).toBe(0);
+    const [line] = run.stdout.trim().split('\n');
+    const result = JSON.parse(line) as {
+      text: string;
+      entities: { entity: string; text: string }[];
+    };
+    expect(result.entities.map((e) => [e.entity, e.text])).toContainEqual(['LOC', '부산']);
   });
 
   it('reports a missing model directory as an error, exit code 1', async () => {

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { decode, marginals, nll, type CrfReduction } from '../lib/crf/index.js';
 import { native } from '../lib/native.js';
+import { mulberry32 } from './fixtures/mulberry32.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GENERATED = join(ROOT, 'test', 'fixtures', 'generated');
@@ -14,17 +15,6 @@ const REDUCTIONS: CrfReduction[] = ['sum', 'mean', 'none', 'token_mean'];
 
 // ---------------------------------------------------------------------------------------------
 // Seeded cases and a brute-force CRF that enumerates every one of the K^length paths in double.
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   B: number;

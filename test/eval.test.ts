@@ -27,6 +27,7 @@ import {
   type TokenClassificationReport,
   type TokenReportOptions,
 } from '../lib/eval/index.js';
+import { mulberry32 } from './fixtures/mulberry32.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GENERATED = join(ROOT, 'test', 'fixtures', 'generated');
@@ -44,17 +45,6 @@ const SKLEARN = probeSklearn();
 
 // ---------------------------------------------------------------------------------------------
 // Seeded generation of piece-label cases (independent of the Python generator).
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Rng {
   next(): number;

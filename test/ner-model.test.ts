@@ -1,14 +1,15 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readKmouCorpus } from '../lib/corpus/index.js';
 import { LABELS, parseTag } from '../lib/labels/index.js';
-import { type ModelConfig, parseModelConfig, writeModelConfig } from '../lib/model/config.js';
+import { type ModelConfig, writeModelConfig } from '../lib/model/config.js';
 import { bioConstraints, NerModel, resolveTokenizerFiles } from '../lib/model/ner-model.js';
 import { planWindows, stitchEmissions, windowOwners } from '../lib/model/windows.js';
-import { native, packageRoot } from '../lib/native.js';
+import { packageRoot } from '../lib/native.js';
+import { makeModelDir } from './fixtures/model-dir.js';
 
 const shared = path.resolve(packageRoot, '..', 'shared');
 const tokenizerDir = path.join(shared, 'data', 'kobert-tokenizer');
@@ -104,54 +105,11 @@ describe.skipIf(!haveShared)('NerModel', () => {
   let dir: string;
   let config: ModelConfig;
   let model: NerModel;
-  const bias = (label: string) => {
-    const b = new Float32Array(LABELS.length);
-    b[LABELS.indexOf(label)] = 12;
-    return b;
-  };
-
-  // A small random model whose classifier always prefers `label`: every piece with content
-  // becomes an entity of that type, which makes truncation or misplaced offsets visible.
-  async function modelDir(name: string, label: string, maxPositions: number): Promise<string> {
-    const out = path.join(tmp, name);
-    mkdirSync(out, { recursive: true });
-    const cfg = parseModelConfig({
-      vocab_size: 8002,
-      hidden_size: 32,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      intermediate_size: 64,
-      max_position_embeddings: maxPositions,
-      head: 'crf',
-      id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
-      tokenizer: {
-        model: path.join(tokenizerDir, 'tokenizer_78b3253a26.model'),
-        vocab: path.join(tokenizerDir, 'kobertvocab_f38b8a4d6d.json'),
-      },
-    });
-    const m = new (native().Model)(cfg);
-    await m.seed(7);
-    const random = path.join(tmp, `${name}-random.safetensors`);
-    await m.saveWeights(random);
-    const keep = m.parameterInfo().filter((p) => !p.name.startsWith('classifier.'));
-    await native().convertCheckpoint(
-      random,
-      path.join(out, 'model.safetensors'),
-      keep.map((p) => [p.name, p.name]),
-      {
-        extra: [
-          { name: 'classifier.weight', shape: [LABELS.length, 32], init: 'zeros' },
-          { name: 'classifier.bias', shape: [LABELS.length], init: 'values', values: bias(label) },
-        ],
-      },
-    );
-    await writeModelConfig(out, cfg);
-    return out;
-  }
-
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'koner-nermodel-'));
-    dir = await modelDir('loc', 'B-LOC', 24);
+    // A small random model whose classifier always prefers B-LOC: every piece with content
+    // becomes a LOC entity, which makes truncation or misplaced offsets visible.
+    dir = await makeModelDir(tmp, { tokenizerDir, name: 'loc', label: 'B-LOC', maxPositions: 24 });
     model = await NerModel.load(dir, { threads: 2 });
     config = model.config;
   });

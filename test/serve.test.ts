@@ -1,12 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { LABELS } from '../lib/labels/index.js';
-import { parseModelConfig, writeModelConfig } from '../lib/model/config.js';
 import { NerModel, type NerEntity, type PredictOptions } from '../lib/model/ner-model.js';
-import { native, packageRoot } from '../lib/native.js';
+import { packageRoot } from '../lib/native.js';
 import {
   BatcherClosedError,
   createServer,
@@ -16,6 +15,7 @@ import {
   type NerPredictor,
   type NerServer,
 } from '../lib/serve/index.js';
+import { makeModelDir } from './fixtures/model-dir.js';
 
 const tokenizerDir = path.resolve(packageRoot, '..', 'shared', 'data', 'kobert-tokenizer');
 const haveShared = existsSync(tokenizerDir);
@@ -36,43 +36,8 @@ interface DomNode {
  * A small random model whose classifier always prefers B-PER: every piece with content is its
  * own PER entity, so every answer has entities whose offsets can be checked.
  */
-async function perModelDir(tmp: string): Promise<string> {
-  const out = path.join(tmp, 'per');
-  mkdirSync(out, { recursive: true });
-  const cfg = parseModelConfig({
-    vocab_size: 8002,
-    hidden_size: 32,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    intermediate_size: 64,
-    max_position_embeddings: 64,
-    head: 'crf',
-    id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
-    tokenizer: {
-      model: path.join(tokenizerDir, 'tokenizer_78b3253a26.model'),
-      vocab: path.join(tokenizerDir, 'kobertvocab_f38b8a4d6d.json'),
-    },
-  });
-  const m = new (native().Model)(cfg);
-  await m.seed(7);
-  const random = path.join(tmp, 'random.safetensors');
-  await m.saveWeights(random);
-  const bias = new Float32Array(LABELS.length);
-  bias[LABELS.indexOf('B-PER')] = 12;
-  const keep = m.parameterInfo().filter((p) => !p.name.startsWith('classifier.'));
-  await native().convertCheckpoint(
-    random,
-    path.join(out, 'model.safetensors'),
-    keep.map((p) => [p.name, p.name]),
-    {
-      extra: [
-        { name: 'classifier.weight', shape: [LABELS.length, 32], init: 'zeros' },
-        { name: 'classifier.bias', shape: [LABELS.length], init: 'values', values: bias },
-      ],
-    },
-  );
-  await writeModelConfig(out, cfg);
-  return out;
+function perModelDir(tmp: string): Promise<string> {
+  return makeModelDir(tmp, { tokenizerDir, name: 'per', label: 'B-PER', maxPositions: 64 });
 }
 
 function expectValidEntities(text: string, entities: NerEntity[]): void {

@@ -4,13 +4,12 @@
  * (or `--nnodes M`), launches this machine's workers, each re-running the same command with the
  * job in its environment.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import {
   checkTrainConfigPaths,
-  parseTrainConfig,
+  loadTrainConfig,
   TrainConfigError,
   type TrainConfig,
 } from '../train/config.js';
@@ -64,27 +63,13 @@ class UsageError extends Error {}
  */
 export async function loadConfigWithOverrides(flags: TrainFlags): Promise<TrainConfig> {
   const file = flags.config;
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new Error(
-      `${file}: cannot read the training config (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
-  }
-  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
-    const r = raw as Record<string, unknown>;
-    // A path typed on the command line is relative to where it was typed, not to the config.
-    if (flags.output !== undefined) r.output = path.resolve(flags.output);
-    if (flags.maxSteps !== undefined) r.maxSteps = positiveInteger(flags.maxSteps, '--max-steps');
-  }
-  const config = parseTrainConfig(raw, file, { baseDir: path.dirname(path.resolve(file)) });
+  const config = await loadTrainConfig(file, {
+    edit: (r) => {
+      // A path typed on the command line is relative to where it was typed, not to the config.
+      if (flags.output !== undefined) r.output = path.resolve(flags.output);
+      if (flags.maxSteps !== undefined) r.maxSteps = positiveInteger(flags.maxSteps, '--max-steps');
+    },
+  });
   await checkTrainConfigPaths(config, file);
   return config;
 }

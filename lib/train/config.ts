@@ -931,6 +931,15 @@ export function trainConfigToJson(config: TrainConfig): Json {
   };
 }
 
+/** Options of {@link loadTrainConfig}. */
+export interface LoadTrainConfigOptions extends Omit<ParseTrainConfigOptions, 'baseDir'> {
+  /**
+   * Edits the parsed JSON object (not called when the file holds no object) before validation,
+   * so an override applied here is checked like the field it replaces.
+   */
+  edit?: (raw: Record<string, unknown>) => void;
+}
+
 /**
  * Reads, parses and validates a `train.json` file; relative paths in it are resolved against its
  * directory.
@@ -939,8 +948,9 @@ export function trainConfigToJson(config: TrainConfig): Json {
  */
 export async function loadTrainConfig(
   file: string,
-  options: Omit<ParseTrainConfigOptions, 'baseDir'> = {},
+  options: LoadTrainConfigOptions = {},
 ): Promise<TrainConfig> {
+  const { edit, ...parseOptions } = options;
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -955,7 +965,13 @@ export async function loadTrainConfig(
   } catch (error) {
     throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
   }
-  return parseTrainConfig(raw, file, { ...options, baseDir: path.dirname(path.resolve(file)) });
+  if (edit && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    edit(raw as Record<string, unknown>);
+  }
+  return parseTrainConfig(raw, file, {
+    ...parseOptions,
+    baseDir: path.dirname(path.resolve(file)),
+  });
 }
 
 async function kindOf(p: string): Promise<'file' | 'dir' | 'other' | 'missing'> {
