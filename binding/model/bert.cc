@@ -3,6 +3,8 @@
 #include <ATen/Dispatch.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -14,7 +16,68 @@ torch::nn::LayerNorm MakeLayerNorm(const ModelConfig& c) {
       torch::nn::LayerNormOptions({c.hiddenSize}).eps(c.layerNormEps).elementwise_affine(true));
 }
 
+// KONER_ONEDNN=0 in the environment turns the oneDNN path of Linear off (read once, at the first
+// forward: getenv must not race with a setenv from JS later).
+bool OneDnnAllowed() {
+  static const bool allowed = [] {
+    const char* env = std::getenv("KONER_ONEDNN");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  return allowed;
+}
+
 }  // namespace
+
+bool UsesOneDnn(const torch::Tensor& x, const torch::Tensor& weight) {
+  return !at::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+         weight.scalar_type() == torch::kFloat32 && weight.device().is_cpu() &&
+         weight.layout() == torch::kStrided && at::globalContext().userEnabledMkldnn() &&
+         at::hasMKLDNN() && OneDnnAllowed();
+}
+
+// Below this many rows the product is as cheap as laying the weight out, so the prepacked weight
+// (a 1x1 convolution) wins, about 2x at 34 rows; from here on the inner product's own layout of a
+// plain weight is faster (about 1.1x at 512 rows, 1.4x at 1280; measured on AVX-512, 2 threads).
+constexpr int64_t kPackedRowsBelow = 256;
+
+torch::Tensor PackedWeight::Get(const torch::Tensor& weight) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto& p = packed_;
+  if (!p || !p->storage.is_alias_of(weight.storage()) || p->offset != weight.storage_offset() ||
+      p->version != weight._version() || p->sizes != weight.sizes().vec()) {
+    auto fresh = std::make_shared<Packed>();
+    fresh->storage = weight.storage();
+    fresh->offset = weight.storage_offset();
+    fresh->version = weight._version();
+    fresh->sizes = weight.sizes().vec();
+    auto w4 = weight.detach().contiguous().view({weight.size(0), weight.size(1), 1, 1});
+    fresh->weight = at::mkldnn_reorder_conv2d_weight(w4.to_mkldnn(), {0, 0}, {1, 1}, {1, 1}, 1);
+    packed_ = std::move(fresh);
+  }
+  return packed_->weight;
+}
+
+torch::Tensor LinearForward(torch::nn::LinearImpl& layer, const torch::Tensor& x,
+                            PackedWeight* packed) {
+  const auto& weight = layer.weight;
+  if (!UsesOneDnn(x, weight) || x.dim() < 2 || x.numel() == 0) return layer.forward(x);
+  auto sizes = x.sizes().vec();
+  const int64_t in = sizes.back(), rows = x.numel() / in, out = weight.size(0);
+  const auto bias = layer.bias.defined() ? c10::optional<torch::Tensor>(layer.bias) : c10::nullopt;
+  torch::Tensor y;
+  if (packed && rows < kPackedRowsBelow && !weight.is_inference()) {
+    // A 1x1 convolution over `rows` positions with `in` channels: x [rows, in] is the input
+    // [1, in, rows, 1] in channels-last strides, no copy.
+    auto input = x.reshape({rows, in}).contiguous().view({1, rows, 1, in}).permute({0, 3, 1, 2});
+    auto conv = at::mkldnn_convolution(input, packed->Get(weight), bias, {0, 0}, {1, 1}, {1, 1}, 1);
+    y = conv.permute({0, 2, 3, 1}).reshape({rows, out}).contiguous();
+  } else {
+    auto input = x.reshape({rows, in}).contiguous().to_mkldnn();
+    y = at::mkldnn_linear(input, weight.contiguous(), bias).to_dense();
+  }
+  sizes.back() = out;
+  return y.view(sizes);
+}
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
   wordEmbeddings = register_module(
@@ -53,9 +116,9 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
   auto heads = [&](const torch::Tensor& x) {
     return x.view({B, T, numHeads_, headSize_}).transpose(1, 2);  // [B, heads, T, size]
   };
-  auto q = heads(query(hidden));
-  auto k = heads(key(hidden));
-  auto v = heads(value(hidden));
+  auto q = heads(LinearForward(*query, hidden, packedQuery_.get()));
+  auto k = heads(LinearForward(*key, hidden, packedKey_.get()));
+  auto v = heads(LinearForward(*value, hidden, packedValue_.get()));
   auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(headSize_));
   scores = scores + additiveMask;
   auto probs = dropout(torch::softmax(scores, -1));
@@ -71,7 +134,7 @@ BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, const ModelConfig& c)
 
 torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& x,
                                               const torch::Tensor& residual) {
-  return layerNorm(dropout(dense(x)) + residual);
+  return layerNorm(dropout(LinearForward(*dense, x, packed_.get())) + residual);
 }
 
 BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
@@ -89,7 +152,7 @@ BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) {
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& hidden) {
-  return torch::gelu(dense(hidden));  // erf form: HF's "gelu"
+  return torch::gelu(LinearForward(*dense, hidden, packed_.get()));  // erf form: HF's "gelu"
 }
 
 BertLayerImpl::BertLayerImpl(const ModelConfig& c) {

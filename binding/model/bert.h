@@ -6,9 +6,45 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <memory>
+#include <mutex>
+#include <vector>
+
 #include "model/config.h"
 
 namespace koner::model {
+
+// Whether LinearForward takes oneDNN for this input and weight: CPU float32 inference (no
+// autograd), LibTorch built with MKLDNN and not disabled (torch.backends.mkldnn, or the
+// environment variable KONER_ONEDNN=0 at the first forward).
+bool UsesOneDnn(const torch::Tensor& x, const torch::Tensor& weight);
+
+// A Linear's weight prepacked for oneDNN: laid out once in oneDNN's blocked format (as the weight
+// of the equivalent 1x1 convolution) instead of being re-laid out on every call, which costs as
+// much as the product itself for a few rows. Packed at first use and again whenever the weight
+// changes: other storage or shape, or an in-place update (a load, a re-draw, an optimizer step)
+// moving its version counter. Safe to call from concurrent inferences.
+class PackedWeight {
+ public:
+  // The packed form of `weight` [out, in] (CPU float32, not an inference tensor).
+  torch::Tensor Get(const torch::Tensor& weight);
+
+ private:
+  struct Packed {
+    c10::Storage storage;  // held, so that its address cannot be reused while we compare it
+    int64_t offset = 0, version = -1;
+    std::vector<int64_t> sizes;
+    torch::Tensor weight;  // mkldnn layout, [out, in, 1, 1]
+  };
+  std::mutex mutex_;
+  std::shared_ptr<const Packed> packed_;
+};
+
+// layer(x) for x [..., in]. With UsesOneDnn: oneDNN's kernels (those of the LibTorch build: AVX-512
+// where the system BLAS may run older ones), on `packed`'s weights when given; the same math in
+// another summation order, within float32 rounding of the BLAS path. Otherwise the module.
+torch::Tensor LinearForward(torch::nn::LinearImpl& layer, const torch::Tensor& x,
+                            PackedWeight* packed = nullptr);
 
 class BertEmbeddingsImpl : public torch::nn::Module {
  public:
@@ -34,6 +70,9 @@ class BertSelfAttentionImpl : public torch::nn::Module {
 
  private:
   int64_t numHeads_, headSize_;
+  std::shared_ptr<PackedWeight> packedQuery_ = std::make_shared<PackedWeight>(),
+                                packedKey_ = std::make_shared<PackedWeight>(),
+                                packedValue_ = std::make_shared<PackedWeight>();
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -46,6 +85,9 @@ class BertResidualOutputImpl : public torch::nn::Module {
   torch::nn::Linear dense{nullptr};
   torch::nn::LayerNorm layerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
+
+ private:
+  std::shared_ptr<PackedWeight> packed_ = std::make_shared<PackedWeight>();
 };
 TORCH_MODULE(BertResidualOutput);
 
@@ -65,6 +107,9 @@ class BertIntermediateImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& hidden);
 
   torch::nn::Linear dense{nullptr};
+
+ private:
+  std::shared_ptr<PackedWeight> packed_ = std::make_shared<PackedWeight>();
 };
 TORCH_MODULE(BertIntermediate);
 

@@ -1,23 +1,29 @@
 // `Model`: the NER model (binding/model) as a JS class. Arguments are validated on the JS thread
-// (a bad argument throws there, naming it); tensor work runs on libuv's pool and settles a
-// Promise, inference under torch::InferenceMode.
+// (a bad argument throws there, naming it); tensor work runs off it and settles a Promise,
+// inference under torch::InferenceMode. All models' tensor work runs on one thread of its own
+// (TensorThread below), in call order: concurrent calls queue instead of contending for the cores.
 //
 // Concurrency: each instance guards its module with a reader/writer lock. Inference and
-// saveWeights read (any number at once); loadWeights, to, seed and Trainer steps (napi/train.cc,
-// through napi/model.h) write (alone, after the readers in flight). loadWeights reads the file
-// before taking the lock. All instances share one lock around drawing initial weights, because
-// LibTorch's generator is global: seed(n) then re-initialising is atomic, so equal seeds give equal
-// weights even under concurrency.
+// saveWeights read; loadWeights, to, seed and Trainer steps (napi/train.cc, through napi/model.h,
+// on libuv's pool) write (alone, after the readers in flight). loadWeights reads the file before
+// taking the lock. All instances share one lock around drawing initial weights, because LibTorch's
+// generator is global: seed(n) then re-initialising is atomic, so equal seeds give equal weights
+// even under concurrency.
 #include "napi/model.h"
 
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -29,6 +35,7 @@
 #include "napi/errors.h"
 #include "napi/modules.h"
 #include "napi/tensors.h"
+#include "napi/threads.h"
 #include "napi/worker.h"
 
 namespace koner::napi {
@@ -40,6 +47,63 @@ std::mutex& InitMutex() {
   static std::mutex mutex;
   return mutex;
 }
+
+// One thread runs every model's tensor work, in call order; the libuv thread of a call waits for
+// it. LibTorch's CPU kernels run on OpenMP (and so do OpenBLAS and oneDNN here), and every thread
+// that enters a parallel region gets a team of its own: work spread over libuv's four pool threads
+// made four teams, more OpenMP threads than cores, and libgomp then stops spinning between
+// parallel regions, so every kernel paid a sleep and a wake-up (a KoBERT forward of one sentence
+// took 1.5x as long as on one thread). On one thread, one team stays hot. Concurrent calls were
+// contending for the same cores anyway; now they queue. Created on first use, never destroyed (a
+// detached thread parked on its queue ends with the process).
+class TensorThread {
+ public:
+  // Runs `work` on the tensor thread and returns its result (or rethrows its exception).
+  template <typename F>
+  static auto Run(F&& work) -> decltype(work()) {
+    std::packaged_task<decltype(work())()> task(std::forward<F>(work));
+    auto result = task.get_future();
+    Instance().Push([&task] {
+      ApplyThreads();
+      task();
+    });
+    return result.get();
+  }
+
+ private:
+  TensorThread() : thread_([this] { Loop(); }) { thread_.detach(); }
+
+  static TensorThread& Instance() {
+    static TensorThread* instance = new TensorThread();
+    return *instance;
+  }
+
+  void Push(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(job));
+    }
+    ready_.notify_one();
+  }
+
+  void Loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return !queue_.empty(); });
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> queue_;
+  std::thread thread_;  // last: starts once the queue exists
+};
 
 // ---- arguments ------------------------------------------------------------------------------
 
@@ -372,11 +436,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
     Guard(info.Env(), [&] {
       ModelConfig config = ConfigArg(info[0]);
-      ApplyThreads();
-      {
+      // Built (and its initial weights drawn) on the tensor thread too, waiting for it here.
+      state_ = TensorThread::Run([&] {
         std::lock_guard<std::mutex> init(InitMutex());
-        state_ = std::make_shared<State>(config);
-      }
+        return std::make_shared<State>(config);
+      });
       for (const auto& item : state_->model->named_parameters(/*recurse=*/true)) {
         parameters_.emplace_back(item.key(), item.value().sizes().vec());
       }
@@ -398,8 +462,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           info.Env(),
           [state, path] {
             auto file = io::ReadSafetensors(path);
-            std::unique_lock<std::shared_mutex> lock(state->mutex);
-            return model::LoadWeights(*state->model, file.tensors, path);
+            return TensorThread::Run([&] {
+              std::unique_lock<std::shared_mutex> lock(state->mutex);
+              return model::LoadWeights(*state->model, file.tensors, path);
+            });
           },
           [](Napi::Env env, model::LoadReport& report) -> Napi::Value {
             auto out = Napi::Object::New(env);
@@ -421,9 +487,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       return PromiseWorker<bool>::Start(
           info.Env(),
           [state, path, dtype] {
-            std::shared_lock<std::shared_mutex> lock(state->mutex);
-            io::WriteSafetensors(path, model::WeightsOf(*state->model, dtype), {{"format", "pt"}});
-            return true;
+            return TensorThread::Run([&] {
+              std::shared_lock<std::shared_mutex> lock(state->mutex);
+              io::WriteSafetensors(path, model::WeightsOf(*state->model, dtype),
+                                   {{"format", "pt"}});
+              return true;
+            });
           },
           [](Napi::Env env, bool&) { return env.Undefined(); });
     });
@@ -444,12 +513,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       return PromiseWorker<bool>::Start(
           info.Env(),
           [state, device, dtype] {
-            std::unique_lock<std::shared_mutex> lock(state->mutex);
-            state->model->Place(device, dtype);
-            std::lock_guard<std::mutex> names(state->placementMutex);
-            state->deviceName = device.str();
-            state->dtypeName = DtypeName(dtype);
-            return true;
+            return TensorThread::Run([&] {
+              std::unique_lock<std::shared_mutex> lock(state->mutex);
+              state->model->Place(device, dtype);
+              std::lock_guard<std::mutex> names(state->placementMutex);
+              state->deviceName = device.str();
+              state->dtypeName = DtypeName(dtype);
+              return true;
+            });
           },
           [](Napi::Env env, bool&) { return env.Undefined(); });
     });
@@ -474,11 +545,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       return PromiseWorker<torch::Tensor>::Start(
           info.Env(),
           [state, batch] {
-            std::shared_lock<std::shared_mutex> lock(state->mutex);
-            c10::InferenceMode inference;
-            auto in = Place(batch, *state->model);
-            auto e = state->model->Emissions(in.ids, in.mask);
-            return ForJs(ValidOnly(e, in.mask), torch::kFloat32);
+            return TensorThread::Run([&] {
+              std::shared_lock<std::shared_mutex> lock(state->mutex);
+              c10::InferenceMode inference;
+              auto in = Place(batch, *state->model);
+              auto e = state->model->Emissions(in.ids, in.mask);
+              return ForJs(ValidOnly(e, in.mask), torch::kFloat32);
+            });
           },
           [](Napi::Env env, torch::Tensor& t) { return TypedArrayOf(env, t); });
     });
@@ -493,11 +566,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       return PromiseWorker<torch::Tensor>::Start(
           info.Env(),
           [state, batch] {
-            std::shared_lock<std::shared_mutex> lock(state->mutex);
-            c10::InferenceMode inference;
-            auto in = Place(batch, *state->model);
-            auto h = state->model->Hidden(in.ids, in.mask);
-            return ForJs(ValidOnly(h.to(torch::kFloat32), in.mask), torch::kFloat32);
+            return TensorThread::Run([&] {
+              std::shared_lock<std::shared_mutex> lock(state->mutex);
+              c10::InferenceMode inference;
+              auto in = Place(batch, *state->model);
+              auto h = state->model->Hidden(in.ids, in.mask);
+              return ForJs(ValidOnly(h.to(torch::kFloat32), in.mask), torch::kFloat32);
+            });
           },
           [](Napi::Env env, torch::Tensor& t) { return TypedArrayOf(env, t); });
     });
@@ -514,11 +589,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       return PromiseWorker<Decoded>::Start(
           info.Env(),
           [state, batch, options] {
-            std::shared_lock<std::shared_mutex> lock(state->mutex);
-            c10::InferenceMode inference;
-            auto& m = *state->model;
-            auto in = Place(batch, m);
-            return DecodeWith(m, m.Emissions(in.ids, in.mask), in.mask, options);
+            return TensorThread::Run([&] {
+              std::shared_lock<std::shared_mutex> lock(state->mutex);
+              c10::InferenceMode inference;
+              auto& m = *state->model;
+              auto in = Place(batch, m);
+              return DecodeWith(m, m.Emissions(in.ids, in.mask), in.mask, options);
+            });
           },
           DecodedToJs);
     });
@@ -535,11 +612,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       return PromiseWorker<Decoded>::Start(
           info.Env(),
           [state, batch, options] {
-            std::shared_lock<std::shared_mutex> lock(state->mutex);
-            c10::InferenceMode inference;
-            auto& m = *state->model;
-            return DecodeWith(m, batch.emissions.to(m.device()), batch.mask.to(m.device()),
-                              options);
+            return TensorThread::Run([&] {
+              std::shared_lock<std::shared_mutex> lock(state->mutex);
+              c10::InferenceMode inference;
+              auto& m = *state->model;
+              return DecodeWith(m, batch.emissions.to(m.device()), batch.mask.to(m.device()),
+                                options);
+            });
           },
           DecodedToJs);
     });
@@ -564,12 +643,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       return PromiseWorker<double>::Start(
           info.Env(),
           [state, batch, tags] {
-            std::shared_lock<std::shared_mutex> lock(state->mutex);
-            c10::InferenceMode inference;
-            auto& m = *state->model;
-            auto in = Place(batch, m);
-            auto e = m.Emissions(in.ids, in.mask);
-            return m.head().Loss(e, tags.to(m.device()), in.mask).item<double>();
+            return TensorThread::Run([&] {
+              std::shared_lock<std::shared_mutex> lock(state->mutex);
+              c10::InferenceMode inference;
+              auto& m = *state->model;
+              auto in = Place(batch, m);
+              auto e = m.Emissions(in.ids, in.mask);
+              return m.head().Loss(e, tags.to(m.device()), in.mask).item<double>();
+            });
           },
           [](Napi::Env env, double& x) { return Napi::Number::New(env, x); });
     });
@@ -607,11 +688,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       return PromiseWorker<bool>::Start(
           info.Env(),
           [state, seed] {
-            std::unique_lock<std::shared_mutex> lock(state->mutex);
-            std::lock_guard<std::mutex> init(InitMutex());
-            torch::manual_seed(seed);
-            state->model->ResetParameters();
-            return true;
+            return TensorThread::Run([&] {
+              std::unique_lock<std::shared_mutex> lock(state->mutex);
+              std::lock_guard<std::mutex> init(InitMutex());
+              torch::manual_seed(seed);
+              state->model->ResetParameters();
+              return true;
+            });
           },
           [](Napi::Env env, bool&) { return env.Undefined(); });
     });

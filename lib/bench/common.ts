@@ -1,0 +1,138 @@
+/**
+ * What every benchmark shares: one table row type, interleaved best-of-N timing, the machine's
+ * facts (CPU, threads, load average) and the table itself.
+ */
+import os from 'node:os';
+
+/** One line of the table: koner's figure, Python's, and which way is better. */
+export interface BenchRow {
+  /** e.g. `(a) predict, batch 32`. */
+  row: string;
+  koner: number | null;
+  python: number | null;
+  /** e.g. `sentences/s`, `ms/call`, `GFLOP/s`. */
+  unit: string;
+  /** Times: smaller is better, and the ratio is python / koner. Rates: koner / python. */
+  lowerIsBetter?: boolean;
+  /** What the Python figure is, or why a figure is missing. */
+  note?: string;
+}
+
+/** koner's speed-up over Python (> 1: koner faster), or null when a figure is missing. */
+export function speedUp(row: BenchRow): number | null {
+  if (row.koner === null || row.python === null || row.koner <= 0 || row.python <= 0) return null;
+  return row.lowerIsBetter ? row.python / row.koner : row.koner / row.python;
+}
+
+function formatNumber(x: number | null): string {
+  if (x === null) return '—';
+  if (x >= 1000) return Math.round(x).toLocaleString('en-US');
+  if (x >= 100) return x.toFixed(0);
+  if (x >= 10) return x.toFixed(1);
+  if (x >= 1) return x.toFixed(2);
+  return x.toPrecision(3);
+}
+
+/** The rows as a fixed-width table: row, koner, python, ratio, unit, note. */
+export function formatTable(rows: readonly BenchRow[]): string {
+  const cells = rows.map((r) => {
+    const ratio = speedUp(r);
+    return [
+      r.row,
+      formatNumber(r.koner),
+      formatNumber(r.python),
+      ratio === null ? '—' : `${ratio.toFixed(2)}×`,
+      r.unit,
+      r.note ?? '',
+    ];
+  });
+  const header = ['row', 'koner', 'python', 'koner/python', 'unit', 'python side / note'];
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const right = [false, true, true, true, false, false];
+  const line = (c: string[]) =>
+    c
+      .map((x, i) =>
+        i === c.length - 1 ? x : right[i] ? x.padStart(widths[i]) : x.padEnd(widths[i]),
+      )
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+/** Seconds since `start` (from process.hrtime.bigint()). */
+export function secondsSince(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** Seconds one call of `run` takes. */
+export async function timeOnce(run: () => unknown): Promise<number> {
+  const start = process.hrtime.bigint();
+  await run();
+  return secondsSince(start);
+}
+
+/**
+ * Interleaved best-of-N: round after round, each side once in turn (A B C A B C ...), so that a
+ * change in the machine's load hits every side alike. Each side returns the seconds it measured
+ * (its own clock, e.g. Python's perf_counter). Returns every side's samples, sorted ascending.
+ */
+export async function interleaved(
+  rounds: number,
+  sides: readonly (() => Promise<number>)[],
+  onRound?: (round: number, samples: number[]) => void,
+): Promise<number[][]> {
+  const samples: number[][] = sides.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    const now: number[] = [];
+    for (let s = 0; s < sides.length; s++) {
+      const seconds = await sides[s]();
+      samples[s].push(seconds);
+      now.push(seconds);
+    }
+    onRound?.(r, now);
+  }
+  return samples.map((xs) => xs.sort((a, b) => a - b));
+}
+
+/** The load average over 1, 5 and 15 minutes, e.g. `1.92 2.10 2.40`. */
+export function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+}
+
+/** One line about the machine: CPU model, cores, load average. */
+export function machineLine(): string {
+  const cpus = os.cpus();
+  return `${cpus[0]?.model.trim() ?? 'CPU'} × ${cpus.length}, load average ${loadAverage()}`;
+}
+
+/** A seeded generator of floats in [0, 1) (mulberry32). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Logs to stderr so that stdout carries only results. */
+export function progress(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+/** Shared options of the benchmarks. */
+export interface BenchOptions {
+  /** LibTorch/PyTorch intra-op threads on both sides (default: the available cores). */
+  threads: number;
+  /** Fewer sentences and rounds: a smoke run. */
+  quick: boolean;
+  /** The Python interpreter (see defaultPython). */
+  python: string;
+  /** 'cpu' (default) or 'cuda'. */
+  device: string;
+}

@@ -1,0 +1,172 @@
+/**
+ * Row (c): training throughput of the default small model (train.json's scratch size: 4 layers ×
+ * 256 hidden, 4 heads, FFN 1024, CRF head; batch 32) on KMOU training examples: koner's native
+ * Trainer against a PyTorch training loop written the common way
+ * (scripts/bench/python/train.py), from the same initial weights, on the same examples,
+ * interleaved round by round, best of N.
+ *
+ * Both sides train on the same examples (a seeded sample of S × 32 training examples, prepared
+ * as `koner train` prepares them: pieces, BIO tags, windows of at most 128 pieces). Python visits
+ * them in the sample's (shuffled) order, 32 per batch, each batch padded to its longest example;
+ * koner visits the same examples in length-bucketed batches of 32 (lib/train/batching.ts). koner's
+ * figure is the wall time of its `Trainer.step` calls (forward, fused CRF NLL, backward, clipping,
+ * AdamW) including the JS-side padding of each batch.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { readKmouCorpus } from '../corpus/index.js';
+import { KMOU_SCHEME } from '../labels/index.js';
+import type { NativeTrainBatch, NativeTrainer } from '../native.js';
+import { native } from '../native.js';
+import { setThreads } from '../runtime.js';
+import { Tokenizer } from '../tokenizer/index.js';
+import { collate, epochBatches } from '../train/batching.js';
+import { DEFAULT_SCRATCH_SIZE } from '../train/config.js';
+import { prepareExamples } from '../train/data.js';
+import { Rng } from '../train/rng.js';
+import { type BenchOptions, type BenchRow, interleaved, progress } from './common.js';
+import { sharedDataDir, tokenizerFiles, writeRandomModel } from './inference.js';
+import { PythonServer, pythonScript } from './python.js';
+
+export interface TrainBenchOptions extends BenchOptions {
+  /** Optimizer steps per timed round (default 24; --quick: 6). */
+  steps?: number;
+  /** Timed rounds per side (default 3; --quick: 1), after a 2-step warm-up. */
+  rounds?: number;
+}
+
+const BATCH = 32;
+
+/** Whether this build of the addon has the native Trainer. */
+export function haveTrainer(): boolean {
+  return typeof (native() as { Trainer?: unknown }).Trainer === 'function';
+}
+
+export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]> {
+  const label = '(c) training, small model, batch 32';
+  if (!haveTrainer()) {
+    return [
+      {
+        row: label,
+        koner: null,
+        python: null,
+        unit: 'sentences/s',
+        note: 'pending: Trainer not built',
+      },
+    ];
+  }
+  const steps = options.steps ?? (options.quick ? 6 : 24);
+  const rounds = options.rounds ?? (options.quick ? 1 : 3);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'koner-bench-small-'));
+  let python: PythonServer | null = null;
+  try {
+    setThreads(options.threads);
+    const config = await writeRandomModel(dir, 100, { ...DEFAULT_SCRATCH_SIZE });
+    const files = tokenizerFiles();
+    const tokenizer = await Tokenizer.load(files.model, { vocab: files.vocab });
+    const sentences = await readKmouCorpus(path.join(sharedDataDir(), 'kmou-ner', 'train'));
+    const data = prepareExamples(sentences, tokenizer, { scheme: KMOU_SCHEME, maxLength: 128 });
+    // A seeded sample of the examples: what a shuffling DataLoader would hand out first.
+    const order = Array.from({ length: data.examples.length }, (_, i) => i);
+    Rng.fromSeed(100, 0).shuffle(order);
+    const warmSteps = 2;
+    const sample = order.slice(0, (steps + warmSteps) * BATCH);
+    const examples = sample.map((i) => data.examples[i]);
+
+    // koner: the sample's examples in length-bucketed batches (the warm-up takes the first two).
+    const bucketed = epochBatches(
+      examples.map((e) => e.ids.length),
+      0,
+      { batchSize: BATCH, seed: 100, bucketBatches: steps + warmSteps },
+    );
+    const batchOf = (indices: number[]): NativeTrainBatch => {
+      const { ids, labels } = collate(
+        indices.map((i) => examples[i]),
+        config.padTokenId,
+        0,
+      );
+      return {
+        ids: ids.data,
+        shape: [ids.rows, ids.cols],
+        lengths: ids.lengths,
+        tags: labels.data,
+      };
+    };
+
+    const model = new (native().Model)(config);
+    await model.loadWeights(path.join(dir, 'model.safetensors'));
+    if (options.device !== 'cpu') await model.to(options.device, 'float32');
+    const trainer: NativeTrainer = new (native().Trainer)(model, {
+      weightDecay: 0.01,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      clipNorm: 1,
+      autocast: 'float32',
+    });
+    const lr = 5e-4;
+    const konerSteps = async (batches: number[][]): Promise<number> => {
+      const start = process.hrtime.bigint();
+      for (const b of batches) await trainer.step([batchOf(b)], lr);
+      return Number(process.hrtime.bigint() - start) / 1e9;
+    };
+
+    python = await PythonServer.start(options.python, pythonScript('train.py'), [
+      '--model',
+      dir,
+      '--threads',
+      String(options.threads),
+      '--device',
+      options.device,
+    ]);
+    await python.request('load', {
+      ids: examples.map((e) => Array.from(e.ids)),
+      tags: examples.map((e) => Array.from(e.labels)),
+      batch: BATCH,
+    });
+    const pythonSteps = async (count: number, start: number): Promise<number> =>
+      (await python!.request<{ seconds: number }>('run', { steps: count, start })).seconds;
+
+    const realTokens = examples.reduce((n, e) => n + e.ids.length, 0);
+    let bucketPadded = 0;
+    for (const b of bucketed)
+      bucketPadded += b.length * Math.max(...b.map((i) => examples[i].ids.length));
+    let dynamicPadded = 0;
+    for (let s = 0; s < examples.length; s += BATCH) {
+      const chunk = examples.slice(s, s + BATCH);
+      dynamicPadded += chunk.length * Math.max(...chunk.map((e) => e.ids.length));
+    }
+    progress(
+      `training: ${steps} steps × ${BATCH} of ${data.examples.length} examples; pieces ` +
+        `${realTokens}, padded: koner ${bucketPadded}, python ${dynamicPadded}`,
+    );
+
+    await konerSteps(bucketed.slice(0, warmSteps));
+    await pythonSteps(warmSteps, 0);
+    const timed = bucketed.slice(warmSteps);
+    const samples = await interleaved(
+      rounds,
+      [() => konerSteps(timed), () => pythonSteps(steps, warmSteps)],
+      (round, s) =>
+        progress(
+          `training round ${round + 1}: koner ${s[0].toFixed(2)} s, python ${s[1].toFixed(2)} s`,
+        ),
+    );
+    const timedSentences = timed.reduce((n, b) => n + b.length, 0);
+    return [
+      {
+        row: label,
+        koner: timedSentences / samples[0][0],
+        python: (steps * BATCH) / samples[1][0],
+        unit: 'sentences/s',
+        note:
+          `PyTorch loop: batch-max padding, pytorch-crf-style NLL, AdamW (${steps} steps; ` +
+          `koner length-bucketed)`,
+      },
+    ];
+  } finally {
+    await python?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * `npm run bench`: every row — (a) inference, (b) CRF, (c) training, (d) tokenizer, (e) encoder
+ * vs GEMM peak — koner against Python in one run, printed as one table.
+ *
+ *   npm run bench -- [--threads N] [--quick] [--only a,b,c,d,e] [--rounds N] [--json out.json]
+ *
+ * The logic lives in lib/bench/ (compiled into dist/ for machines without npm).
+ */
+import { formatAll, runAll } from '../../lib/bench/all.js';
+import { parseBenchArgs } from '../../lib/bench/args.js';
+
+console.log(formatAll(await runAll(parseBenchArgs())));

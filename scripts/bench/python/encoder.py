@@ -1,0 +1,99 @@
+"""The encoder's forward in PyTorch (kobert_crf.py, the reference's KobertCRF on koner's weights)
+and the GEMM peak of this machine; the server side of lib/bench/encoder.ts.
+
+    encoder.py --model DIR --threads N [--device cpu|cuda]
+
+Requests (one JSON object per line, see serve.py):
+  {"op": "forward", "batch": B, "time": T, "iters": n}
+        seconds of the best of n emissions() calls on random ids [B, T] (no padding), under
+        model.eval() and torch.no_grad(); on CUDA under torch.autocast(bfloat16), each call
+        bracketed by synchronize()
+  {"op": "gemm"}
+        the GEMM peak in GFLOP/s, best of 10 calls per shape. CPU: float32 torch.matmul (the
+        BLAS LibTorch links: OpenBLAS here) and oneDNN's inner product (torch._C._nn.
+        mkldnn_linear, the oneDNN inside the same LibTorch), each on 2048x2048x2048 and the FFN's
+        2048x768x3072, the better shape reported. CUDA: bfloat16 and float32 torch.matmul on
+        8192x8192x8192.
+"""
+
+import argparse
+import contextlib
+import time
+
+import torch
+
+import kobert_crf
+from serve import serve
+
+
+def best_seconds(fn, sync, rounds):
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(rounds):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    model = kobert_crf.load_model(args.model, device)
+    model.eval()
+
+    def forward(batch, time, iters):
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(5, 7995, (batch, time), generator=gen).to(device)
+
+        def call():
+            # (torch 1.13 checks CUDA's bf16 support even for a disabled CUDA autocast.)
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+            with torch.no_grad(), autocast:
+                model.emissions(ids)
+
+        return {"seconds": best_seconds(call, sync, iters)}
+
+    def gemm():
+        out = {}
+        if cuda:
+            n = 8192
+            for name, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
+                a = torch.randn(n, n, device=device, dtype=dtype)
+                b = torch.randn(n, n, device=device, dtype=dtype)
+                out[name] = 2 * n**3 / best_seconds(lambda: a @ b, sync, 10) / 1e9
+            return out
+        shapes = {"square": (2048, 2048, 2048), "ffn": (2048, 768, 3072)}
+        blas, onednn = {}, {}
+        for name, (m, k, n) in shapes.items():
+            a = torch.randn(m, k)
+            b = torch.randn(k, n)
+            w = b.t().contiguous()  # Linear's [out, in] weight
+            flops = 2 * m * k * n
+            blas[name] = flops / best_seconds(lambda: a @ b, sync, 10) / 1e9
+            onednn[name] = flops / best_seconds(
+                lambda: torch._C._nn.mkldnn_linear(a.to_mkldnn(), w, None).to_dense(), sync, 10
+            ) / 1e9
+        out["openblas"] = max(blas.values())
+        out["onednn"] = max(onednn.values())
+        out["shapes"] = {"openblas": blas, "onednn": onednn}
+        return out
+
+    serve(
+        {"forward": forward, "gemm": gemm},
+        {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)},
+    )
+
+
+if __name__ == "__main__":
+    main()
