@@ -5,10 +5,11 @@
  * (scripts/bench/python/train.py), from the same initial weights, on the same examples,
  * interleaved round by round, best of N.
  *
- * Both sides train on the same examples (a seeded sample of S × 32 training examples, prepared
- * as `koner train` prepares them: pieces, BIO tags, windows of at most 128 pieces). Python visits
- * them in the sample's (shuffled) order, 32 per batch, each batch padded to its longest example;
- * koner visits the same examples in length-bucketed batches of 32 (lib/train/batching.ts). koner's
+ * Both sides are timed on the same examples (a seeded sample of S × 32 training examples, prepared
+ * as `koner train` prepares them: pieces, BIO tags, windows of at most 128 pieces) after a 2-step
+ * warm-up on 64 others. Python visits them in the sample's (shuffled) order, 32 per batch, each
+ * batch padded to its longest example; koner visits the same examples in length-bucketed batches
+ * of 32 (lib/train/batching.ts). koner's
  * figure is the wall time of its `Trainer.step` calls (forward, fused CRF NLL, backward, clipping,
  * AdamW) including the JS-side padding of each batch.
  */
@@ -68,19 +69,23 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
     const tokenizer = await Tokenizer.load(files.model, { vocab: files.vocab });
     const sentences = await readKmouCorpus(path.join(sharedDataDir(), 'kmou-ner', 'train'));
     const data = prepareExamples(sentences, tokenizer, { scheme: KMOU_SCHEME, maxLength: 128 });
-    // A seeded sample of the examples: what a shuffling DataLoader would hand out first.
+    // A seeded sample of the examples: what a shuffling DataLoader would hand out first. Both
+    // sides are timed on the first `steps × 32` of them and warm up on the next 2 × 32.
     const order = Array.from({ length: data.examples.length }, (_, i) => i);
     Rng.fromSeed(100, 0).shuffle(order);
     const warmSteps = 2;
-    const sample = order.slice(0, (steps + warmSteps) * BATCH);
-    const examples = sample.map((i) => data.examples[i]);
+    const examples = order.slice(0, (steps + warmSteps) * BATCH).map((i) => data.examples[i]);
+    const timedCount = steps * BATCH;
 
-    // koner: the sample's examples in length-bucketed batches (the warm-up takes the first two).
-    const bucketed = epochBatches(
-      examples.map((e) => e.ids.length),
-      0,
-      { batchSize: BATCH, seed: 100, bucketBatches: steps + warmSteps },
-    );
+    // koner: each set's examples in length-bucketed batches (indices into `examples`).
+    const bucket = (first: number, count: number, batches: number): number[][] =>
+      epochBatches(
+        examples.slice(first, first + count).map((e) => e.ids.length),
+        0,
+        { batchSize: BATCH, seed: 100, bucketBatches: batches },
+      ).map((batch) => batch.map((i) => first + i));
+    const timed = bucket(0, timedCount, steps);
+    const warmUp = bucket(timedCount, warmSteps * BATCH, warmSteps);
     const batchOf = (indices: number[]): NativeTrainBatch => {
       const { ids, labels } = collate(
         indices.map((i) => examples[i]),
@@ -128,13 +133,14 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
     const pythonSteps = async (count: number, start: number): Promise<number> =>
       (await python!.request<{ seconds: number }>('run', { steps: count, start })).seconds;
 
-    const realTokens = examples.reduce((n, e) => n + e.ids.length, 0);
+    const timedExamples = examples.slice(0, timedCount);
+    const realTokens = timedExamples.reduce((n, e) => n + e.ids.length, 0);
     let bucketPadded = 0;
-    for (const b of bucketed)
+    for (const b of timed)
       bucketPadded += b.length * Math.max(...b.map((i) => examples[i].ids.length));
     let dynamicPadded = 0;
-    for (let s = 0; s < examples.length; s += BATCH) {
-      const chunk = examples.slice(s, s + BATCH);
+    for (let s = 0; s < timedCount; s += BATCH) {
+      const chunk = timedExamples.slice(s, s + BATCH);
       dynamicPadded += chunk.length * Math.max(...chunk.map((e) => e.ids.length));
     }
     progress(
@@ -142,23 +148,21 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
         `${realTokens}, padded: koner ${bucketPadded}, python ${dynamicPadded}`,
     );
 
-    await konerSteps(bucketed.slice(0, warmSteps));
-    await pythonSteps(warmSteps, 0);
-    const timed = bucketed.slice(warmSteps);
+    await konerSteps(warmUp);
+    await pythonSteps(warmSteps, steps);
     const samples = await interleaved(
       rounds,
-      [() => konerSteps(timed), () => pythonSteps(steps, warmSteps)],
+      [() => konerSteps(timed), () => pythonSteps(steps, 0)],
       (round, s) =>
         progress(
           `training round ${round + 1}: koner ${s[0].toFixed(2)} s, python ${s[1].toFixed(2)} s`,
         ),
     );
-    const timedSentences = timed.reduce((n, b) => n + b.length, 0);
     return [
       {
         row: label,
-        koner: timedSentences / samples[0][0],
-        python: (steps * BATCH) / samples[1][0],
+        koner: timedCount / samples[0][0],
+        python: timedCount / samples[1][0],
         unit: 'sentences/s',
         note:
           `PyTorch loop: batch-max padding, pytorch-crf-style NLL, AdamW (${steps} steps; ` +

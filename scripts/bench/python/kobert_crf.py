@@ -145,9 +145,16 @@ class CRF(nn.Module):
 # ---- the encoder ------------------------------------------------------------------------------
 
 def bert_forward(w, cfg, ids, mask, training):
-    """model_reference.bert_forward with Hugging Face's dropout placements (identity in eval)."""
-    if not training:
+    """model_reference.bert_forward with Hugging Face's dropout placements (identity in eval).
+    Inference on the CPU runs model_reference's own function; training, and any other device
+    (model_reference builds its position ids on the CPU), run this copy of it."""
+    if not training and ids.device.type == "cpu":
         return model_reference.bert_forward(w, cfg, ids, mask)
+    return bert_forward_copy(w, cfg, ids, mask, training)
+
+
+def bert_forward_copy(w, cfg, ids, mask, training):
+    """model_reference.bert_forward, step for step, with dropout and device-placed position ids."""
     B, T = ids.shape
     H, nh = cfg["hidden_size"], cfg["num_attention_heads"]
     hs, eps = H // nh, cfg["layer_norm_eps"]
@@ -166,7 +173,7 @@ def bert_forward(w, cfg, ids, mask, training):
     x = F.embedding(ids, w["embeddings.word_embeddings.weight"])
     x = x + F.embedding(torch.zeros_like(ids), w["embeddings.token_type_embeddings.weight"])
     x = x + F.embedding(positions, w["embeddings.position_embeddings.weight"])
-    x = F.dropout(ln(x, "embeddings.LayerNorm"), p_hidden, True)
+    x = F.dropout(ln(x, "embeddings.LayerNorm"), p_hidden, training)
     extended = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
     for i in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
@@ -174,12 +181,12 @@ def bert_forward(w, cfg, ids, mask, training):
         k = heads(lin(x, p + "attention.self.key"))
         v = heads(lin(x, p + "attention.self.value"))
         scores = torch.matmul(q, k.transpose(-1, -2)) / (hs ** 0.5)
-        probs = F.dropout((scores + extended).softmax(dim=-1), p_attn, True)
+        probs = F.dropout((scores + extended).softmax(dim=-1), p_attn, training)
         context = torch.matmul(probs, v).permute(0, 2, 1, 3).contiguous().view(B, T, H)
-        attended = F.dropout(lin(context, p + "attention.output.dense"), p_hidden, True)
+        attended = F.dropout(lin(context, p + "attention.output.dense"), p_hidden, training)
         attended = ln(attended + x, p + "attention.output.LayerNorm")
         inner = F.gelu(lin(attended, p + "intermediate.dense"))
-        out = F.dropout(lin(inner, p + "output.dense"), p_hidden, True)
+        out = F.dropout(lin(inner, p + "output.dense"), p_hidden, training)
         x = ln(out + attended, p + "output.LayerNorm")
     return x
 
