@@ -176,7 +176,18 @@ export interface NativeTrainBatch {
   ids: Int32Array;
   shape: [number, number];
   lengths: Int32Array;
-  tags: Int32Array;
+  /**
+   * The objectives a batch trains follow from the targets it carries (at least one):
+   * `tags` (B × T label ids, the tagging loss; not for a model with head `none`), `posTags`
+   * (B × T POS ids or -1, the auxiliary POS loss; the model needs `posLabels`), `mlmLabels`
+   * (B × T: the original id of a masked piece, -1 elsewhere; the model needs `mlmHead`).
+   */
+  tags?: Int32Array;
+  posTags?: Int32Array;
+  mlmLabels?: Int32Array;
+  /** B × T × syllablesPerPiece syllable ids (0: none), required by a model with a syllable channel. */
+  syllables?: Int32Array;
+  syllablesPerPiece?: number;
 }
 
 /** AdamW and clipping settings of a Trainer (binding/napi/train.cc); errors name the field. */
@@ -193,6 +204,8 @@ export interface NativeTrainerOptions {
    * scaling (as torch.cuda.amp.GradScaler).
    */
   autocast?: NativeDtype;
+  /** Weight of the auxiliary POS loss beside the tagging loss (default 1). */
+  posWeight?: number;
 }
 
 /** What one optimizer step reports. */
@@ -200,9 +213,18 @@ export interface NativeStepResult {
   /**
    * The step's objective: the loss summed over its sentences (every micro-batch, and every rank
    * with a group) divided by the head's count: sentences for CRF heads (mean NLL per sentence),
-   * valid pieces for the softmax head (mean token cross entropy, as `NativeModel.loss`).
+   * valid pieces for the softmax head (mean token cross entropy, as `NativeModel.loss`); plus
+   * `posWeight × posLoss` and `mlmLoss` when the batches train those.
    */
   loss: number;
+  /** Each objective alone (0 when not trained): per its own count of targets. */
+  taggingLoss: number;
+  /** Mean cross entropy per POS target. */
+  posLoss: number;
+  /** Mean cross entropy per masked piece. */
+  mlmLoss: number;
+  /** Masked pieces whose most likely id is the original one, over masked pieces. */
+  mlmAccuracy: number;
   /** Global gradient norm before clipping (non-finite when the step was skipped). */
   gradNorm: number;
   /** Sentences in the step (over all ranks with a group). */
@@ -233,6 +255,8 @@ export interface NativeTrainer {
    * other collectives.
    */
   step(batches: NativeTrainBatch[], lr: number, group?: NativeDistGroup): Promise<NativeStepResult>;
+  /** The losses `step` would report, without a step: no dropout, no update, this rank only. */
+  evaluate(batches: NativeTrainBatch[]): Promise<NativeStepResult>;
   /** Copies `root`'s (default 0) parameters to every rank of the group. */
   broadcastParameters(group: NativeDistGroup, root?: number): Promise<void>;
   /**

@@ -80,7 +80,7 @@ const plain = (b: NativeTrainBatch) => ({
   shape: b.shape,
   ids: Array.from(b.ids),
   lengths: Array.from(b.lengths),
-  tags: Array.from(b.tags),
+  tags: Array.from(b.tags!),
 });
 
 describe('steps against PyTorch (torch.optim.AdamW, clip_grad_norm_, pytorch-crf NLL)', () => {
@@ -373,12 +373,12 @@ describe('arguments', () => {
   it.each<[string, (b: NativeTrainBatch) => unknown, RegExp]>([
     [
       'a tag outside 0..K-1',
-      (b) => (b.tags[T + 1] = 7),
+      (b) => (b.tags![T + 1] = 7),
       /batches\[1\]\.tags\[1\]\[1\] = 7 is outside 0\.\.6 \(7 labels\)/,
     ],
     [
       'a negative tag',
-      (b) => (b.tags[0] = -1),
+      (b) => (b.tags![0] = -1),
       /batches\[1\]\.tags\[0\]\[0\] = -1 is outside 0\.\.6/,
     ],
     [
@@ -403,7 +403,7 @@ describe('arguments', () => {
     ],
     [
       'tags of the wrong type',
-      (b) => (b.tags = new Float32Array(b.tags) as never),
+      (b) => (b.tags = new Float32Array(b.tags!) as never),
       /batches\[1\]\.tags: expected a Int32Array/,
     ],
     [
@@ -421,7 +421,7 @@ describe('arguments', () => {
     const bad = {
       ...good,
       ids: good.ids.slice(),
-      tags: good.tags.slice(),
+      tags: good.tags!.slice(),
       lengths: good.lengths.slice(),
     };
     spoil(bad);
@@ -480,7 +480,7 @@ describe('training', () => {
       console.log(`overfit ${head}: loss ${losses[0].toFixed(3)} -> ${losses.at(-1)!.toFixed(3)}`);
       expect(losses.at(-1)!).toBeLessThan(0.3 * losses[0]);
       // And the model's own loss (eval mode, batch or token mean) agrees that it learned.
-      const evalLoss = await model.loss(batch.ids, batch.shape, batch.lengths, batch.tags);
+      const evalLoss = await model.loss(batch.ids, batch.shape, batch.lengths, batch.tags!);
       expect(evalLoss).toBeLessThan(0.3 * losses[0]);
     },
   );

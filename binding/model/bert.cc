@@ -90,15 +90,39 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
       register_module("token_type_embeddings", torch::nn::Embedding(c.typeVocabSize, c.hiddenSize));
   layerNorm = register_module("LayerNorm", MakeLayerNorm(c));
   dropout = register_module("dropout", torch::nn::Dropout(c.hiddenDropoutProb));
+  if (c.syllableVocabSize > 0) {
+    syllableEmbeddings = register_module(
+        "syllable_embeddings",
+        torch::nn::Embedding(
+            torch::nn::EmbeddingOptions(c.syllableVocabSize, c.hiddenSize).padding_idx(0)));
+  }
+}
+
+void BertEmbeddingsImpl::ResetSyllables() {
+  torch::NoGradGuard noGrad;
+  if (syllableEmbeddings) syllableEmbeddings->weight.zero_();
 }
 
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& ids,
-                                          const torch::Tensor& tokenTypeIds) {
+                                          const torch::Tensor& tokenTypeIds,
+                                          const torch::Tensor& syllables) {
   const int64_t T = ids.size(1);
   auto positions = torch::arange(T, ids.options().dtype(torch::kInt64)).unsqueeze(0);
   // HF's order of the sums, so that rounding matches too.
   auto x = wordEmbeddings(ids) + tokenTypeEmbeddings(tokenTypeIds);
   x = x + positionEmbeddings(positions);
+  if (syllableEmbeddings) {
+    TORCH_CHECK(syllables.defined(),
+                "syllables: this model has a syllable channel (syllable_vocab_size ",
+                syllableEmbeddings->weight.size(0), ") and needs each piece's syllable ids");
+    TORCH_CHECK(syllables.dim() == 3 && syllables.size(0) == ids.size(0) && syllables.size(1) == T,
+                "syllables: expected shape [", ids.size(0), ", ", T, ", S], got ",
+                syllables.sizes());
+    // The mean over each piece's syllables; the padding row is zero, so summing all S slots sums
+    // the present ones. A piece without syllables ([CLS], padding) adds nothing.
+    auto present = syllables.ne(0).sum(2, /*keepdim=*/true).clamp_min(1).to(x.scalar_type());
+    x = x + syllableEmbeddings(syllables).sum(2) / present;
+  }
   return dropout(layerNorm(x));
 }
 
@@ -194,9 +218,10 @@ BertModelImpl::BertModelImpl(const ModelConfig& c, bool withPooler) {
 }
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& ids, const torch::Tensor& attentionMask,
-                                     const torch::Tensor& tokenTypeIds) {
+                                     const torch::Tensor& tokenTypeIds,
+                                     const torch::Tensor& syllables) {
   auto types = tokenTypeIds.defined() ? tokenTypeIds : torch::zeros_like(ids);
-  auto hidden = embeddings(ids, types);
+  auto hidden = embeddings(ids, types, syllables);
   return encoder(hidden, AdditiveAttentionMask(attentionMask, hidden.scalar_type()));
 }
 

@@ -49,11 +49,18 @@ torch::Tensor LinearForward(torch::nn::LinearImpl& layer, const torch::Tensor& x
 class BertEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit BertEmbeddingsImpl(const ModelConfig& config);
-  // ids, tokenTypeIds: [B, T] int64; positions are 0..T-1.
-  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& tokenTypeIds);
+  // ids, tokenTypeIds: [B, T] int64; positions are 0..T-1. syllables [B, T, S] int64 (0 = none)
+  // when the config has a syllable channel, which then requires them; undefined otherwise.
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& tokenTypeIds,
+                        const torch::Tensor& syllables = {});
+  // Zeroes the syllable embeddings (no-op without the channel): a channel added to a pretrained
+  // encoder then starts as exactly that encoder, and learns from there (an embedding's gradient
+  // does not depend on its value).
+  void ResetSyllables();
 
   torch::nn::Embedding wordEmbeddings{nullptr}, positionEmbeddings{nullptr},
       tokenTypeEmbeddings{nullptr};
+  torch::nn::Embedding syllableEmbeddings{nullptr};  // null without the syllable channel
   torch::nn::LayerNorm layerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
@@ -149,10 +156,11 @@ class BertModelImpl : public torch::nn::Module {
   explicit BertModelImpl(const ModelConfig& config, bool withPooler = false);
 
   // ids [B, T] int64; attentionMask [B, T] (bool or 0/1, 1 = real piece); tokenTypeIds [B, T]
-  // int64 or undefined for zeros. Returns the last hidden states [B, T, H] in the parameters'
-  // dtype.
+  // int64 or undefined for zeros; syllables as BertEmbeddings takes them. Returns the last hidden
+  // states [B, T, H] in the parameters' dtype.
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& attentionMask,
-                        const torch::Tensor& tokenTypeIds = {});
+                        const torch::Tensor& tokenTypeIds = {},
+                        const torch::Tensor& syllables = {});
 
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};

@@ -31,7 +31,8 @@ HeadKind ParseHeadKind(const std::string& name) {
   if (name == "crf") return HeadKind::Crf;
   if (name == "bilstm-crf") return HeadKind::BiLstmCrf;
   if (name == "bigru-crf") return HeadKind::BiGruCrf;
-  Bad("head", "must be one of softmax, crf, bilstm-crf, bigru-crf, got \"" + name + "\"");
+  if (name == "none") return HeadKind::None;
+  Bad("head", "must be one of softmax, crf, bilstm-crf, bigru-crf, none, got \"" + name + "\"");
 }
 
 const char* HeadKindName(HeadKind head) {
@@ -44,11 +45,13 @@ const char* HeadKindName(HeadKind head) {
       return "bilstm-crf";
     case HeadKind::BiGruCrf:
       return "bigru-crf";
+    case HeadKind::None:
+      return "none";
   }
   return "?";
 }
 
-bool HasCrf(HeadKind head) { return head != HeadKind::Softmax; }
+bool HasCrf(HeadKind head) { return head != HeadKind::Softmax && head != HeadKind::None; }
 
 void Validate(const ModelConfig& c) {
   AtLeast("vocabSize", c.vocabSize, 1);
@@ -72,9 +75,20 @@ void Validate(const ModelConfig& c) {
                           std::to_string(c.vocabSize) + ")");
   }
   AtLeast("rnnHiddenSize", c.rnnHiddenSize, 1);
-  if (c.labels.empty()) Bad("labels", "must name at least one tag");
+  if (c.head == HeadKind::None) {
+    if (!c.labels.empty()) Bad("labels", "must be empty for head none (an encoder without tags)");
+  } else if (c.labels.empty()) {
+    Bad("labels", "must name at least one tag");
+  }
   for (size_t i = 0; i < c.labels.size(); ++i) {
     if (c.labels[i].empty()) Bad("labels", "entry " + std::to_string(i) + " is empty");
+  }
+  for (size_t i = 0; i < c.posLabels.size(); ++i) {
+    if (c.posLabels[i].empty()) Bad("posLabels", "entry " + std::to_string(i) + " is empty");
+  }
+  if (c.syllableVocabSize < 0 || c.syllableVocabSize == 1) {
+    Bad("syllableVocabSize", "must be 0 (no syllable channel) or >= 2, got " +
+                                 std::to_string(c.syllableVocabSize));
   }
 }
 

@@ -3,6 +3,10 @@
 // crf.*, bilstm.* / bigru.*). Mixed precision is by placement, not autocast: the encoder's
 // parameters are stored in the chosen dtype (fp32, bf16 or fp16) and its output is cast to fp32
 // before the head, whose parameters always stay fp32; the CRF math is fp32 either way.
+//
+// The optional parts of the config add modules beside the head: `cls` (the masked-LM head of
+// pretraining), `pos_classifier` (the auxiliary POS head) and, inside the encoder, the syllable
+// channel. A model with head none is an encoder only: it trains (masked LM) but cannot tag.
 #pragma once
 #include <torch/torch.h>
 
@@ -11,6 +15,7 @@
 #include "model/bert.h"
 #include "model/config.h"
 #include "model/heads.h"
+#include "model/mlm_head.h"
 
 namespace koner::model {
 
@@ -20,17 +25,23 @@ class NerModelImpl : public torch::nn::Module {
   explicit NerModelImpl(const ModelConfig& config);
 
   const ModelConfig& config() const { return config_; }
-  Head& head() { return *head_; }
+  // The tagging head; throws for head none.
+  Head& head();
+  MlmHeadImpl* mlm() { return mlm_ ? mlm_.get() : nullptr; }
+  torch::nn::LinearImpl* posClassifier() { return pos_ ? pos_.get() : nullptr; }
   torch::Device device() const { return device_; }
   torch::ScalarType encoderDtype() const { return encoderDtype_; }
 
   // ids [B, T] int64 and a prefix mask [B, T] (bool), both on the model's device; tokenTypeIds
-  // undefined for zeros. The encoder's last hidden states [B, T, H] in the encoder's dtype.
+  // undefined for zeros; syllables [B, T, S] int64 when the config has a syllable channel. The
+  // encoder's last hidden states [B, T, H] in the encoder's dtype.
   torch::Tensor Hidden(const torch::Tensor& ids, const torch::Tensor& mask,
-                       const torch::Tensor& tokenTypeIds = {});
+                       const torch::Tensor& tokenTypeIds = {},
+                       const torch::Tensor& syllables = {});
   // Encoder + head: emissions [B, T, K] float32.
   torch::Tensor Emissions(const torch::Tensor& ids, const torch::Tensor& mask,
-                          const torch::Tensor& tokenTypeIds = {});
+                          const torch::Tensor& tokenTypeIds = {},
+                          const torch::Tensor& syllables = {});
 
   // Re-draws every parameter: HF's init for the encoder and classifier, PyTorch's for RNNs,
   // uniform(-0.1, 0.1) for the CRF (from LibTorch's global generator).
@@ -41,8 +52,12 @@ class NerModelImpl : public torch::nn::Module {
   BertModel bert{nullptr};
 
  private:
+  void ResetAuxiliary();
+
   ModelConfig config_;
-  std::unique_ptr<Head> head_;
+  std::unique_ptr<Head> head_;  // null for head none
+  MlmHead mlm_{nullptr};
+  torch::nn::Linear pos_{nullptr};
   torch::Device device_{torch::kCPU};
   torch::ScalarType encoderDtype_ = torch::kFloat32;
 };

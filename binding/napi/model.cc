@@ -187,6 +187,30 @@ ModelConfig ConfigArg(const Napi::Value& value) {
     }
     c.labels.push_back(name.As<Napi::String>().Utf8Value());
   }
+  // The optional parts (absent in a plain BERT config).
+  Napi::Value mlm = o.Get("mlmHead");
+  if (!mlm.IsUndefined()) {
+    if (!mlm.IsBoolean()) throw TypeError("config.mlmHead: must be a boolean, got " + Describe(mlm));
+    c.mlmHead = mlm.As<Napi::Boolean>().Value();
+  }
+  Napi::Value pos = o.Get("posLabels");
+  if (!pos.IsUndefined()) {
+    if (!pos.IsArray()) {
+      throw TypeError("config.posLabels: must be an array of POS tag names, got " + Describe(pos));
+    }
+    auto tags = pos.As<Napi::Array>();
+    for (uint32_t i = 0; i < tags.Length(); ++i) {
+      Napi::Value name = tags.Get(i);
+      if (!name.IsString()) {
+        throw TypeError("config.posLabels: entry " + std::to_string(i) +
+                        " must be a string, got " + Describe(name));
+      }
+      c.posLabels.push_back(name.As<Napi::String>().Utf8Value());
+    }
+  }
+  if (!o.Get("syllableVocabSize").IsUndefined()) {
+    c.syllableVocabSize = IntField(o, "syllableVocabSize", 0);
+  }
   model::Validate(c);
   return c;
 }

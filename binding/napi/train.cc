@@ -68,7 +68,8 @@ train::TrainerOptions OptionsArg(const Napi::Value& value) {
                     Describe(value));
   }
   auto o = value.As<Napi::Object>();
-  OnlyKnownKeys(o, "options", {"weightDecay", "betas", "eps", "clipNorm", "autocast"});
+  OnlyKnownKeys(o, "options",
+                {"weightDecay", "betas", "eps", "clipNorm", "autocast", "posWeight"});
   auto required = [&](const char* field) {
     Napi::Value v = o.Get(field);
     if (v.IsUndefined()) throw TypeError(std::string("options.") + field + ": missing");
@@ -84,6 +85,9 @@ train::TrainerOptions OptionsArg(const Napi::Value& value) {
   options.beta2 = NumberArg(betas.As<Napi::Array>().Get(1u), "options.betas[1]");
   options.eps = NumberArg(required("eps"), "options.eps");
   options.clipNorm = NumberArg(required("clipNorm"), "options.clipNorm");
+  if (!o.Get("posWeight").IsUndefined()) {
+    options.posWeight = NumberArg(o.Get("posWeight"), "options.posWeight");
+  }
   Napi::Value autocast = o.Get("autocast");
   if (!autocast.IsUndefined()) {
     const std::string name = StringArg(autocast, "options.autocast");
@@ -133,7 +137,6 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
   train::MicroBatch batch;
   batch.ids = IntTensorArg(o.Get("ids"), shape, what + ".ids").to(torch::kInt64);
   auto lengths = IntTensorArg(o.Get("lengths"), {B}, what + ".lengths").to(torch::kInt64);
-  batch.tags = IntTensorArg(o.Get("tags"), shape, what + ".tags").to(torch::kInt64);
 
   auto badLength = (lengths < 1).logical_or(lengths > T);
   if (badLength.any().item<bool>()) {
@@ -142,23 +145,72 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
                                 "] = " + std::to_string(lengths[b].item<int64_t>()) +
                                 " is outside 1.." + std::to_string(T));
   }
-  auto badId = (batch.ids < 0).logical_or(batch.ids >= config.vocabSize);
-  if (badId.any().item<bool>()) {
-    auto [b, t] = FirstOf(badId);
-    throw std::invalid_argument(what + ".ids[" + std::to_string(b) + "][" + std::to_string(t) +
-                                "] = " + std::to_string(batch.ids[b][t].item<int64_t>()) +
-                                " is outside the vocabulary 0.." +
-                                std::to_string(config.vocabSize - 1));
-  }
   batch.mask = torch::arange(T).unsqueeze(0) < lengths.unsqueeze(1);
-  const int64_t K = config.numLabels();
-  auto badTag = batch.mask.logical_and((batch.tags < 0).logical_or(batch.tags >= K));
-  if (badTag.any().item<bool>()) {
-    auto [b, t] = FirstOf(badTag);
-    throw std::invalid_argument(what + ".tags[" + std::to_string(b) + "][" + std::to_string(t) +
-                                "] = " + std::to_string(batch.tags[b][t].item<int64_t>()) +
-                                " is outside 0.." + std::to_string(K - 1) + " (" +
-                                std::to_string(K) + " labels)");
+  // Ids in range everywhere (padding too); targets in [low, count) inside the mask only.
+  auto checkRange = [&](const torch::Tensor& values, const std::string& field, int64_t low,
+                        int64_t count, const std::string& range, bool everywhere) {
+    auto bad = (values < low).logical_or(values >= count);
+    if (!everywhere) bad = bad.logical_and(batch.mask);
+    if (!bad.any().item<bool>()) return;
+    auto [b, t] = FirstOf(bad);
+    throw std::invalid_argument(what + "." + field + "[" + std::to_string(b) + "][" +
+                                std::to_string(t) + "] = " +
+                                std::to_string(values[b][t].item<int64_t>()) + " is outside " +
+                                range);
+  };
+  checkRange(batch.ids, "ids", 0, config.vocabSize,
+             "the vocabulary 0.." + std::to_string(config.vocabSize - 1), true);
+
+  const bool hasTags = !o.Get("tags").IsUndefined();
+  if (hasTags) {
+    if (config.head == model::HeadKind::None) {
+      throw std::invalid_argument(what + ".tags: the model has no tagging head (head none)");
+    }
+    batch.tags = IntTensorArg(o.Get("tags"), shape, what + ".tags").to(torch::kInt64);
+    const int64_t K = config.numLabels();
+    checkRange(batch.tags, "tags", 0, K,
+               "0.." + std::to_string(K - 1) + " (" + std::to_string(K) + " labels)", false);
+  }
+  if (!o.Get("posTags").IsUndefined()) {
+    const int64_t P = static_cast<int64_t>(config.posLabels.size());
+    if (P == 0) throw std::invalid_argument(what + ".posTags: the model has no POS head");
+    batch.posTags = IntTensorArg(o.Get("posTags"), shape, what + ".posTags").to(torch::kInt64);
+    checkRange(batch.posTags, "posTags", -1, P,
+               "-1.." + std::to_string(P - 1) + " (-1: no target)", false);
+    batch.posPieces = batch.posTags.ge(0).logical_and(batch.mask).sum().item<int64_t>();
+  }
+  if (!o.Get("mlmLabels").IsUndefined()) {
+    if (!config.mlmHead) throw std::invalid_argument(what + ".mlmLabels: the model has no MLM head");
+    batch.mlmLabels =
+        IntTensorArg(o.Get("mlmLabels"), shape, what + ".mlmLabels").to(torch::kInt64);
+    checkRange(batch.mlmLabels, "mlmLabels", -1, config.vocabSize,
+               "-1.." + std::to_string(config.vocabSize - 1) + " (-1: not masked)", false);
+    batch.maskedPieces = batch.mlmLabels.ge(0).logical_and(batch.mask).sum().item<int64_t>();
+  }
+  if (!hasTags && !batch.posTags.defined() && !batch.mlmLabels.defined()) {
+    throw std::invalid_argument(what + ": no targets (tags, posTags or mlmLabels)");
+  }
+  Napi::Value syllables = o.Get("syllables");
+  if (config.syllableVocabSize > 0) {
+    const Napi::Value per = o.Get("syllablesPerPiece");
+    if (syllables.IsUndefined() || !per.IsNumber()) {
+      throw std::invalid_argument(what + ".syllables: the model has a syllable channel: give " +
+                                  "syllables (Int32Array [B * T * S]) and syllablesPerPiece (S)");
+    }
+    const double S = per.As<Napi::Number>().DoubleValue();
+    if (!(S >= 1 && S <= 64) || S != std::floor(S)) {
+      throw std::invalid_argument(what + ".syllablesPerPiece: must be an integer in 1..64, got " +
+                                  Describe(per));
+    }
+    batch.syllables = IntTensorArg(syllables, {B, T, static_cast<int64_t>(S)}, what + ".syllables")
+                          .to(torch::kInt64);
+    auto bad = (batch.syllables < 0).logical_or(batch.syllables >= config.syllableVocabSize);
+    if (bad.any().item<bool>()) {
+      throw std::invalid_argument(what + ".syllables: an id is outside 0.." +
+                                  std::to_string(config.syllableVocabSize - 1));
+    }
+  } else if (!syllables.IsUndefined()) {
+    throw std::invalid_argument(what + ".syllables: the model has no syllable channel");
   }
   batch.sentences = B;
   batch.pieces = lengths.sum().item<int64_t>();
@@ -181,6 +233,10 @@ std::vector<train::MicroBatch> BatchesArg(const Napi::Value& value,
 Napi::Value StepResultToJs(Napi::Env env, train::StepResult& r) {
   auto out = Napi::Object::New(env);
   out.Set("loss", r.loss);
+  out.Set("taggingLoss", r.taggingLoss);
+  out.Set("posLoss", r.posLoss);
+  out.Set("mlmLoss", r.mlmLoss);
+  out.Set("mlmAccuracy", r.mlmAccuracy);
   out.Set("gradNorm", r.gradNorm);
   out.Set("sentences", static_cast<double>(r.sentences));
   out.Set("pieces", static_cast<double>(r.pieces));
@@ -196,6 +252,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return DefineClass(env, "Trainer",
                        {
                            InstanceMethod<&TrainerWrap::Step>("step"),
+                           InstanceMethod<&TrainerWrap::Evaluate>("evaluate"),
                            InstanceMethod<&TrainerWrap::BroadcastParameters>("broadcastParameters"),
                            InstanceMethod<&TrainerWrap::SaveState>("saveState"),
                            InstanceMethod<&TrainerWrap::LoadState>("loadState"),
@@ -235,6 +292,22 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
               return trainer->Step(batches, lr, group.get());
             };
             return group ? group->InTurn(turn, run) : run();
+          },
+          StepResultToJs);
+    });
+  }
+
+  // evaluate(batches) -> Promise<{ loss, …, mlmAccuracy }>: the step's losses without the step.
+  Napi::Value Evaluate(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto batches = BatchesArg(info[0], model_->model->config(), false);
+      auto model = model_;
+      auto trainer = trainer_;
+      return PromiseWorker<train::StepResult>::Start(
+          info.Env(),
+          [model, trainer, batches] {
+            std::shared_lock<std::shared_mutex> lock(model->mutex);
+            return trainer->Evaluate(batches);
           },
           StepResultToJs);
     });

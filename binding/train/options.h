@@ -16,6 +16,8 @@ struct TrainerOptions {
   double eps = 1e-8;
   // Max global L2 norm of the gradients; 0 measures the norm without clipping.
   double clipNorm = 0.0;
+  // Weight of the auxiliary POS loss beside the tagging loss (batches with posTags only).
+  double posWeight = 1.0;
   // The encoder's autocast dtype on CUDA; float32 turns autocast off (the only choice on CPU).
   torch::ScalarType autocast = torch::kFloat32;
 };
@@ -32,6 +34,9 @@ inline void Validate(const TrainerOptions& o) {
   if (!(o.beta1 >= 0 && o.beta1 < 1)) bad("betas[0]", "must be in [0, 1)", o.beta1);
   if (!(o.beta2 >= 0 && o.beta2 < 1)) bad("betas[1]", "must be in [0, 1)", o.beta2);
   if (!std::isfinite(o.eps) || o.eps <= 0) bad("eps", "must be a finite number > 0", o.eps);
+  if (!std::isfinite(o.posWeight) || o.posWeight < 0) {
+    bad("posWeight", "must be a finite number >= 0", o.posWeight);
+  }
   if (!std::isfinite(o.clipNorm) || o.clipNorm < 0) {
     bad("clipNorm", "must be a finite number >= 0 (0: no clipping)", o.clipNorm);
   }

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
@@ -66,35 +67,64 @@ StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist
   GradientsCleared cleared(parameters_);
   FollowParameters(*optimizer_, parameters_);
 
+  // Each objective is normalised by its own global count (train/loss.h), known from the batches'
+  // shapes before any forward: so the counts are summed over the ranks first, and every
+  // micro-batch's loss is divided before its backward.
   StepResult result;
-  torch::Tensor lossSum = torch::zeros({}, torch::TensorOptions().device(m.device()));
+  double counts[4] = {0, 0, 0, 0};  // sentences, pieces, POS targets, masked pieces
   for (const auto& batch : batches) {
-    auto loss = SummedLoss(m, batch, options_.autocast);
-    lossSum += loss.detach();
-    (scale == 1.0 ? loss : loss * scale).backward();
-    result.sentences += batch.sentences;
-    result.pieces += batch.pieces;
+    counts[0] += static_cast<double>(batch.sentences);
+    counts[1] += static_cast<double>(batch.pieces);
+    counts[2] += static_cast<double>(batch.posPieces);
+    counts[3] += static_cast<double>(batch.maskedPieces);
+  }
+  if (group) {
+    auto sums = group->AllreduceScalars({counts[0], counts[1], counts[2], counts[3]},
+                                        dist::ReduceOp::kSum);
+    for (int i = 0; i < 4; ++i) counts[i] = sums[i];
+  }
+  if (counts[0] <= 0) throw std::invalid_argument("batches: no sentences in this step on any rank");
+  const double taggingCount = CountOf(NormaliserOf(m.config().head), counts[0], counts[1]);
+  const double posCount = std::max(1.0, counts[2]), mlmCount = std::max(1.0, counts[3]);
+
+  auto zero = [&] { return torch::zeros({}, torch::TensorOptions().device(m.device())); };
+  torch::Tensor tagging = zero(), pos = zero(), mlm = zero(), mlmCorrect = zero();
+  for (const auto& batch : batches) {
+    auto losses = SumLosses(m, batch, options_.autocast);
+    torch::Tensor objective = zero();
+    if (losses.tagging.defined()) {
+      tagging += losses.tagging.detach();
+      objective = objective + losses.tagging / taggingCount;
+    }
+    if (losses.pos.defined()) {
+      pos += losses.pos.detach();
+      objective = objective + losses.pos * (options_.posWeight / posCount);
+    }
+    if (losses.mlm.defined()) {
+      mlm += losses.mlm.detach();
+      mlmCorrect += losses.mlmCorrect.to(torch::kFloat32);
+      objective = objective + losses.mlm / mlmCount;
+    }
+    if (objective.requires_grad()) (scale == 1.0 ? objective : objective * scale).backward();
   }
 
-  double totalLoss = lossSum.item<double>();
-  double sentences = static_cast<double>(result.sentences);
-  double pieces = static_cast<double>(result.pieces);
+  double sums[4] = {tagging.item<double>(), pos.item<double>(), mlm.item<double>(),
+                    mlmCorrect.item<double>()};
   auto gradients = DenseGradients(parameters_);
   if (group) {
-    auto sums = group->AllreduceScalars({totalLoss, sentences, pieces}, dist::ReduceOp::kSum);
-    totalLoss = sums[0];
-    sentences = sums[1];
-    pieces = sums[2];
+    auto reduced =
+        group->AllreduceScalars({sums[0], sums[1], sums[2], sums[3]}, dist::ReduceOp::kSum);
+    for (int i = 0; i < 4; ++i) sums[i] = reduced[i];
     SumOverRanks(*group, gradients);
   }
-  result.sentences = static_cast<int64_t>(sentences);
-  result.pieces = static_cast<int64_t>(pieces);
-  const double count = CountOf(NormaliserOf(m.config().head), sentences, pieces);
-  if (count <= 0) {
-    throw std::invalid_argument("batches: no sentences in this step on any rank");
-  }
-  result.loss = totalLoss / count;
-  DivideGradients(gradients, count * scale);
+  result.sentences = static_cast<int64_t>(counts[0]);
+  result.pieces = static_cast<int64_t>(counts[1]);
+  result.taggingLoss = sums[0] / taggingCount;
+  result.posLoss = sums[1] / posCount;
+  result.mlmLoss = sums[2] / mlmCount;
+  result.mlmAccuracy = sums[3] / mlmCount;
+  result.loss = result.taggingLoss + options_.posWeight * result.posLoss + result.mlmLoss;
+  DivideGradients(gradients, scale);
 
   result.gradNorm = ClipGradNorm(parameters_, options_.clipNorm);
   // Every rank holds the same summed gradients, so every rank decides alike.
@@ -104,6 +134,35 @@ StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist
 
   SetLearningRate(*optimizer_, lr);
   optimizer_->step();
+  return result;
+}
+
+StepResult Trainer::Evaluate(const std::vector<MicroBatch>& batches) {
+  if (batches.empty()) throw std::invalid_argument("batches: empty");
+  auto& m = *model_;
+  torch::NoGradGuard noGrad;
+  StepResult result;
+  double sums[4] = {0, 0, 0, 0}, counts[4] = {0, 0, 0, 0};
+  for (const auto& batch : batches) {
+    auto losses = SumLosses(m, batch, options_.autocast);
+    if (losses.tagging.defined()) sums[0] += losses.tagging.item<double>();
+    if (losses.pos.defined()) sums[1] += losses.pos.item<double>();
+    if (losses.mlm.defined()) {
+      sums[2] += losses.mlm.item<double>();
+      sums[3] += losses.mlmCorrect.item<double>();
+    }
+    counts[0] += static_cast<double>(batch.sentences);
+    counts[1] += static_cast<double>(batch.pieces);
+    counts[2] += static_cast<double>(batch.posPieces);
+    counts[3] += static_cast<double>(batch.maskedPieces);
+  }
+  result.sentences = static_cast<int64_t>(counts[0]);
+  result.pieces = static_cast<int64_t>(counts[1]);
+  result.taggingLoss = sums[0] / CountOf(NormaliserOf(m.config().head), counts[0], counts[1]);
+  result.posLoss = sums[1] / std::max(1.0, counts[2]);
+  result.mlmLoss = sums[2] / std::max(1.0, counts[3]);
+  result.mlmAccuracy = sums[3] / std::max(1.0, counts[3]);
+  result.loss = result.taggingLoss + options_.posWeight * result.posLoss + result.mlmLoss;
   return result;
 }
 

@@ -22,7 +22,11 @@
 namespace koner::train {
 
 struct StepResult {
-  double loss = 0;      // summed loss / count, over every micro-batch and rank
+  // The objective: taggingLoss + posWeight * posLoss + mlmLoss, each its summed loss over every
+  // micro-batch and rank divided by its own count (0 for an objective the step did not train).
+  double loss = 0;
+  double taggingLoss = 0, posLoss = 0, mlmLoss = 0;
+  double mlmAccuracy = 0;  // masked pieces predicted exactly, over masked pieces
   double gradNorm = 0;  // global L2 norm before clipping
   int64_t sentences = 0, pieces = 0;
   bool skipped = false;  // non-finite gradients: no update (and, in float16, a smaller scale)
@@ -38,6 +42,10 @@ class Trainer {
 
   // `batches` may be empty only with a group (a rank whose data ran out still joins the sums).
   StepResult Step(const std::vector<MicroBatch>& batches, double lr, dist::Group* group);
+
+  // The step's losses without a step: eval mode (no dropout), no gradients, no update, this rank's
+  // batches only. For held-out losses (the masked-LM loss of pretraining).
+  StepResult Evaluate(const std::vector<MicroBatch>& batches);
 
   // Every rank ends with `root`'s parameters.
   void BroadcastParameters(dist::Group& group, int root);

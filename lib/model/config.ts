@@ -6,8 +6,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
+/** The tagging heads. */
 export type HeadKind = 'softmax' | 'crf' | 'bilstm-crf' | 'bigru-crf';
 export const HEAD_KINDS: readonly HeadKind[] = ['softmax', 'crf', 'bilstm-crf', 'bigru-crf'];
+/** `none`: an encoder without a tagging head (what `koner pretrain` writes); it cannot tag. */
+export type ModelHead = HeadKind | 'none';
 
 /** What the native model is built from (the camel-cased, validated config.json). */
 export interface ModelConfig {
@@ -25,11 +28,23 @@ export interface ModelConfig {
   layerNormEps: number;
   initializerRange: number;
   padTokenId: number;
-  head: HeadKind;
+  head: ModelHead;
   /** Hidden size of each direction of the bilstm/bigru head (default hiddenSize / 2). */
   rnnHiddenSize: number;
-  /** Tag names by id; `labels[i]` is id2label[i]. */
+  /** Tag names by id; `labels[i]` is id2label[i]. Empty for head `none`. */
   labels: string[];
+  /**
+   * The optional parts, absent in a plain BERT (so an imported KoBERT loads unchanged):
+   * the masked-LM head of pretraining (`cls.predictions.*`, config.json `mlm_head`) …
+   */
+  mlmHead?: boolean;
+  /** … an auxiliary POS classifier (`pos_classifier.*`, `pos_labels`: tag names by id) … */
+  posLabels?: string[];
+  /**
+   * … and the syllable channel: each piece's syllables embedded (ids of `lib/labels/syllables`)
+   * and their mean added to the piece's embedding (`syllable_vocab_size`; absent or 0: none).
+   */
+  syllableVocabSize?: number;
   /** Tokenizer files, relative to the model directory or absolute, when the directory names them. */
   tokenizer?: { model: string; vocab: string };
 }
@@ -169,12 +184,12 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
   const act = r.hidden_act ?? 'gelu';
   if (act !== 'gelu')
     throw new ConfigError(where, 'hidden_act', `must be "gelu", got ${JSON.stringify(act)}`);
-  const head = (r.head ?? 'crf') as HeadKind;
-  if (!HEAD_KINDS.includes(head)) {
+  const head = (r.head ?? 'crf') as ModelHead;
+  if (head !== 'none' && !HEAD_KINDS.includes(head)) {
     throw new ConfigError(
       where,
       'head',
-      `must be one of ${HEAD_KINDS.join(', ')}, got ${JSON.stringify(r.head)}`,
+      `must be one of ${HEAD_KINDS.join(', ')}, none, got ${JSON.stringify(r.head)}`,
     );
   }
   const vocabSize = integer(r, 'vocab_size', where, 1, base.vocabSize);
@@ -205,8 +220,35 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
     padTokenId: integer(r, 'pad_token_id', where, 0, base.padTokenId),
     head,
     rnnHiddenSize: integer(r, 'rnn_hidden_size', where, 1, Math.max(1, Math.floor(hiddenSize / 2))),
-    labels: labelsFrom(r, where),
+    labels: head === 'none' && r.id2label === undefined ? [] : labelsFrom(r, where),
   };
+  if (head === 'none' && config.labels.length > 0) {
+    throw new ConfigError(where, 'id2label', 'must be absent for head none (an encoder only)');
+  }
+  if (r.mlm_head !== undefined) {
+    if (typeof r.mlm_head !== 'boolean') {
+      throw new ConfigError(where, 'mlm_head', `must be a boolean, got ${JSON.stringify(r.mlm_head)}`);
+    }
+    config.mlmHead = r.mlm_head;
+  }
+  if (r.pos_labels !== undefined) {
+    const tags = r.pos_labels;
+    if (
+      !Array.isArray(tags) ||
+      tags.some((t) => typeof t !== 'string' || t.length === 0) ||
+      new Set(tags).size !== tags.length
+    ) {
+      throw new ConfigError(where, 'pos_labels', 'must be an array of distinct POS tag names');
+    }
+    config.posLabels = [...(tags as string[])];
+  }
+  if (r.syllable_vocab_size !== undefined) {
+    const size = integer(r, 'syllable_vocab_size', where, 0);
+    if (size === 1) {
+      throw new ConfigError(where, 'syllable_vocab_size', 'must be 0 (no channel) or ≥ 2, got 1');
+    }
+    if (size > 0) config.syllableVocabSize = size;
+  }
   if (config.padTokenId >= vocabSize) {
     throw new ConfigError(
       where,
@@ -233,7 +275,7 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
 /** The config.json object for a config (Hugging Face field names). */
 export function modelConfigToJson(config: ModelConfig): Record<string, unknown> {
   const json: Record<string, unknown> = {
-    architectures: ['BertForTokenClassification'],
+    architectures: [config.head === 'none' ? 'BertForMaskedLM' : 'BertForTokenClassification'],
     model_type: 'bert',
     vocab_size: config.vocabSize,
     hidden_size: config.hiddenSize,
@@ -250,9 +292,14 @@ export function modelConfigToJson(config: ModelConfig): Record<string, unknown> 
     pad_token_id: config.padTokenId,
     head: config.head,
     rnn_hidden_size: config.rnnHiddenSize,
-    id2label: Object.fromEntries(config.labels.map((name, id) => [String(id), name])),
-    label2id: Object.fromEntries(config.labels.map((name, id) => [name, id])),
   };
+  if (config.head !== 'none') {
+    json.id2label = Object.fromEntries(config.labels.map((name, id) => [String(id), name]));
+    json.label2id = Object.fromEntries(config.labels.map((name, id) => [name, id]));
+  }
+  if (config.mlmHead) json.mlm_head = true;
+  if (config.posLabels && config.posLabels.length > 0) json.pos_labels = config.posLabels;
+  if (config.syllableVocabSize) json.syllable_vocab_size = config.syllableVocabSize;
   if (config.tokenizer) json.tokenizer = config.tokenizer;
   return json;
 }
