@@ -3,6 +3,7 @@
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { importCommand } from './import.js';
+import { pretrainCommand } from './pretrain.js';
 import { trainCommand } from './train.js';
 import { serveCommand } from './serve.js';
 import { tagCommand } from './tag.js';
@@ -12,6 +13,7 @@ const usage = `usage: koner <command>
 commands:
   demo     runtime facts, then the bundled model tagging a few sentences
   import   a checkpoint (safetensors or torch.save) to a model directory
+  pretrain an encoder on raw text, masked-LM (koner pretrain --help)
   train    a model as a train.json says (koner train --help)
   tag      find entities in sentences: interactive, or lines / JSONL in, JSONL out
   eval     score a model on a KMOU directory or CoNLL files; confusion matrix as SVG
@@ -48,6 +50,15 @@ function main(argv: string[]): number {
       return 0;
     case 'serve':
       void serveCommand(argv.slice(1)).then((code) => (process.exitCode = code));
+      return 0;
+    case 'pretrain':
+      pretrainCommand(argv.slice(1)).then(
+        (code) => (process.exitCode = code),
+        (error: unknown) => {
+          console.error(`koner pretrain: ${(error as Error).message}`);
+          process.exitCode = 1;
+        },
+      );
       return 0;
     case 'train':
       // Asynchronous, as import: the exit code is set when training settles.

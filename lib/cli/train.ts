@@ -45,7 +45,8 @@ interface TrainFlags {
   stopAfter?: string;
 }
 
-function positiveInteger(value: string, flag: string): number {
+/** A flag's value as a positive integer; UsageError otherwise. */
+export function positiveInteger(value: string, flag: string): number {
   const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n < 1) {
     throw new UsageError(`${flag} must be a positive integer, got ${JSON.stringify(value)}`);
@@ -53,7 +54,8 @@ function positiveInteger(value: string, flag: string): number {
   return n;
 }
 
-class UsageError extends Error {}
+/** A bad command line: the command prints its usage and exits 2. */
+export class UsageError extends Error {}
 
 /**
  * Reads and validates the config with the command-line overrides applied to the JSON before

@@ -227,7 +227,11 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
   }
   if (r.mlm_head !== undefined) {
     if (typeof r.mlm_head !== 'boolean') {
-      throw new ConfigError(where, 'mlm_head', `must be a boolean, got ${JSON.stringify(r.mlm_head)}`);
+      throw new ConfigError(
+        where,
+        'mlm_head',
+        `must be a boolean, got ${JSON.stringify(r.mlm_head)}`,
+      );
     }
     config.mlmHead = r.mlm_head;
   }

@@ -52,23 +52,36 @@ export interface CheckpointContents {
 
 const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
 
+/**
+ * Writes a complete model directory into `dir`: `config.json` naming the tokenizer files,
+ * copies of those files, and `model.safetensors`.
+ */
+export async function writeModelFiles(
+  dir: string,
+  model: NativeModel,
+  modelConfig: ModelConfig,
+  tokenizer: TokenizerFiles,
+): Promise<void> {
+  const modelName = path.basename(tokenizer.model);
+  const vocab = path.basename(tokenizer.vocab);
+  await writeModelConfig(dir, { ...modelConfig, tokenizer: { model: modelName, vocab } });
+  for (const [from, name] of [
+    [tokenizer.model, modelName],
+    [tokenizer.vocab, vocab],
+  ]) {
+    await copyFile(from, path.join(dir, name));
+    // Copies of read-only originals stay read-only; a checkpoint should be an ordinary directory.
+    await chmod(path.join(dir, name), 0o644);
+  }
+  await model.saveWeights(path.join(dir, WEIGHTS_FILE));
+}
+
 /** Writes a checkpoint directory atomically (see the module comment). */
 export async function writeCheckpoint(dir: string, c: CheckpointContents): Promise<void> {
   // Validate before anything is written: an invalid state must not replace a good checkpoint.
   const stateJson = trainerStateToJson(c.state);
   await writeAtomicDir(dir, async (tmp) => {
-    const model = path.basename(c.tokenizer.model);
-    const vocab = path.basename(c.tokenizer.vocab);
-    await writeModelConfig(tmp, { ...c.modelConfig, tokenizer: { model, vocab } });
-    for (const [from, name] of [
-      [c.tokenizer.model, model],
-      [c.tokenizer.vocab, vocab],
-    ]) {
-      await copyFile(from, path.join(tmp, name));
-      // Copies of read-only originals stay read-only; a checkpoint should be an ordinary directory.
-      await chmod(path.join(tmp, name), 0o644);
-    }
-    await c.model.saveWeights(path.join(tmp, WEIGHTS_FILE));
+    await writeModelFiles(tmp, c.model, c.modelConfig, c.tokenizer);
     await c.trainer.saveState(path.join(tmp, OPTIMIZER_FILE));
     await writeFile(path.join(tmp, TRAINER_STATE_FILE), stateJson);
     if (c.rankRng) {

@@ -295,7 +295,7 @@ export interface ParseTrainConfigOptions {
   defaultTokenizer?: TokenizerFiles | null;
 }
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 
 const FIELDS = {
   top: [
@@ -445,17 +445,20 @@ export function suggestField(
   return best !== undefined && bestDistance <= allowed ? join(best) : undefined;
 }
 
-function show(value: unknown): string {
+export function show(value: unknown): string {
   const text = value === undefined ? 'nothing' : JSON.stringify(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-function isObject(value: unknown): value is Json {
+export function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Collects issues while reading; each getter returns a usable stand-in after an error. */
-class Reader {
+/**
+ * Collects issues while reading; each getter returns a usable stand-in after an error. Shared by
+ * the other JSON configs (lib/pretrain/config.ts).
+ */
+export class Reader {
   readonly issues: ConfigIssue[] = [];
 
   constructor(private readonly baseDir: string) {}

@@ -47,6 +47,8 @@ export interface TrainEvent extends EventBase {
   tokensPerSecond?: number;
   /** Seconds of training (not counting evaluation) since the run first started. */
   elapsedSeconds: number;
+  /** Pretraining: masked pieces predicted exactly, over masked pieces, since the last summary. */
+  mlmAccuracy?: number;
 }
 
 /** Precision, recall and F1 of entities, with the number of gold entities. */
@@ -72,6 +74,17 @@ export interface EvalEvent extends EventBase {
   seconds: number;
 }
 
+/** Pretraining: the masked-LM loss and accuracy on the held-out paragraphs. */
+export interface MlmEvalEvent extends EventBase {
+  type: 'mlm-eval';
+  epoch: number;
+  /** Mean cross entropy per masked piece. */
+  loss: number;
+  mlmAccuracy: number;
+  maskedPieces: number;
+  seconds: number;
+}
+
 /** A checkpoint was written. */
 export interface CheckpointEvent extends EventBase {
   type: 'checkpoint';
@@ -88,7 +101,13 @@ export interface EndEvent extends EventBase {
 }
 
 /** Every event of `metrics.jsonl`. */
-export type MetricsEvent = StartEvent | TrainEvent | EvalEvent | CheckpointEvent | EndEvent;
+export type MetricsEvent =
+  | StartEvent
+  | TrainEvent
+  | EvalEvent
+  | MlmEvalEvent
+  | CheckpointEvent
+  | EndEvent;
 
 /** An event to append; `time` is optional and filled with the current time. */
 export type MetricsEventInput = MetricsEvent extends infer E
@@ -97,7 +116,7 @@ export type MetricsEventInput = MetricsEvent extends infer E
     : never
   : never;
 
-const EVENT_TYPES = new Set(['start', 'train', 'eval', 'checkpoint', 'end']);
+const EVENT_TYPES = new Set(['start', 'train', 'eval', 'mlm-eval', 'checkpoint', 'end']);
 
 /** Options of {@link MetricsLog.open}. */
 export interface MetricsLogOptions {

@@ -72,6 +72,8 @@ export async function runModelConfig(
       m.rnnHiddenSize ??
       (sameRnn ? base.rnnHiddenSize : Math.max(1, Math.floor(base.hiddenSize / 2))),
     tokenizer: undefined,
+    // A pretraining checkpoint's masked-LM head is left behind: tagging never runs it.
+    mlmHead: undefined,
   };
 }
 

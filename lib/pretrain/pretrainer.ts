@@ -1,0 +1,462 @@
+/**
+ * The loop behind `koner pretrain`: masked-LM pretraining of a BERT encoder on raw text. The
+ * batch stream ({@link PretrainBatcher}: streamed gzip paragraphs, the validation leak guard,
+ * whole-word masking, length buckets) is TypeScript; each optimizer step is one native
+ * `Trainer.step` with masked-LM targets, as `koner train`'s steps are with tags.
+ *
+ * Every `evalEvery` steps rank 0 measures the masked-LM loss and accuracy on held-out paragraphs
+ * (the last `evalParagraphs` lines of the last text file, never trained on) and writes `last/`
+ * atomically: a model directory whose config has head `none` and the masked-LM head, which
+ * `koner train` takes as `model.init`, plus AdamW's state and `pretrain-state.json` (step,
+ * schedule, the batch stream's position and generator, LibTorch's generator). A run resumed from
+ * `last/` continues with exactly the batches and dropout masks the uninterrupted run would have
+ * used.
+ *
+ * Data parallel (`--nproc`): every worker reads the same text and takes its own share of each
+ * buffer's batches (see the batcher), so the workers need no data exchange; gradients are
+ * all-reduced by the native step.
+ *
+ * @packageDocumentation
+ */
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import type { ModelConfig } from '../model/config.js';
+import {
+  native,
+  type NativeDistGroup,
+  type NativeModel,
+  type NativeStepResult,
+  type NativeTrainBatch,
+  type NativeTrainer,
+} from '../native.js';
+import { setThreads } from '../runtime.js';
+import { Tokenizer } from '../tokenizer/index.js';
+import { allGatherStrings, writeModelFiles } from '../train/checkpoint.js';
+import { recoverAtomicDir, writeAtomicDir } from '../train/checkpoint-files.js';
+import { readSentences } from '../train/data.js';
+import { distGroupOptions, type DistEnv } from '../train/dist-env.js';
+import { METRICS_FILE, MetricsLog } from '../train/metrics-log.js';
+import { WEIGHTS_FILE } from '../train/model-setup.js';
+import { ProgressReporter, formatDuration, type ProgressStream } from '../train/progress.js';
+import { LinearSchedule, type ScheduleState } from '../train/schedule.js';
+import { checkState, PretrainBatcher, type PretrainDataState } from './batcher.js';
+import type { PretrainConfig } from './config.js';
+import { buildEvalSet, heldOutSplit } from './eval-set.js';
+import type { MaskedBatch } from './examples.js';
+import { ValidationLeakGuard } from './leak-guard.js';
+import { countLines } from './text-stream.js';
+
+/** The state file of a pretraining checkpoint. */
+export const PRETRAIN_STATE_FILE = 'pretrain-state.json';
+const OPTIMIZER_FILE = 'optimizer.safetensors';
+const CONFIG_FILE = 'pretrain.json';
+const STATE_FORMAT = 'koner-pretrain-state';
+
+/** Everything besides tensors that a resumed pretraining run needs. */
+export interface PretrainState {
+  format: typeof STATE_FORMAT;
+  version: 1;
+  step: number;
+  schedule: ScheduleState;
+  /** The batch stream after the last step (rank 0's; every rank resumes from it). */
+  data: PretrainDataState;
+  /** LibTorch's CPU generator (dropout) of every rank, by rank. */
+  nativeRng: string[];
+  elapsedSeconds: number;
+}
+
+/** Options of {@link pretrain}. */
+export interface PretrainOptions {
+  config: PretrainConfig;
+  /** Continue from `<output>/last`. */
+  resume?: boolean;
+  /** Stop after this step (counted from the run's start), saving `last/`, to resume later. */
+  stopAfter?: number | null;
+  dist?: DistEnv | null;
+  progress?: ProgressStream;
+  tty?: boolean;
+  out?: (text: string) => void;
+  metricsSync?: boolean;
+}
+
+/** How a call of {@link pretrain} ended. */
+export interface PretrainResult {
+  output: string;
+  step: number;
+  totalSteps: number;
+  reason: 'completed' | 'stopped';
+  /** Held-out evaluations made by this call (rank 0). */
+  evaluations: { step: number; loss: number; mlmAccuracy: number }[];
+}
+
+/** The encoder-only model config of a pretraining run. */
+export function pretrainModelConfig(config: PretrainConfig, tokenizer: Tokenizer): ModelConfig {
+  const size = config.model.size;
+  return {
+    vocabSize: tokenizer.vocabSize,
+    ...size,
+    hiddenAct: 'gelu',
+    hiddenDropoutProb: config.model.dropout,
+    attentionProbsDropoutProb: config.model.dropout,
+    typeVocabSize: 2,
+    layerNormEps: 1e-12,
+    initializerRange: 0.02,
+    padTokenId: tokenizer.specialIds.pad,
+    head: 'none',
+    rnnHiddenSize: Math.max(1, Math.floor(size.hiddenSize / 2)),
+    labels: [],
+    mlmHead: true,
+  };
+}
+
+function nativeBatch(batch: MaskedBatch): NativeTrainBatch {
+  return {
+    ids: batch.ids,
+    shape: batch.shape,
+    lengths: batch.lengths,
+    mlmLabels: batch.labels,
+  };
+}
+
+function parseState(raw: unknown, file: string, data: PretrainBatcher): PretrainState {
+  const s = raw as Partial<PretrainState> | null;
+  const fail = (what: string): never => {
+    throw new Error(`${file}: ${what}`);
+  };
+  if (!s || typeof s !== 'object' || s.format !== STATE_FORMAT || s.version !== 1) {
+    fail(`not a ${STATE_FORMAT} version 1 file`);
+  }
+  const natural = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+  if (!natural(s!.step)) fail(`step must be an integer ≥ 0, got ${JSON.stringify(s!.step)}`);
+  if (!s!.schedule || !natural(s!.schedule.step)) fail('schedule.step is missing or invalid');
+  if (!Array.isArray(s!.nativeRng) || !s!.nativeRng.every((x) => typeof x === 'string')) {
+    fail('nativeRng must be an array of strings');
+  }
+  if (typeof s!.elapsedSeconds !== 'number') fail('elapsedSeconds must be a number');
+  // Throws naming the field, or the stream option that changed since the state was saved.
+  checkState(s!.data, data.config, `${file}: data`);
+  return s as PretrainState;
+}
+
+/**
+ * Pretrains as `config` says (see the module comment).
+ *
+ * @throws Error before anything is written when the output already holds a run (without
+ *   `resume`) or there is nothing to resume, or when the checkpoint's stream options differ.
+ */
+export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
+  const { config } = options;
+  const dist = options.dist ?? null;
+  const rank = dist?.rank ?? 0;
+  const worldSize = dist?.worldSize ?? 1;
+  const main = rank === 0;
+  const stream = options.progress ?? process.stderr;
+  const out = options.out ?? ((text: string) => console.log(text));
+  const output = config.output;
+  const lastDir = path.join(output, 'last');
+  const resume = options.resume ?? false;
+  const stopAfter = options.stopAfter ?? null;
+  const say = (message: string): void => {
+    if (main) stream.write(message + '\n');
+  };
+  if (main && !resume) {
+    for (const name of ['last', METRICS_FILE]) {
+      if (existsSync(path.join(output, name))) {
+        throw new Error(
+          `${output} already holds a pretraining run (${name}): pass --resume to continue it, ` +
+            'or choose another output directory',
+        );
+      }
+    }
+  }
+  if (main && resume) {
+    await recoverAtomicDir(lastDir);
+    if (!existsSync(lastDir)) {
+      throw new Error(`${output}: no checkpoint to resume from (${lastDir} does not exist)`);
+    }
+  }
+
+  const addon = native();
+  const threads =
+    config.threads === 'auto'
+      ? Math.max(1, Math.floor(os.availableParallelism() / (dist?.localWorldSize ?? 1)))
+      : config.threads;
+  setThreads(threads);
+  let group: NativeDistGroup | undefined;
+  let metrics: MetricsLog | null = null;
+  try {
+    if (dist && worldSize > 1) {
+      group = await addon.DistGroup.connect(distGroupOptions(dist, config.device));
+    }
+    const tokenizer = await Tokenizer.load(config.tokenizer.model, {
+      vocab: config.tokenizer.vocab,
+    });
+    const validation = await readSentences(config.validation.format, config.validation.paths);
+    if (validation.length === 0) throw new Error('validation: no sentences to guard against');
+    const guard = new ValidationLeakGuard(validation.map((s) => s.text));
+    const lastFile = config.text[config.text.length - 1];
+    const split = heldOutSplit(config.text, await countLines(lastFile), config.evalParagraphs);
+    const batcher = new PretrainBatcher({
+      files: config.text,
+      until: split.trainUntil,
+      tokenizer,
+      guard,
+      maxLength: config.maxLength,
+      batchSize: config.batchSize,
+      seed: config.seed,
+      masking: {
+        maskProbability: config.masking.probability,
+        replaceWithMask: config.masking.mask,
+        replaceWithRandom: config.masking.random,
+      },
+      rank,
+      worldSize,
+    });
+
+    const modelConfig = pretrainModelConfig(config, tokenizer);
+    const model: NativeModel = new addon.Model(modelConfig);
+    await model.seed((config.seed + rank) % 2 ** 32);
+    if (config.device !== 'cpu') await model.to(config.device, 'float32');
+    const trainer: NativeTrainer = new addon.Trainer(model, {
+      weightDecay: config.optimizer.weightDecay,
+      betas: config.optimizer.betas,
+      eps: config.optimizer.eps,
+      clipNorm: config.clipNorm,
+      autocast: config.device === 'cpu' ? 'float32' : config.dtype,
+    });
+    const parameters = model
+      .parameterInfo()
+      .reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+    const s = config.model.size;
+    say(
+      `model: ${s.numHiddenLayers} layers × ${s.hiddenSize} hidden, ${s.numAttentionHeads} heads, ` +
+        `masked-LM head, ${(parameters / 1e6).toFixed(2)}M parameters; ${config.device}, ` +
+        `${threads} threads${worldSize > 1 ? ` × ${worldSize} workers` : ''}`,
+    );
+
+    let state: PretrainState | null = null;
+    if (resume) {
+      await group?.barrier();
+      const file = path.join(lastDir, PRETRAIN_STATE_FILE);
+      let raw: unknown;
+      try {
+        raw = JSON.parse(await readFile(file, 'utf8'));
+      } catch (error) {
+        throw new Error(`${file}: cannot read the pretraining state (${(error as Error).message})`);
+      }
+      state = parseState(raw, file, batcher);
+      if (state.step > config.maxSteps) {
+        throw new Error(
+          `${lastDir}: the checkpoint is at step ${state.step}, past maxSteps ` +
+            `(${config.maxSteps}): raise maxSteps to continue it`,
+        );
+      }
+      await model.loadWeights(path.join(lastDir, WEIGHTS_FILE));
+      await trainer.loadState(path.join(lastDir, OPTIMIZER_FILE));
+      if (state.nativeRng.length !== worldSize) {
+        throw new Error(
+          `${file}: written by a job of ${state.nativeRng.length} workers, this one has ` +
+            `${worldSize}: resume with the same number of workers`,
+        );
+      }
+      addon.setRngState(state.nativeRng[rank]);
+    } else if (group) {
+      await trainer.broadcastParameters(group);
+    }
+
+    const evalSet = main
+      ? await buildEvalSet({
+          files: config.text,
+          from: split.evalFrom,
+          tokenizer,
+          guard,
+          maxLength: config.maxLength,
+          batchSize: config.batchSize,
+          seed: config.seed,
+          masking: batcher.config.masking,
+        })
+      : null;
+    if (evalSet) {
+      say(
+        `held out: the last ${config.evalParagraphs} paragraphs of ${path.basename(lastFile)} → ` +
+          `${evalSet.batches.length} batches, ${evalSet.stats.maskedPieces} masked pieces`,
+      );
+    }
+    const schedule = new LinearSchedule(
+      { peakLr: config.optimizer.lr, warmupSteps: config.warmupSteps, totalSteps: config.maxSteps },
+      state?.schedule,
+    );
+    let step = state?.step ?? 0;
+    let elapsed = state?.elapsedSeconds ?? 0;
+    let dataState = state?.data ?? batcher.initialState();
+    say(
+      `plan: ${config.maxSteps} steps of ${config.batchSize} windows` +
+        (worldSize > 1 ? ` × ${worldSize} workers` : '') +
+        `, lr ${config.optimizer.lr} with ${config.warmupSteps} warmup steps` +
+        (state ? `; resuming at step ${step}` : ''),
+    );
+
+    let progress: ProgressReporter | null = null;
+    if (main) {
+      metrics = await MetricsLog.open(output, { sync: options.metricsSync });
+      metrics.append({
+        type: 'start',
+        step,
+        resumed: state !== null,
+        epoch: dataState.position.epoch,
+        totalSteps: config.maxSteps,
+        worldSize,
+        config,
+      });
+      progress = new ProgressReporter({
+        totalSteps: config.maxSteps,
+        epochs: 1,
+        stream,
+        logEvery: config.logEvery,
+        tty: options.tty,
+      });
+    }
+
+    const evaluations: PretrainResult['evaluations'] = [];
+    const checkpoint = async (): Promise<void> => {
+      // Collective: every rank's generator state goes into the checkpoint. Rank 0 evaluates and
+      // writes; the others wait so that no step starts before the write.
+      const nativeRng = group
+        ? await allGatherStrings(group, addon.getRngState())
+        : [addon.getRngState()];
+      if (main) {
+        let evaluation: NativeStepResult | null = null;
+        if (evalSet) {
+          const started = performance.now();
+          evaluation = await trainer.evaluate(evalSet.batches.map(nativeBatch));
+          const seconds = (performance.now() - started) / 1000;
+          metrics!.append({
+            type: 'mlm-eval',
+            step,
+            epoch: dataState.position.epoch,
+            loss: evaluation.mlmLoss,
+            mlmAccuracy: evaluation.mlmAccuracy,
+            maskedPieces: evalSet.stats.maskedPieces,
+            seconds,
+          });
+          evaluations.push({ step, loss: evaluation.mlmLoss, mlmAccuracy: evaluation.mlmAccuracy });
+          const message =
+            `held-out at step ${step}: masked-LM loss ${evaluation.mlmLoss.toFixed(4)}, ` +
+            `accuracy ${(100 * evaluation.mlmAccuracy).toFixed(2)}% (${seconds.toFixed(1)} s)`;
+          if (progress) progress.log(message);
+          else say(message);
+        }
+        const started = performance.now();
+        const saved: PretrainState = {
+          format: STATE_FORMAT,
+          version: 1,
+          step,
+          schedule: schedule.state(),
+          data: dataState,
+          nativeRng,
+          elapsedSeconds: elapsed,
+        };
+        await writeAtomicDir(lastDir, async (tmp) => {
+          await writeModelFiles(tmp, model, modelConfig, config.tokenizer);
+          await trainer.saveState(path.join(tmp, OPTIMIZER_FILE));
+          await writeFile(path.join(tmp, PRETRAIN_STATE_FILE), JSON.stringify(saved) + '\n');
+          await writeFile(path.join(tmp, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+          if (evaluation) {
+            const record = {
+              step,
+              mlmLoss: evaluation.mlmLoss,
+              mlmAccuracy: evaluation.mlmAccuracy,
+            };
+            await writeFile(path.join(tmp, 'eval.json'), JSON.stringify(record, null, 2) + '\n');
+          }
+        });
+        metrics!.append({
+          type: 'checkpoint',
+          step,
+          which: 'last',
+          seconds: (performance.now() - started) / 1000,
+        });
+      }
+      await group?.barrier();
+    };
+
+    const since = { loss: 0, accuracy: 0, steps: 0, windows: 0, tokens: 0, seconds: 0, grad: 0 };
+    const batches = batcher.batches(dataState)[Symbol.asyncIterator]();
+    progress?.start();
+    let reason: PretrainResult['reason'] = 'completed';
+    while (step < config.maxSteps) {
+      const next = await batches.next();
+      if (next.done)
+        throw new Error('the text ended before maxSteps (the stream repeats it: internal)');
+      const batch = next.value;
+      const lr = schedule.lr();
+      const started = performance.now();
+      const result = await trainer.step([nativeBatch(batch)], lr, group);
+      const seconds = (performance.now() - started) / 1000;
+      schedule.advance();
+      step++;
+      elapsed += seconds;
+      dataState = batch.next;
+      const tokens = batch.lengths.reduce((a, n) => a + n, 0) * worldSize;
+      progress?.update({
+        step,
+        epoch: batch.epoch,
+        loss: result.loss,
+        sentences: result.sentences,
+        lr,
+      });
+      Object.assign(since, {
+        loss: since.loss + result.mlmLoss,
+        accuracy: since.accuracy + result.mlmAccuracy,
+        steps: since.steps + 1,
+        windows: since.windows + result.sentences,
+        tokens: since.tokens + tokens,
+        seconds: since.seconds + seconds,
+        grad: result.gradNorm,
+      });
+      if (metrics && (step % config.logEvery === 0 || step === config.maxSteps)) {
+        metrics.append({
+          type: 'train',
+          step,
+          epoch: batch.epoch,
+          loss: since.loss / since.steps,
+          mlmAccuracy: since.accuracy / since.steps,
+          lr,
+          gradNorm: since.grad,
+          sentencesPerSecond: since.windows / Math.max(since.seconds, 1e-9),
+          tokensPerSecond: since.tokens / Math.max(since.seconds, 1e-9),
+          elapsedSeconds: elapsed,
+        });
+        Object.assign(since, { loss: 0, accuracy: 0, steps: 0, windows: 0, tokens: 0, seconds: 0 });
+      }
+      const stopping = stopAfter !== null && step >= stopAfter && step < config.maxSteps;
+      if (step % config.evalEvery === 0 || step === config.maxSteps || stopping) {
+        await checkpoint();
+      }
+      if (stopping) {
+        reason = 'stopped';
+        break;
+      }
+    }
+    await batches.return?.(undefined);
+    progress?.finish();
+    if (main) {
+      if (reason === 'completed') {
+        metrics!.append({ type: 'end', step, reason: 'max-steps', elapsedSeconds: elapsed });
+      }
+      out(
+        reason === 'stopped'
+          ? `stopped after step ${step} of ${config.maxSteps}; continue with --resume`
+          : `finished after ${step} steps, ${formatDuration(elapsed)} of training; the encoder ` +
+              `is ${lastDir} (use it as model.init in train.json)`,
+      );
+    }
+    return { output, step, totalSteps: config.maxSteps, reason, evaluations };
+  } finally {
+    metrics?.close();
+    if (group) await group.destroy().catch(() => undefined);
+  }
+}

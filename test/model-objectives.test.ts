@@ -1,0 +1,454 @@
+/**
+ * The optional parts of the model and the objectives that train them (binding/model/mlm_head,
+ * the POS classifier and the syllable channel in binding/model, binding/train/loss and
+ * trainer): parameter names, the losses against an independent computation from the saved
+ * weights, the zero start of the syllable channel, each objective's own normalisation, and the
+ * errors for batches that do not fit the model.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { parseModelConfig, type ModelConfig } from '../lib/model/config.js';
+import { native, type NativeModel, type NativeTrainBatch } from '../lib/native.js';
+import { mulberry32 } from './fixtures/mulberry32.js';
+
+const V = 40; // vocabulary
+const H = 16; // hidden size
+const B = 3;
+const T = 7;
+const LENGTHS = Int32Array.from([7, 5, 3]);
+const POS = ['NNG', 'NNP', 'JKS', 'VV'];
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'koner-objectives-'));
+});
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+function config(extra: Record<string, unknown>): ModelConfig {
+  return parseModelConfig({
+    vocab_size: V,
+    hidden_size: H,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    intermediate_size: 32,
+    max_position_embeddings: 16,
+    head: 'crf',
+    id2label: { 0: 'O', 1: 'B-PER', 2: 'I-PER' },
+    ...extra,
+  });
+}
+
+const encoderOnly = { head: 'none', id2label: undefined };
+
+async function build(c: ModelConfig, seed = 3): Promise<NativeModel> {
+  const m = new (native().Model)(c);
+  await m.seed(seed);
+  return m;
+}
+
+function trainer(m: NativeModel, posWeight?: number) {
+  return new (native().Trainer)(m, {
+    weightDecay: 0,
+    betas: [0.9, 0.999],
+    eps: 1e-8,
+    clipNorm: 0,
+    posWeight,
+  });
+}
+
+/** ids [B, T] in 5..V-1 (no special ids), padding 1. */
+function batchIds(seed: number): Int32Array {
+  const rand = mulberry32(seed);
+  const ids = new Int32Array(B * T).fill(1);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < LENGTHS[b]; t++) ids[b * T + t] = 5 + Math.floor(rand() * (V - 5));
+  }
+  return ids;
+}
+
+async function weights(m: NativeModel): Promise<Record<string, Float32Array>> {
+  const file = path.join(tmp, `w-${Math.random().toString(36).slice(2)}.safetensors`);
+  await m.saveWeights(file);
+  const raw = await native().readTensors(file, null, true);
+  const out: Record<string, Float32Array> = {};
+  for (const [name, t] of Object.entries(raw)) {
+    out[name] = new Float32Array(Uint8Array.from(t.data).buffer);
+  }
+  return out;
+}
+
+/** y = x W^T + b for x [n, in], W [out, in]. */
+function linear(x: Float64Array, n: number, w: Float32Array, b: Float32Array | null, out: number) {
+  const inDim = x.length / n;
+  const y = new Float64Array(n * out);
+  for (let i = 0; i < n; i++) {
+    for (let o = 0; o < out; o++) {
+      let s = b ? b[o] : 0;
+      for (let k = 0; k < inDim; k++) s += x[i * inDim + k] * w[o * inDim + k];
+      y[i * out + o] = s;
+    }
+  }
+  return y;
+}
+
+function erf(x: number): number {
+  // Abramowitz-Stegun 7.1.26 is too coarse for 1e-5; integrate the series instead.
+  let sum = x;
+  let term = x;
+  for (let n = 1; n < 60; n++) {
+    term *= (-x * x) / n;
+    sum += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+function crossEntropy(logits: Float64Array, row: number, width: number, target: number): number {
+  let max = -Infinity;
+  for (let k = 0; k < width; k++) max = Math.max(max, logits[row * width + k]);
+  let z = 0;
+  for (let k = 0; k < width; k++) z += Math.exp(logits[row * width + k] - max);
+  return Math.log(z) + max - logits[row * width + target];
+}
+
+describe('the masked-LM head', () => {
+  it('has Hugging Face BertForMaskedLM names, the decoder tied to the word embeddings', async () => {
+    const m = await build(config({ ...encoderOnly, mlm_head: true }));
+    const names = m.parameterInfo().map((p) => p.name);
+    expect(names.filter((n) => n.startsWith('cls.'))).toEqual([
+      'cls.predictions.bias',
+      'cls.predictions.transform.dense.weight',
+      'cls.predictions.transform.dense.bias',
+      'cls.predictions.transform.LayerNorm.weight',
+      'cls.predictions.transform.LayerNorm.bias',
+    ]);
+    expect(names.some((n) => n.includes('decoder') || n.startsWith('classifier.'))).toBe(false);
+  });
+
+  it('gives the loss and accuracy computed from the hidden states and the saved weights', async () => {
+    const m = await build(config({ ...encoderOnly, mlm_head: true }), 11);
+    const ids = batchIds(5);
+    const labels = new Int32Array(B * T).fill(-1);
+    const rand = mulberry32(9);
+    const masked: [number, number][] = [];
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < LENGTHS[b]; t++) {
+        if (rand() < 0.4) {
+          labels[b * T + t] = 5 + Math.floor(rand() * (V - 5));
+          masked.push([b, t]);
+        }
+      }
+    }
+    expect(masked.length).toBeGreaterThan(2);
+    const shape: [number, number] = [B, T];
+    const hidden = await m.hidden(ids, shape, LENGTHS);
+    const w = await weights(m);
+    const x = new Float64Array(masked.length * H);
+    masked.forEach(([b, t], i) => {
+      for (let k = 0; k < H; k++) x[i * H + k] = hidden[(b * T + t) * H + k];
+    });
+    const n = masked.length;
+    const d = linear(
+      x,
+      n,
+      w['cls.predictions.transform.dense.weight'],
+      w['cls.predictions.transform.dense.bias'],
+      H,
+    );
+    for (let i = 0; i < d.length; i++) d[i] = 0.5 * d[i] * (1 + erf(d[i] / Math.SQRT2));
+    const g = w['cls.predictions.transform.LayerNorm.weight'];
+    const beta = w['cls.predictions.transform.LayerNorm.bias'];
+    for (let i = 0; i < n; i++) {
+      let mean = 0;
+      for (let k = 0; k < H; k++) mean += d[i * H + k] / H;
+      let variance = 0;
+      for (let k = 0; k < H; k++) variance += (d[i * H + k] - mean) ** 2 / H;
+      for (let k = 0; k < H; k++) {
+        d[i * H + k] = ((d[i * H + k] - mean) / Math.sqrt(variance + 1e-12)) * g[k] + beta[k];
+      }
+    }
+    const logits = linear(
+      d,
+      n,
+      w['bert.embeddings.word_embeddings.weight'],
+      w['cls.predictions.bias'],
+      V,
+    );
+    let loss = 0;
+    let correct = 0;
+    masked.forEach(([b, t], i) => {
+      const target = labels[b * T + t];
+      loss += crossEntropy(logits, i, V, target);
+      let best = 0;
+      for (let k = 1; k < V; k++) if (logits[i * V + k] > logits[i * V + best]) best = k;
+      if (best === target) correct++;
+    });
+    const result = await trainer(m).evaluate([{ ids, shape, lengths: LENGTHS, mlmLabels: labels }]);
+    expect(result.mlmLoss).toBeCloseTo(loss / n, 5);
+    expect(result.mlmAccuracy).toBeCloseTo(correct / n, 10);
+    expect(result.loss).toBeCloseTo(result.mlmLoss, 10);
+    expect(result.taggingLoss).toBe(0);
+  });
+
+  it('learns: a few steps on one batch lower its masked-LM loss', async () => {
+    const m = await build(config({ ...encoderOnly, mlm_head: true }), 2);
+    const ids = batchIds(8);
+    const labels = Int32Array.from(ids, (id, i) => (i % 3 === 0 && id !== 1 ? id : -1));
+    const masked = Int32Array.from(ids, (id, i) => (labels[i] >= 0 ? 4 : id));
+    const batch: NativeTrainBatch = {
+      ids: masked,
+      shape: [B, T],
+      lengths: LENGTHS,
+      mlmLabels: labels,
+    };
+    const t = trainer(m);
+    const before = (await t.evaluate([batch])).mlmLoss;
+    for (let i = 0; i < 30; i++) await t.step([batch], 1e-2);
+    const after = (await t.evaluate([batch])).mlmLoss;
+    expect(after).toBeLessThan(before * 0.5);
+  });
+});
+
+describe('the POS head', () => {
+  it('is pos_classifier.*, one logit per tag; its loss is the mean over POS targets', async () => {
+    const m = await build(config({ pos_labels: POS }), 4);
+    expect(m.parameterInfo().filter((p) => p.name.startsWith('pos_'))).toEqual([
+      { name: 'pos_classifier.weight', shape: [POS.length, H] },
+      { name: 'pos_classifier.bias', shape: [POS.length] },
+    ]);
+    const ids = batchIds(3);
+    const posTags = Int32Array.from({ length: B * T }, (_, i) =>
+      i % 4 === 1 ? -1 : i % POS.length,
+    );
+    const shape: [number, number] = [B, T];
+    const hidden = await m.hidden(ids, shape, LENGTHS);
+    const w = await weights(m);
+    let sum = 0;
+    let count = 0;
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < LENGTHS[b]; t++) {
+        const target = posTags[b * T + t];
+        if (target < 0) continue;
+        const h = Float64Array.from(hidden.subarray((b * T + t) * H, (b * T + t + 1) * H));
+        const logits = linear(
+          h,
+          1,
+          w['pos_classifier.weight'],
+          w['pos_classifier.bias'],
+          POS.length,
+        );
+        sum += crossEntropy(logits, 0, POS.length, target);
+        count++;
+      }
+    }
+    const result = await trainer(m, 0.5).evaluate([{ ids, shape, lengths: LENGTHS, posTags }]);
+    expect(result.posLoss).toBeCloseTo(sum / count, 5);
+    expect(result.loss).toBeCloseTo(0.5 * result.posLoss, 10);
+  });
+
+  it('trains beside the tagging loss, each normalised by its own count', async () => {
+    const m = await build(config({ pos_labels: POS }), 4);
+    const ids = batchIds(3);
+    const tags = Int32Array.from({ length: B * T }, (_, i) => i % 3);
+    const posTags = Int32Array.from({ length: B * T }, (_, i) => i % POS.length);
+    const both = await trainer(m, 0.5).evaluate([
+      { ids, shape: [B, T], lengths: LENGTHS, tags, posTags },
+    ]);
+    const tagging = await m.loss(ids, [B, T], LENGTHS, tags);
+    expect(both.taggingLoss).toBeCloseTo(tagging, 5);
+    expect(both.loss).toBeCloseTo(both.taggingLoss + 0.5 * both.posLoss, 6);
+    // Split into two micro-batches, the step's losses are the same.
+    const one = {
+      ids: ids.slice(0, T),
+      shape: [1, T] as [number, number],
+      lengths: LENGTHS.slice(0, 1),
+    };
+    const two = { ids: ids.slice(T), shape: [2, T] as [number, number], lengths: LENGTHS.slice(1) };
+    // Without dropout, a step's forward is evaluate's.
+    const still = { pos_labels: POS, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 };
+    const t = trainer(await build(config(still), 4), 0.5);
+    const split = await t.step(
+      [
+        { ...one, tags: tags.slice(0, T), posTags: posTags.slice(0, T) },
+        { ...two, tags: tags.slice(T), posTags: posTags.slice(T) },
+      ],
+      0,
+    );
+    expect(split.taggingLoss).toBeCloseTo(both.taggingLoss, 5);
+    expect(split.posLoss).toBeCloseTo(both.posLoss, 5);
+  });
+});
+
+describe('the syllable channel', () => {
+  const S = 3;
+  const SYLLABLES = 20;
+  /** Each id's syllables: a function of the id, so a word embedding can stand in for them. */
+  const syllablesOf = (id: number): number[] =>
+    id === 1 ? [0, 0, 0] : [1 + (id % 7), id % 2 === 0 ? 2 + (id % 11) : 0, 0];
+
+  it('starts at zero: the encoder computes what it computes without the channel', async () => {
+    const plain = await build(config({ pos_labels: POS }), 6);
+    const withChannel = await build(config({ pos_labels: POS, syllable_vocab_size: SYLLABLES }), 6);
+    const file = path.join(tmp, 'plain.safetensors');
+    await plain.saveWeights(file);
+    // An encoder without the channel loads into a model with it (the channel stays zero).
+    const encoder = path.join(tmp, 'encoder.safetensors');
+    const names = plain
+      .parameterInfo()
+      .map((p) => p.name)
+      .filter((n) => n.startsWith('bert.'));
+    await native().convertCheckpoint(
+      file,
+      encoder,
+      names.map((n) => [n, n.slice(5)]),
+    );
+    await withChannel.loadWeights(encoder);
+    const w = await weights(withChannel);
+    expect(w['bert.embeddings.syllable_embeddings.weight'].every((x) => x === 0)).toBe(true);
+  });
+
+  it('adds the mean of each piece’s syllable embeddings to its embedding', async () => {
+    const c = config({ pos_labels: POS, syllable_vocab_size: SYLLABLES });
+    const m = await build(c, 6);
+    // Draw the syllable embeddings (seed() keeps them at zero): from a second, plain model.
+    const file = path.join(tmp, 'syl.safetensors');
+    await m.saveWeights(file);
+    const rand = mulberry32(17);
+    const table = Float32Array.from({ length: SYLLABLES * H }, (_, i) =>
+      i < H ? 0 : (rand() - 0.5) * 0.2,
+    );
+    const drawn = path.join(tmp, 'syl-drawn.safetensors');
+    const keep = m
+      .parameterInfo()
+      .map((p) => p.name)
+      .filter((n) => !n.includes('syllable'));
+    await native().convertCheckpoint(
+      file,
+      drawn,
+      keep.map((n) => [n, n]),
+      {
+        extra: [
+          {
+            name: 'bert.embeddings.syllable_embeddings.weight',
+            shape: [SYLLABLES, H],
+            init: 'values',
+            values: table,
+          },
+        ],
+      },
+    );
+    await m.loadWeights(drawn);
+
+    // The same model without the channel, each word embedding plus its syllables' mean.
+    const plain = await build(config({ pos_labels: POS }), 6);
+    const w = await weights(m);
+    const words = Float32Array.from(w['bert.embeddings.word_embeddings.weight']);
+    for (let id = 0; id < V; id++) {
+      const syl = syllablesOf(id).filter((s) => s !== 0);
+      for (const s of syl) {
+        for (let k = 0; k < H; k++) words[id * H + k] += table[s * H + k] / syl.length;
+      }
+    }
+    const folded = path.join(tmp, 'folded.safetensors');
+    await native().convertCheckpoint(
+      drawn,
+      folded,
+      keep.filter((n) => n !== 'bert.embeddings.word_embeddings.weight').map((n) => [n, n]),
+      {
+        extra: [
+          {
+            name: 'bert.embeddings.word_embeddings.weight',
+            shape: [V, H],
+            init: 'values',
+            values: words,
+          },
+        ],
+      },
+    );
+    await plain.loadWeights(folded);
+
+    const ids = batchIds(21);
+    const syllables = new Int32Array(B * T * S);
+    ids.forEach((id, i) => syllables.set(syllablesOf(id), i * S));
+    const posTags = Int32Array.from({ length: B * T }, (_, i) => i % POS.length);
+    const shape: [number, number] = [B, T];
+    const a = await trainer(m).evaluate([
+      { ids, shape, lengths: LENGTHS, posTags, syllables, syllablesPerPiece: S },
+    ]);
+    const b = await trainer(plain).evaluate([{ ids, shape, lengths: LENGTHS, posTags }]);
+    expect(a.posLoss).toBeCloseTo(b.posLoss, 5);
+    // And the syllables matter: others give another loss.
+    const other = await trainer(m).evaluate([
+      {
+        ids,
+        shape,
+        lengths: LENGTHS,
+        posTags,
+        syllables: syllables.map((s) => (s ? 1 + ((s + 3) % 19) : 0)),
+        syllablesPerPiece: S,
+      },
+    ]);
+    expect(Math.abs(other.posLoss - a.posLoss)).toBeGreaterThan(1e-4);
+  });
+});
+
+describe('batches that do not fit the model', () => {
+  const ids = batchIds(1);
+  const shape: [number, number] = [B, T];
+  const base = { ids, shape, lengths: LENGTHS };
+
+  it('name the field and the problem', async () => {
+    const encoder = await build(config({ ...encoderOnly, mlm_head: true }));
+    const tagger = await build(config({ pos_labels: POS, syllable_vocab_size: 10 }));
+    const plain = await build(config({}));
+    const tags = new Int32Array(B * T);
+    const step = (m: NativeModel, b: Record<string, unknown>) =>
+      trainer(m).step([{ ...base, ...b } as NativeTrainBatch], 1e-3);
+    const syllables = new Int32Array(B * T * 2);
+    expect(() => step(encoder, { tags })).toThrow(
+      /batches\[0\]\.tags: the model has no tagging head/,
+    );
+    expect(() => step(plain, { mlmLabels: tags })).toThrow(/mlmLabels: the model has no MLM head/);
+    expect(() => step(plain, { posTags: tags })).toThrow(/posTags: the model has no POS head/);
+    expect(() => step(plain, {})).toThrow(/batches\[0\]: no targets/);
+    expect(() => step(encoder, { mlmLabels: new Int32Array(B * T).fill(V) })).toThrow(
+      /mlmLabels\[0\]\[0\] = 40 is outside -1\.\.39/,
+    );
+    expect(() => step(tagger, { tags, posTags: new Int32Array(B * T).fill(POS.length) })).toThrow(
+      /posTags\[0\]\[0\] = 4 is outside -1\.\.3/,
+    );
+    expect(() => step(tagger, { tags })).toThrow(/syllables: the model has a syllable channel/);
+    expect(() => step(tagger, { tags, syllables, syllablesPerPiece: 2.5 })).toThrow(
+      /syllablesPerPiece: must be an integer/,
+    );
+    expect(() =>
+      step(tagger, { tags, syllables: syllables.fill(10), syllablesPerPiece: 2 }),
+    ).toThrow(/syllables: an id is outside 0\.\.9/);
+    expect(() => step(plain, { tags, syllables, syllablesPerPiece: 2 })).toThrow(
+      /syllables: the model has no syllable channel/,
+    );
+  });
+
+  it('an encoder without a tagging head cannot tag, and says how to fix it', async () => {
+    const encoder = await build(config({ ...encoderOnly, mlm_head: true }));
+    await expect(encoder.emissions(ids, shape, LENGTHS)).rejects.toThrow(
+      /no tagging head \(head none: a pretrained encoder\); fine-tune it with `koner train`/,
+    );
+  });
+
+  it('config.json: head none has no labels, the optional fields are checked', () => {
+    expect(() => config({ head: 'none' })).toThrow(/id2label" must be absent for head none/);
+    expect(() => config({ pos_labels: ['NNG', 'NNG'] })).toThrow(
+      /pos_labels" must be an array of distinct/,
+    );
+    expect(() => config({ syllable_vocab_size: 1 })).toThrow(/syllable_vocab_size" must be 0/);
+    expect(() => config({ mlm_head: 'yes' })).toThrow(/mlm_head" must be a boolean/);
+    const c = config({ ...encoderOnly, mlm_head: true, syllable_vocab_size: 0 });
+    expect(c).toMatchObject({ head: 'none', labels: [], mlmHead: true });
+    expect(c.syllableVocabSize).toBeUndefined();
+  });
+});
