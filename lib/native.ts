@@ -38,6 +38,16 @@ export interface NativeDecoded {
 }
 
 /**
+ * The last argument of every inference call of {@link NativeModel}: each piece's syllable ids,
+ * `[B, T, syllablesPerPiece]` row-major (0: none), which a model with a syllable channel requires
+ * (and any other refuses).
+ */
+export interface NativeInputs {
+  syllables: Int32Array;
+  syllablesPerPiece: number;
+}
+
+/**
  * The native NER model (binding/napi/model.cc): BERT encoder plus head, built from a validated
  * config and initialised as Hugging Face does. Batches are `ids` [B, T] row-major with
  * `lengths` [B] (each 1..T; T ≤ maxPositionEmbeddings). Argument errors throw synchronously;
@@ -53,14 +63,25 @@ export interface NativeModel {
   to(device: string, dtype?: NativeDtype): Promise<void>;
   placement(): { device: string; dtype: NativeDtype };
   /** Emissions [B, T, K], 0 beyond each length. */
-  emissions(ids: Int32Array, shape: number[], lengths: Int32Array): Promise<Float32Array>;
+  emissions(
+    ids: Int32Array,
+    shape: number[],
+    lengths: Int32Array,
+    inputs?: NativeInputs,
+  ): Promise<Float32Array>;
   /** The encoder's last hidden states [B, T, H] as float32, 0 beyond each length. */
-  hidden(ids: Int32Array, shape: number[], lengths: Int32Array): Promise<Float32Array>;
+  hidden(
+    ids: Int32Array,
+    shape: number[],
+    lengths: Int32Array,
+    inputs?: NativeInputs,
+  ): Promise<Float32Array>;
   decode(
     ids: Int32Array,
     shape: number[],
     lengths: Int32Array,
     options?: NativeDecodeOptions,
+    inputs?: NativeInputs,
   ): Promise<NativeDecoded>;
   /**
    * The head's decoder alone on emissions [B, T, K] (e.g. stitched from windows of a long text,
@@ -73,7 +94,13 @@ export interface NativeModel {
     options?: NativeDecodeOptions,
   ): Promise<NativeDecoded>;
   /** The head's loss for tags [B, T] (mean token cross entropy, or batch-mean CRF NLL). */
-  loss(ids: Int32Array, shape: number[], lengths: Int32Array, tags: Int32Array): Promise<number>;
+  loss(
+    ids: Int32Array,
+    shape: number[],
+    lengths: Int32Array,
+    tags: Int32Array,
+    inputs?: NativeInputs,
+  ): Promise<number>;
   /** Parameter names (checkpoint keys) and shapes, in registration order. */
   parameterInfo(): { name: string; shape: number[] }[];
   /** Seeds LibTorch's generator and re-draws every parameter from it. */

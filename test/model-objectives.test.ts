@@ -381,6 +381,20 @@ describe('the syllable channel', () => {
     ]);
     const b = await trainer(plain).evaluate([{ ids, shape, lengths: LENGTHS, posTags }]);
     expect(a.posLoss).toBeCloseTo(b.posLoss, 5);
+    // Inference takes them the same way, as the last argument.
+    const inputs = { syllables, syllablesPerPiece: S };
+    const hiddenA = await m.hidden(ids, shape, LENGTHS, inputs);
+    const hiddenB = await plain.hidden(ids, shape, LENGTHS);
+    expect(Math.max(...hiddenA.map((x, i) => Math.abs(x - hiddenB[i])))).toBeLessThan(1e-5);
+    expect(() => m.hidden(ids, shape, LENGTHS)).toThrow(
+      /syllables: the model has a syllable channel \(syllable_vocab_size 20\)/,
+    );
+    expect(() => plain.emissions(ids, shape, LENGTHS, inputs)).toThrow(
+      /syllables: the model has no syllable channel/,
+    );
+    expect(() => m.hidden(ids, shape, LENGTHS, { syllables, syllablesPerPiece: 2 })).toThrow(
+      /syllables/,
+    );
     // And the syllables matter: others give another loss.
     const other = await trainer(m).evaluate([
       {

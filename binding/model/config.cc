@@ -87,8 +87,8 @@ void Validate(const ModelConfig& c) {
     if (c.posLabels[i].empty()) Bad("posLabels", "entry " + std::to_string(i) + " is empty");
   }
   if (c.syllableVocabSize < 0 || c.syllableVocabSize == 1) {
-    Bad("syllableVocabSize", "must be 0 (no syllable channel) or >= 2, got " +
-                                 std::to_string(c.syllableVocabSize));
+    Bad("syllableVocabSize",
+        "must be 0 (no syllable channel) or >= 2, got " + std::to_string(c.syllableVocabSize));
   }
 }
 

@@ -44,7 +44,8 @@ struct ModelConfig {
   int64_t numLabels() const { return static_cast<int64_t>(labels.size()); }
 };
 
-// "softmax" | "crf" | "bilstm-crf" | "bigru-crf" | "none"; throws std::invalid_argument naming `head`.
+// "softmax" | "crf" | "bilstm-crf" | "bigru-crf" | "none"; throws std::invalid_argument naming
+// `head`.
 HeadKind ParseHeadKind(const std::string& name);
 const char* HeadKindName(HeadKind head);
 bool HasCrf(HeadKind head);

@@ -16,9 +16,9 @@ NerModelImpl::NerModelImpl(const ModelConfig& config) : config_(Validated(config
   bert = register_module("bert", BertModel(config_, /*withPooler=*/false));
   if (config_.head != HeadKind::None) head_ = std::make_unique<Head>(*this, config_);
   if (!config_.posLabels.empty()) {
-    pos_ = register_module("pos_classifier",
-                           torch::nn::Linear(config_.hiddenSize,
-                                             static_cast<int64_t>(config_.posLabels.size())));
+    pos_ = register_module(
+        "pos_classifier",
+        torch::nn::Linear(config_.hiddenSize, static_cast<int64_t>(config_.posLabels.size())));
   }
   if (config_.mlmHead) mlm_ = RegisterMlmHead(*this, config_);
   ResetAuxiliary();

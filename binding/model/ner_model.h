@@ -36,8 +36,7 @@ class NerModelImpl : public torch::nn::Module {
   // undefined for zeros; syllables [B, T, S] int64 when the config has a syllable channel. The
   // encoder's last hidden states [B, T, H] in the encoder's dtype.
   torch::Tensor Hidden(const torch::Tensor& ids, const torch::Tensor& mask,
-                       const torch::Tensor& tokenTypeIds = {},
-                       const torch::Tensor& syllables = {});
+                       const torch::Tensor& tokenTypeIds = {}, const torch::Tensor& syllables = {});
   // Encoder + head: emissions [B, T, K] float32.
   torch::Tensor Emissions(const torch::Tensor& ids, const torch::Tensor& mask,
                           const torch::Tensor& tokenTypeIds = {},

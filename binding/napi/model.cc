@@ -190,7 +190,8 @@ ModelConfig ConfigArg(const Napi::Value& value) {
   // The optional parts (absent in a plain BERT config).
   Napi::Value mlm = o.Get("mlmHead");
   if (!mlm.IsUndefined()) {
-    if (!mlm.IsBoolean()) throw TypeError("config.mlmHead: must be a boolean, got " + Describe(mlm));
+    if (!mlm.IsBoolean())
+      throw TypeError("config.mlmHead: must be a boolean, got " + Describe(mlm));
     c.mlmHead = mlm.As<Napi::Boolean>().Value();
   }
   Napi::Value pos = o.Get("posLabels");
@@ -202,8 +203,8 @@ ModelConfig ConfigArg(const Napi::Value& value) {
     for (uint32_t i = 0; i < tags.Length(); ++i) {
       Napi::Value name = tags.Get(i);
       if (!name.IsString()) {
-        throw TypeError("config.posLabels: entry " + std::to_string(i) +
-                        " must be a string, got " + Describe(name));
+        throw TypeError("config.posLabels: entry " + std::to_string(i) + " must be a string, got " +
+                        Describe(name));
       }
       c.posLabels.push_back(name.As<Napi::String>().Utf8Value());
     }
@@ -285,12 +286,44 @@ torch::Tensor MaskOf(const torch::Tensor& lengths, int64_t T) {
 // A batch of piece ids [B, T] with per-sequence lengths; ids are checked against the vocabulary
 // everywhere (padding too), lengths against 1..T.
 struct Batch {
-  torch::Tensor ids;      // [B, T] int64
-  torch::Tensor mask;     // [B, T] bool, a prefix of each row
-  torch::Tensor lengths;  // [B] int64
+  torch::Tensor ids;        // [B, T] int64
+  torch::Tensor mask;       // [B, T] bool, a prefix of each row
+  torch::Tensor lengths;    // [B] int64
+  torch::Tensor syllables;  // [B, T, S] int64 for a model with a syllable channel, else undefined
 };
 
-Batch BatchArgs(const Napi::CallbackInfo& info, const ModelConfig& c) {
+// The optional last argument of the inference calls, `{ syllables: Int32Array [B * T * S],
+// syllablesPerPiece: S }`: required by a model with a syllable channel, refused by others.
+torch::Tensor SyllablesArg(const Napi::Value& value, int64_t B, int64_t T, const ModelConfig& c) {
+  const bool given = !value.IsUndefined();
+  if (c.syllableVocabSize == 0) {
+    if (given && value.IsObject() && !value.As<Napi::Object>().Get("syllables").IsUndefined()) {
+      throw std::invalid_argument("syllables: the model has no syllable channel");
+    }
+    return {};
+  }
+  if (!given || !value.IsObject() || value.As<Napi::Object>().Get("syllables").IsUndefined()) {
+    throw std::invalid_argument(
+        "syllables: the model has a syllable channel (syllable_vocab_size " +
+        std::to_string(c.syllableVocabSize) +
+        "): pass { syllables, syllablesPerPiece } as the last argument");
+  }
+  auto o = value.As<Napi::Object>();
+  const Napi::Value per = o.Get("syllablesPerPiece");
+  const double S = per.IsNumber() ? per.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(S >= 1 && S <= 64) || std::floor(S) != S) {
+    throw TypeError("syllablesPerPiece: must be an integer in 1..64, got " + Describe(per));
+  }
+  auto syllables = IntTensorArg(o.Get("syllables"), {B, T, static_cast<int64_t>(S)}, "syllables")
+                       .to(torch::kInt64);
+  if ((syllables < 0).logical_or(syllables >= c.syllableVocabSize).any().item<bool>()) {
+    throw std::invalid_argument("syllables: an id is outside 0.." +
+                                std::to_string(c.syllableVocabSize - 1));
+  }
+  return syllables;
+}
+
+Batch BatchArgs(const Napi::CallbackInfo& info, const ModelConfig& c, size_t extraIndex) {
   auto shape = ShapeArg(info[1], "shape");
   if (shape.size() != 2) {
     throw TypeError("shape: expected [batch, pieces], got " + ShapeString(shape));
@@ -313,7 +346,7 @@ Batch BatchArgs(const Napi::CallbackInfo& info, const ModelConfig& c) {
                                 "] = " + std::to_string(ids[b][t].item<int64_t>()) +
                                 " is outside the vocabulary 0.." + std::to_string(c.vocabSize - 1));
   }
-  return {ids, MaskOf(lengths, T), lengths};
+  return {ids, MaskOf(lengths, T), lengths, SyllablesArg(info[extraIndex], B, T, c)};
 }
 
 // Emissions [B, T, K] computed elsewhere (stitched from windows, so T may exceed the positions).
@@ -396,11 +429,12 @@ constexpr napi_type_tag kModelTag = {0x6b6f6e65722d6d6fULL, 0x64656c2d73746174UL
 
 // The batch on the model's device.
 struct Placed {
-  torch::Tensor ids, mask;
+  torch::Tensor ids, mask, syllables;
 };
 
 Placed Place(const Batch& batch, const model::NerModelImpl& m) {
-  return {batch.ids.to(m.device()), batch.mask.to(m.device())};
+  return {batch.ids.to(m.device()), batch.mask.to(m.device()),
+          batch.syllables.defined() ? batch.syllables.to(m.device()) : torch::Tensor()};
 }
 
 torch::Tensor ValidOnly(const torch::Tensor& x, const torch::Tensor& mask) {
@@ -561,10 +595,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     });
   }
 
-  // emissions(ids, shape, lengths) -> Promise<Float32Array [B, T, K]>, 0 beyond each length.
+  // emissions(ids, shape, lengths, inputs?) -> Promise<Float32Array [B, T, K]>, 0 beyond each
+  // length. `inputs` (every inference call's last argument) carries the syllables.
   Napi::Value Emissions(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      auto batch = BatchArgs(info, config());
+      auto batch = BatchArgs(info, config(), 3);
       auto state = state_;
       return PromiseWorker<torch::Tensor>::Start(
           info.Env(),
@@ -573,7 +608,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
               std::shared_lock<std::shared_mutex> lock(state->mutex);
               c10::InferenceMode inference;
               auto in = Place(batch, *state->model);
-              auto e = state->model->Emissions(in.ids, in.mask);
+              auto e = state->model->Emissions(in.ids, in.mask, {}, in.syllables);
               return ForJs(ValidOnly(e, in.mask), torch::kFloat32);
             });
           },
@@ -581,11 +616,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     });
   }
 
-  // hidden(ids, shape, lengths) -> Promise<Float32Array [B, T, H]>: the encoder's last hidden
-  // states (as float32), 0 beyond each length.
+  // hidden(ids, shape, lengths, inputs?) -> Promise<Float32Array [B, T, H]>: the encoder's last
+  // hidden states (as float32), 0 beyond each length.
   Napi::Value Hidden(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      auto batch = BatchArgs(info, config());
+      auto batch = BatchArgs(info, config(), 3);
       auto state = state_;
       return PromiseWorker<torch::Tensor>::Start(
           info.Env(),
@@ -594,7 +629,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
               std::shared_lock<std::shared_mutex> lock(state->mutex);
               c10::InferenceMode inference;
               auto in = Place(batch, *state->model);
-              auto h = state->model->Hidden(in.ids, in.mask);
+              auto h = state->model->Hidden(in.ids, in.mask, {}, in.syllables);
               return ForJs(ValidOnly(h.to(torch::kFloat32), in.mask), torch::kFloat32);
             });
           },
@@ -602,12 +637,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     });
   }
 
-  // decode(ids, shape, lengths, { nBest, constraints, marginals }) -> Promise<{ tags: Int32Array
-  // [B, N, T] (-1 beyond each length and for missing paths), scores: Float32Array [B, N] (-inf
-  // for missing paths), marginals?: Float32Array [B, T, K] }>: encoder, head and decoder in one.
+  // decode(ids, shape, lengths, { nBest, constraints, marginals }, inputs?) -> Promise<{ tags:
+  // Int32Array [B, N, T] (-1 beyond each length and for missing paths), scores: Float32Array [B, N]
+  // (-inf for missing paths), marginals?: Float32Array [B, T, K] }>: encoder, head and decoder in
+  // one.
   Napi::Value Decode(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      auto batch = BatchArgs(info, config());
+      auto batch = BatchArgs(info, config(), 4);
       auto options = DecodeOptionsArg(info[3], config().numLabels());
       auto state = state_;
       return PromiseWorker<Decoded>::Start(
@@ -618,7 +654,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
               c10::InferenceMode inference;
               auto& m = *state->model;
               auto in = Place(batch, m);
-              return DecodeWith(m, m.Emissions(in.ids, in.mask), in.mask, options);
+              return DecodeWith(m, m.Emissions(in.ids, in.mask, {}, in.syllables), in.mask,
+                                options);
             });
           },
           DecodedToJs);
@@ -648,11 +685,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     });
   }
 
-  // loss(ids, shape, lengths, tags: Int32Array [B, T]) -> Promise<number>: the head's training
-  // loss in eval mode (mean token cross entropy for softmax, batch-mean CRF NLL otherwise).
+  // loss(ids, shape, lengths, tags: Int32Array [B, T], inputs?) -> Promise<number>: the head's
+  // training loss in eval mode (mean token cross entropy for softmax, batch-mean CRF NLL
+  // otherwise).
   Napi::Value Loss(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      auto batch = BatchArgs(info, config());
+      auto batch = BatchArgs(info, config(), 4);
       auto tags = IntTensorArg(info[3], batch.ids.sizes().vec(), "tags").to(torch::kInt64);
       const int64_t K = config().numLabels();
       auto badTag = batch.mask.logical_and((tags < 0).logical_or(tags >= K));
@@ -672,7 +710,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
               c10::InferenceMode inference;
               auto& m = *state->model;
               auto in = Place(batch, m);
-              auto e = m.Emissions(in.ids, in.mask);
+              auto e = m.Emissions(in.ids, in.mask, {}, in.syllables);
               return m.head().Loss(e, tags.to(m.device()), in.mask).item<double>();
             });
           },

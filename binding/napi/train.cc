@@ -68,8 +68,7 @@ train::TrainerOptions OptionsArg(const Napi::Value& value) {
                     Describe(value));
   }
   auto o = value.As<Napi::Object>();
-  OnlyKnownKeys(o, "options",
-                {"weightDecay", "betas", "eps", "clipNorm", "autocast", "posWeight"});
+  OnlyKnownKeys(o, "options", {"weightDecay", "betas", "eps", "clipNorm", "autocast", "posWeight"});
   auto required = [&](const char* field) {
     Napi::Value v = o.Get(field);
     if (v.IsUndefined()) throw TypeError(std::string("options.") + field + ": missing");
@@ -153,10 +152,9 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
     if (!everywhere) bad = bad.logical_and(batch.mask);
     if (!bad.any().item<bool>()) return;
     auto [b, t] = FirstOf(bad);
-    throw std::invalid_argument(what + "." + field + "[" + std::to_string(b) + "][" +
-                                std::to_string(t) + "] = " +
-                                std::to_string(values[b][t].item<int64_t>()) + " is outside " +
-                                range);
+    throw std::invalid_argument(
+        what + "." + field + "[" + std::to_string(b) + "][" + std::to_string(t) +
+        "] = " + std::to_string(values[b][t].item<int64_t>()) + " is outside " + range);
   };
   checkRange(batch.ids, "ids", 0, config.vocabSize,
              "the vocabulary 0.." + std::to_string(config.vocabSize - 1), true);
@@ -175,12 +173,13 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
     const int64_t P = static_cast<int64_t>(config.posLabels.size());
     if (P == 0) throw std::invalid_argument(what + ".posTags: the model has no POS head");
     batch.posTags = IntTensorArg(o.Get("posTags"), shape, what + ".posTags").to(torch::kInt64);
-    checkRange(batch.posTags, "posTags", -1, P,
-               "-1.." + std::to_string(P - 1) + " (-1: no target)", false);
+    checkRange(batch.posTags, "posTags", -1, P, "-1.." + std::to_string(P - 1) + " (-1: no target)",
+               false);
     batch.posPieces = batch.posTags.ge(0).logical_and(batch.mask).sum().item<int64_t>();
   }
   if (!o.Get("mlmLabels").IsUndefined()) {
-    if (!config.mlmHead) throw std::invalid_argument(what + ".mlmLabels: the model has no MLM head");
+    if (!config.mlmHead)
+      throw std::invalid_argument(what + ".mlmLabels: the model has no MLM head");
     batch.mlmLabels =
         IntTensorArg(o.Get("mlmLabels"), shape, what + ".mlmLabels").to(torch::kInt64);
     checkRange(batch.mlmLabels, "mlmLabels", -1, config.vocabSize,

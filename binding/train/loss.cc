@@ -1,9 +1,9 @@
 #include "train/loss.h"
 
+#include <stdexcept>
+
 #include "crf/crf.h"
 #include "train/amp.h"
-
-#include <stdexcept>
 
 namespace koner::train {
 

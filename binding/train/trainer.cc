@@ -79,8 +79,8 @@ StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist
     counts[3] += static_cast<double>(batch.maskedPieces);
   }
   if (group) {
-    auto sums = group->AllreduceScalars({counts[0], counts[1], counts[2], counts[3]},
-                                        dist::ReduceOp::kSum);
+    auto sums =
+        group->AllreduceScalars({counts[0], counts[1], counts[2], counts[3]}, dist::ReduceOp::kSum);
     for (int i = 0; i < 4; ++i) counts[i] = sums[i];
   }
   if (counts[0] <= 0) throw std::invalid_argument("batches: no sentences in this step on any rank");

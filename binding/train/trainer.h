@@ -27,7 +27,7 @@ struct StepResult {
   double loss = 0;
   double taggingLoss = 0, posLoss = 0, mlmLoss = 0;
   double mlmAccuracy = 0;  // masked pieces predicted exactly, over masked pieces
-  double gradNorm = 0;  // global L2 norm before clipping
+  double gradNorm = 0;     // global L2 norm before clipping
   int64_t sentences = 0, pieces = 0;
   bool skipped = false;  // non-finite gradients: no update (and, in float16, a smaller scale)
 };
