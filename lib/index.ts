@@ -6,6 +6,7 @@ export { Tokenizer, TokenizerLoadError } from './tokenizer/index.js';
 export type { Encoding, SpecialIds, TokenizerLoadOptions } from './tokenizer/index.js';
 
 export {
+  alignMorphemes,
   CorpusError,
   formatConll,
   parseConll,
@@ -24,6 +25,9 @@ export type {
   KmouParseResult,
   KmouReadOptions,
   KmouSentence,
+  MorphemeAlignmentStats,
+  MorphemeSpan,
+  MorphemeToken,
   Sentence,
 } from './corpus/index.js';
 
