@@ -2,8 +2,26 @@
 export { runtimeInfo, getThreads, setThreads } from './runtime.js';
 export type { RuntimeInfo } from './runtime.js';
 
-export { Tokenizer, TokenizerLoadError } from './tokenizer/index.js';
-export type { Encoding, SpecialIds, TokenizerLoadOptions } from './tokenizer/index.js';
+export {
+  collateSyllables,
+  DEFAULT_MAX_SYLLABLES,
+  pieceSyllables,
+  SYLLABLE_PAD,
+  SYLLABLE_UNKNOWN,
+  SYLLABLE_VOCAB_SIZE,
+  syllableId,
+  syllableKind,
+  Tokenizer,
+  TokenizerLoadError,
+} from './tokenizer/index.js';
+export type {
+  Encoding,
+  PieceSyllables,
+  SpecialIds,
+  SyllableBatch,
+  SyllableKind,
+  TokenizerLoadOptions,
+} from './tokenizer/index.js';
 
 export {
   alignMorphemes,
@@ -35,12 +53,18 @@ export {
   alignEntities,
   createLabelScheme,
   decodeEntities,
+  emptyPosTargetStats,
   ENTITY_TYPES,
   KMOU_SCHEME,
   LABEL2ID,
   LABELS,
   MarkupError,
   parseMarkup,
+  POS_IGNORE,
+  POS_OTHER_ID,
+  POS_TAGS,
+  pos2id,
+  posTargets,
   refineSpan,
   renderMarkup,
 } from './labels/index.js';
@@ -52,6 +76,8 @@ export type {
   EntityType,
   LabelScheme,
   PieceOffset,
+  PosTag,
+  PosTargetStats,
   RefineOptions,
 } from './labels/index.js';
 
