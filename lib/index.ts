@@ -2,10 +2,29 @@
 export { runtimeInfo, getThreads, setThreads } from './runtime.js';
 export type { RuntimeInfo } from './runtime.js';
 
-export { Tokenizer, TokenizerLoadError } from './tokenizer/index.js';
-export type { Encoding, SpecialIds, TokenizerLoadOptions } from './tokenizer/index.js';
+export {
+  collateSyllables,
+  DEFAULT_MAX_SYLLABLES,
+  pieceSyllables,
+  SYLLABLE_PAD,
+  SYLLABLE_UNKNOWN,
+  SYLLABLE_VOCAB_SIZE,
+  syllableId,
+  syllableKind,
+  Tokenizer,
+  TokenizerLoadError,
+} from './tokenizer/index.js';
+export type {
+  Encoding,
+  PieceSyllables,
+  SpecialIds,
+  SyllableBatch,
+  SyllableKind,
+  TokenizerLoadOptions,
+} from './tokenizer/index.js';
 
 export {
+  alignMorphemes,
   CorpusError,
   formatConll,
   parseConll,
@@ -24,6 +43,9 @@ export type {
   KmouParseResult,
   KmouReadOptions,
   KmouSentence,
+  MorphemeAlignmentStats,
+  MorphemeSpan,
+  MorphemeToken,
   Sentence,
 } from './corpus/index.js';
 
@@ -31,12 +53,18 @@ export {
   alignEntities,
   createLabelScheme,
   decodeEntities,
+  emptyPosTargetStats,
   ENTITY_TYPES,
   KMOU_SCHEME,
   LABEL2ID,
   LABELS,
   MarkupError,
   parseMarkup,
+  POS_IGNORE,
+  POS_OTHER_ID,
+  POS_TAGS,
+  pos2id,
+  posTargets,
   refineSpan,
   renderMarkup,
 } from './labels/index.js';
@@ -48,6 +76,8 @@ export type {
   EntityType,
   LabelScheme,
   PieceOffset,
+  PosTag,
+  PosTargetStats,
   RefineOptions,
 } from './labels/index.js';
 

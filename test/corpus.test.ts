@@ -21,6 +21,12 @@ import {
   type KmouSentence,
   type Sentence,
 } from '../lib/corpus/index.js';
+import {
+  alignMorphemes,
+  type MorphemeAlignmentStats,
+  type MorphemeToken,
+} from '../lib/corpus/morphemes.js';
+import type { MorphemeSpan } from '../lib/corpus/types.js';
 import { ENTITY_TYPES } from '../lib/labels/scheme.js';
 import {
   conllLines,
@@ -150,6 +156,158 @@ describe('KMOU reader on generated files', () => {
   it('refuses a directory without .txt files', async () => {
     const dir = await mkdtemp(path.join(tmp, 'empty-'));
     await expect(readKmouCorpus(dir)).rejects.toThrow(/no .txt files/);
+  });
+});
+
+/** `[span text, tag]` of each morpheme, to compare with what a test expects. */
+const sliced = (text: string, morphemes: readonly MorphemeSpan[]) =>
+  morphemes.map((m) => [text.slice(m.start, m.end), m.pos]);
+
+/** Morpheme groups from `surface/TAG` words, e.g. `그/NP 는/JX`. */
+const eojeolsOf = (...words: string[]): MorphemeToken[][] =>
+  words.map((word) =>
+    word.split(' ').map((token) => {
+      const [surface, pos] = token.split('/');
+      return { surface, pos };
+    }),
+  );
+
+/** Spans in order, inside the text, non-empty, without whitespace at either end. */
+function expectWellFormed(text: string, morphemes: readonly MorphemeSpan[], where = '') {
+  let end = 0;
+  for (const m of morphemes) {
+    const span = text.slice(m.start, m.end);
+    if (m.start < end || m.end <= m.start || m.end > text.length || /^\s|\s$/.test(span)) {
+      expect.fail(`${where}: bad morpheme ${JSON.stringify(m)} (${JSON.stringify(span)})`);
+    }
+    end = m.end;
+  }
+}
+
+const characters = (stats: MorphemeAlignmentStats) =>
+  stats.exact + stats.fallback + stats.uncovered;
+
+describe('KMOU morphemes', () => {
+  it('spans of generated blocks slice to their surfaces', () => {
+    const next = random(7);
+    const blocks = Array.from({ length: 40 }, (_, k) => kmouBlock(String(k), randomParts(next)));
+    const { sentences, morphemeStats } = parseKmou(kmouFile(blocks), 'gen.txt');
+    for (const [k, s] of sentences.entries()) {
+      const surfaces = blocks[k].slice(3).filter((line) => !line.startsWith('_\t'));
+      expect(sliced(s.text, s.morphemes)).toEqual(
+        surfaces.map((line) => [line.split('\t')[0], 'NNG']),
+      );
+    }
+    expect(morphemeStats.sentences).toBe(40);
+    expect(morphemeStats.exact).toBe(morphemeStats.characters);
+    expect(morphemeStats.fallback + morphemeStats.uncovered + morphemeStats.dropped).toBe(0);
+  });
+
+  it('gives a contracted form the joined tags of the morphemes it fuses', () => {
+    const block = [
+      '## 1',
+      '## 그는 말했다.',
+      '## 그는 말했다.',
+      ...['그\t그\tNP\tO', '는\t는\tJX\tO', '_\t_\t_\tO', '말\t말\tNNG\tO'],
+      ...['하\t하\tXSV\tO', '였\t였\tEP\tO', '다\t다\tEF\tO', '.\t.\tSF\tO'],
+    ];
+    const { sentences, morphemeStats } = parseKmou(block.join('\n'), 'contracted.txt');
+    expect(sliced(sentences[0].text, sentences[0].morphemes)).toEqual([
+      ['그', 'NP'],
+      ['는', 'JX'],
+      ['말', 'NNG'],
+      ['했', 'XSV+EP'],
+      ['다', 'EF'],
+      ['.', 'SF'],
+    ]);
+    expect(morphemeStats).toMatchObject({ characters: 6, exact: 5, fallback: 1, uncovered: 0 });
+    // A literal `_` is a morpheme (tagged SW), not an eojeol break.
+    const underscore = ['## 2', '## a_b', '## a_b', 'a\ta\tSL\tO', '_\t_\tSW\tO', 'b\tb\tSL\tO'];
+    const [s] = parseKmou(underscore.join('\n'), 'u.txt').sentences;
+    expect(sliced(s.text, s.morphemes)).toEqual([
+      ['a', 'SL'],
+      ['_', 'SW'],
+      ['b', 'SL'],
+    ]);
+  });
+
+  it('keeps every character of a mismatching eojeol and never throws', () => {
+    const cases: [
+      string,
+      MorphemeToken[][],
+      (string | number)[][],
+      Partial<MorphemeAlignmentStats>,
+    ][] = [
+      // Text the morphemes never spell extends the eojeol's last morpheme.
+      [
+        '부산에서요',
+        eojeolsOf('부산/NNP 에서/JKB'),
+        [
+          ['부산', 'NNP'],
+          ['에서요', 'JKB'],
+        ],
+        { fallback: 1 },
+      ],
+      // A held run ends where the next morpheme is found; held morphemes with nothing left are
+      // dropped; a held run at the end takes the rest.
+      [
+        '했다고',
+        eojeolsOf('하/VV 였/EP 다/EF 고/EC'),
+        [
+          ['했', 'VV+EP'],
+          ['다', 'EF'],
+          ['고', 'EC'],
+        ],
+        { exact: 2, fallback: 1 },
+      ],
+      ['간다', eojeolsOf('가/VV ㄴ다/EF'), [['간다', 'VV+EF']], { fallback: 2, dropped: 0 }],
+      ['가', eojeolsOf('가/VV ㄴ/ETM'), [['가', 'VV']], { exact: 1, dropped: 1 }],
+      ['했', eojeolsOf('하/VV 였/EP'), [['했', 'VV+EP']], { fallback: 1 }],
+      // Eojeol counts differ: one range, whitespace skipped between morphemes.
+      [
+        '서울 역',
+        eojeolsOf('서울/NNP 역/NNG'),
+        [
+          ['서울', 'NNP'],
+          ['역', 'NNG'],
+        ],
+        { exact: 3, eojeolMismatches: 1 },
+      ],
+      ['서울 역', eojeolsOf('부/NNP 산/NNG'), [['서울 역', 'NNP+NNG']], { fallback: 3 }],
+      // Fewer groups than words: the leftover text joins the last morpheme; no morphemes at all.
+      [
+        '가 나',
+        [[{ surface: '가', pos: 'NNG' }]],
+        [['가 나', 'NNG']],
+        { exact: 1, fallback: 1, eojeolMismatches: 1 },
+      ],
+      ['가 나', [], [], { uncovered: 2 }],
+    ];
+    for (const [text, eojeols, expected, stats] of cases) {
+      const result = alignMorphemes(text, eojeols);
+      expect(sliced(text, result.morphemes), text).toEqual(expected);
+      expect(result.stats, text).toMatchObject(stats);
+      expect(characters(result.stats)).toBe(result.stats.characters);
+    }
+    // Random surfaces against random text: well-formed spans and consistent counts, always.
+    const next = random(11);
+    const alphabet = ['가', '나', '다', ' ', 'a', '했', '\uD83D\uDE00'];
+    const pick = () => alphabet[Math.floor(next() * alphabet.length)];
+    for (let trial = 0; trial < 2000; trial++) {
+      const text = Array.from({ length: 1 + Math.floor(next() * 12) }, pick).join('');
+      const eojeols = Array.from({ length: Math.floor(next() * 4) }, () =>
+        Array.from({ length: Math.floor(next() * 4) }, () => ({
+          surface:
+            Array.from({ length: 1 + Math.floor(next() * 2) }, pick)
+              .join('')
+              .trim() || '라',
+          pos: 'NNG',
+        })),
+      );
+      const { morphemes, stats } = alignMorphemes(text, eojeols);
+      expectWellFormed(text, morphemes, JSON.stringify([text, eojeols]));
+      expect(characters(stats)).toBe(stats.characters);
+    }
   });
 });
 
@@ -301,6 +459,28 @@ describe.skipIf(!hasShared)('KMOU corpus', () => {
     expect(entities.filter((e) => /^\s|\s$/.test(e.text))).toHaveLength(7);
     const bracketed = train.find((s) => s.text.startsWith('<호우시절>'))!;
     expect(bracketed.entities[0].text).toBe('호우시절');
+  });
+
+  it('gives morphemes that tile every character, aligned exactly', async () => {
+    for (const s of [...train, ...val]) {
+      expectWellFormed(s.text, s.morphemes, `${s.file}:${s.line}`);
+      const covered = s.morphemes.reduce((n, m) => n + m.end - m.start, 0);
+      expect(covered).toBe(s.text.replace(/\s/g, '').length);
+    }
+    // Every surface equals its text (measured on the whole corpus: 1,201,714 of 1,201,714
+    // characters); checked here on a sample of files to keep the suite fast.
+    const files = [...new Set(train.map((s) => s.file))].filter((_, k) => k % 100 === 0);
+    for (const file of files) {
+      const { morphemeStats } = await readKmouFile(path.join(kmou, 'train', file));
+      expect(morphemeStats.characters).toBeGreaterThan(0);
+      expect(morphemeStats.exact, file).toBe(morphemeStats.characters);
+    }
+    // The corpus writes a fused surface with joined tags: 담긴 is 담기 + ㄴ.
+    const first = train.find((s) => s.file === '00002_NER.txt' && s.id === '1')!;
+    expect(sliced(first.text, first.morphemes)).toContainEqual(['담긴', 'VV+ETM']);
+    const pos = new Set(train.flatMap((s) => s.morphemes.map((m) => m.pos)));
+    expect(pos.has('NNG') && pos.has('+EP') && pos.has('VV+EC')).toBe(true);
+    expect(pos.has('_')).toBe(false);
   });
 
   it('round-trips through CoNLL where token boundaries allow', async () => {

@@ -3,6 +3,13 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { MarkupError, parseMarkup } from '../labels/markup.js';
+import {
+  addMorphemeStats,
+  alignMorphemes,
+  emptyMorphemeStats,
+  type MorphemeAlignmentStats,
+  type MorphemeToken,
+} from './morphemes.js';
 import { CorpusError, type CorpusWarning, type KmouSentence } from './types.js';
 
 /** Options for the KMOU readers. */
@@ -22,10 +29,16 @@ export interface KmouReadOptions {
 export interface KmouParseResult {
   sentences: KmouSentence[];
   skipped: number;
+  /** How the morpheme lines met the raw sentences, over the sentences returned. */
+  morphemeStats: MorphemeAlignmentStats;
 }
 
 const HEADER = '## ';
 const HEADER_NAMES = ['id', 'raw sentence', 'markup'] as const;
+/** A morpheme line's tab-separated fields. */
+const MORPHEME_FIELDS = ['surface', 'lemma', 'POS', 'BIO'] as const;
+/** The POS field of the line between two eojeols (`_\t_\t_\tO`); a literal `_` is tagged `SW`. */
+const EOJEOL_BREAK = '_';
 
 const defaultWarn = (warning: CorpusWarning): void => console.warn(warning.message);
 
@@ -55,6 +68,7 @@ function parseContent(
   const warn = options.onWarning ?? defaultWarn;
   const lines = content.replace(/^\uFEFF/, '').split(/\r?\n/);
   const sentences: KmouSentence[] = [];
+  const morphemeStats = emptyMorphemeStats();
   let skipped = 0;
   let blockStart = -1;
   for (let index = 0; index <= lines.length; index++) {
@@ -65,7 +79,9 @@ function parseContent(
     }
     if (blockStart < 0) continue;
     try {
-      sentences.push(parseBlock(lines, blockStart, index, file, where, options.types));
+      sentences.push(
+        parseBlock(lines, blockStart, index, file, where, options.types, morphemeStats),
+      );
     } catch (error) {
       if (!(error instanceof CorpusError) || !options.lenient) throw error;
       skipped++;
@@ -73,7 +89,7 @@ function parseContent(
     }
     blockStart = -1;
   }
-  return { sentences, skipped };
+  return { sentences, skipped, morphemeStats };
 }
 
 /** Parses lines `[from, to)`, one block; throws a CorpusError for anything malformed. */
@@ -84,6 +100,7 @@ function parseBlock(
   file: string,
   where: string,
   types: readonly string[] | undefined,
+  morphemeStats: MorphemeAlignmentStats,
 ): KmouSentence {
   for (let k = 0; k < HEADER_NAMES.length; k++) {
     const line = from + k;
@@ -111,9 +128,9 @@ function parseBlock(
   const markup = lines[from + 2].slice(HEADER.length);
   if (id.trim() === '') throw new CorpusError(where, from + 1, 'empty sentence id');
   if (text.trim() === '') throw new CorpusError(where, from + 2, 'empty raw sentence');
+  let entities;
   try {
-    const entities = parseMarkup(text, markup, { types });
-    return { file, id, line: from + 1, text, markup, entities };
+    entities = parseMarkup(text, markup, { types });
   } catch (error) {
     if (!(error instanceof MarkupError)) throw error;
     throw new CorpusError(
@@ -122,6 +139,46 @@ function parseBlock(
       `markup line, column ${error.index + 1 + HEADER.length}: ${error.reason}`,
     );
   }
+  const eojeols = parseMorphemeLines(lines, from + HEADER_NAMES.length, to, where);
+  const aligned = alignMorphemes(text, eojeols);
+  addMorphemeStats(morphemeStats, aligned.stats);
+  return { file, id, line: from + 1, text, markup, entities, morphemes: aligned.morphemes };
+}
+
+/**
+ * Morpheme lines `[from, to)` grouped by eojeol. Only the structure is checked here (four
+ * fields, a surface and a tag); whether the surfaces spell the text is the aligner's business.
+ */
+function parseMorphemeLines(
+  lines: readonly string[],
+  from: number,
+  to: number,
+  where: string,
+): MorphemeToken[][] {
+  const eojeols: MorphemeToken[][] = [[]];
+  for (let line = from; line < to; line++) {
+    const fields = lines[line].split('\t');
+    if (fields.length !== MORPHEME_FIELDS.length) {
+      throw new CorpusError(
+        where,
+        line + 1,
+        `morpheme line has ${fields.length} tab-separated field${fields.length === 1 ? '' : 's'}` +
+          `, expected ${MORPHEME_FIELDS.length} (${MORPHEME_FIELDS.join(', ')}): ${quote(lines[line])}`,
+      );
+    }
+    const [surface, , pos] = fields;
+    for (const [name, value] of [
+      ['surface', surface],
+      ['POS', pos],
+    ] as const) {
+      if (value.trim() === '') {
+        throw new CorpusError(where, line + 1, `morpheme line has an empty ${name} field`);
+      }
+    }
+    if (pos === EOJEOL_BREAK) eojeols.push([]);
+    else eojeols[eojeols.length - 1].push({ surface, pos });
+  }
+  return eojeols;
 }
 
 function quote(text: string): string {

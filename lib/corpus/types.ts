@@ -28,6 +28,23 @@ export interface KmouSentence extends Sentence {
   line: number;
   /** The block's markup line without its `## ` prefix, as in the file. */
   markup: string;
+  /**
+   * The block's morphemes as character spans, in text order, non-overlapping, each non-empty and
+   * without whitespace at either end (see `alignMorphemes`); `[]` for a block without morpheme
+   * lines.
+   */
+  morphemes: MorphemeSpan[];
+}
+
+/**
+ * A morpheme of a sentence: UTF-16 offsets `[start, end)` into the sentence text and its Sejong
+ * POS tag as the corpus writes it — one tag (`NNG`), or tags joined with `+` for a surface that
+ * fuses several morphemes (`담긴` is `VV+ETM`, for 담기 + ㄴ).
+ */
+export interface MorphemeSpan {
+  start: number;
+  end: number;
+  pos: string;
 }
 
 /** A sentence read from a CoNLL-style BIO file: tokens joined with single spaces. */

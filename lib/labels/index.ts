@@ -11,6 +11,15 @@ export {
 export type { BioChunk, EntityType, LabelScheme, ParsedTag } from './scheme.js';
 export { addAlignmentStats, alignEntities, emptyAlignmentStats, trimRange } from './align.js';
 export type { AlignOptions, Alignment, AlignmentStats, PieceOffset } from './align.js';
+export {
+  emptyPosTargetStats,
+  POS_IGNORE,
+  POS_OTHER_ID,
+  POS_TAGS,
+  pos2id,
+  posTargets,
+} from './pos.js';
+export type { PosTag, PosTargetStats } from './pos.js';
 export { decodeEntities, decodePieces } from './decode.js';
 export type { DecodedEntity, DecodeOptions, PieceEntity } from './decode.js';
 export {

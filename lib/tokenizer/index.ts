@@ -15,6 +15,17 @@ import { Vocab, type SpecialIds } from './vocab.js';
 
 export { TokenizerLoadError } from './errors.js';
 export type { SpecialIds } from './vocab.js';
+export {
+  collateSyllables,
+  DEFAULT_MAX_SYLLABLES,
+  pieceSyllables,
+  SYLLABLE_PAD,
+  SYLLABLE_UNKNOWN,
+  SYLLABLE_VOCAB_SIZE,
+  syllableId,
+  syllableKind,
+} from './syllables.js';
+export type { PieceSyllables, SyllableBatch, SyllableKind } from './syllables.js';
 
 /** The result of {@link Tokenizer.encode}; the three arrays are parallel, one entry per piece. */
 export interface Encoding {
