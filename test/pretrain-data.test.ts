@@ -406,40 +406,44 @@ describe('WholeWordMasker', () => {
       let labelled = 0;
       const words = { mask: 0, random: 0, kept: 0 };
       let emptyWindows = 0;
+      // Plain checks gathered into a list: an `expect` per piece would dominate the test's time.
+      const problems: string[] = [];
+      const check = (ok: boolean, what: string): void => {
+        if (!ok && problems.length < 10) problems.push(what);
+      };
       for (const text of await kowikiLines(1, 2000)) {
         for (const w of paragraphWindows(text, tokenizer, { maxLength: 128 }).windows) {
           const m = masker.mask(w.ids, w.pieces, rng);
           const n = w.ids.length;
-          expect(m.ids.length).toBe(n + 2);
-          expect([m.ids[0], m.ids[n + 1], m.labels[0], m.labels[n + 1]]).toEqual([
-            sp.cls,
-            sp.sep,
-            IGNORE_LABEL,
-            IGNORE_LABEL,
-          ]);
+          check(m.ids.length === n + 2 && m.labels.length === n + 2, `length of ${text}`);
+          check(m.ids[0] === sp.cls && m.ids[n + 1] === sp.sep, `[CLS]/[SEP] in ${text}`);
+          check(m.labels[0] === IGNORE_LABEL && m.labels[n + 1] === IGNORE_LABEL, `labels ${text}`);
           const wordOf = wordsOf(w.pieces);
+          const wordSize = new Map<number, number>();
+          for (const x of wordOf) wordSize.set(x, (wordSize.get(x) ?? 0) + 1);
           const chosenWords = new Map<number, number[]>();
           let count = 0;
           for (let i = 0; i < n; i++) {
             const out = m.ids[i + 1];
             if (m.labels[i + 1] === IGNORE_LABEL) {
-              expect(out).toBe(w.ids[i]);
+              check(out === w.ids[i], `unchosen piece ${i} changed in ${text}`);
               continue;
             }
             count++;
-            expect(m.labels[i + 1]).toBe(w.ids[i]);
-            if (out !== sp.mask && out !== w.ids[i]) expect(specials.has(out)).toBe(false);
+            check(m.labels[i + 1] === w.ids[i], `label of piece ${i} in ${text}`);
+            if (out !== sp.mask && out !== w.ids[i]) {
+              check(!specials.has(out), `special id ${out} as a random piece in ${text}`);
+            }
             const list = chosenWords.get(wordOf[i]) ?? [];
             list.push(i);
             chosenWords.set(wordOf[i], list);
           }
           if (count === 0) emptyWindows++;
-          expect(count).toBe(m.masked);
+          check(count === m.masked, `masked count of ${text}`);
           for (const [word, positions] of chosenWords) {
             // Whole words: every piece of a chosen word is chosen.
-            expect(positions.length).toBe(wordOf.filter((x) => x === word).length);
-            const outs = positions.map((i) => m.ids[i + 1]);
-            if (outs.every((o) => o === sp.mask)) words.mask++;
+            check(positions.length === wordSize.get(word), `part of word ${word} in ${text}`);
+            if (positions.every((i) => m.ids[i + 1] === sp.mask)) words.mask++;
             else if (positions.every((i) => m.ids[i + 1] === w.ids[i])) words.kept++;
             else words.random++;
           }
@@ -447,6 +451,7 @@ describe('WholeWordMasker', () => {
           labelled += count;
         }
       }
+      expect(problems).toEqual([]);
       expect(emptyWindows).toBe(0);
       expect(pieces).toBeGreaterThan(100_000);
       const share = labelled / pieces;
@@ -625,14 +630,27 @@ describe.skipIf(!haveData)('pretraining windows, batches and the held-out set', 
     const full = await collect(batcher.batches());
     expect(full.length).toBeGreaterThan(20);
     expect(new Set(full.map((b) => b.epoch))).toEqual(new Set([0, 1]));
-    // Every 3rd batch: mid-buffer states and buffer boundaries both occur.
-    for (let i = 0; i < full.length; i += 3) {
+    // Every state of the first two buffers (mid-buffer states and a boundary), then a sample
+    // across both passes, and the end; each compared on the next 12 batches, a few to the end.
+    const perBuffer = full.findIndex((b) => b.next.batch === 0) + 1;
+    const points = new Set<number>();
+    for (let i = 0; i < 2 * perBuffer; i++) points.add(i);
+    for (let i = 0; i < full.length; i += 29) points.add(i);
+    points.add(full.length - 2);
+    points.add(full.length - 1);
+    const toEnd = new Set([3, Math.floor(full.length / 2) + 1, full.length - 2]);
+    for (const i of points) {
       const saved = JSON.parse(JSON.stringify(full[i].next)) as PretrainDataState;
       const fresh = new PretrainBatcher(options());
-      const rest = await collect(fresh.batches(saved));
-      expect(rest.map(digest)).toEqual(full.slice(i + 1).map(digest));
-      if (rest.length > 0) {
-        expect(rest[rest.length - 1].next.stats).toEqual(full[full.length - 1].next.stats);
+      const rest = await collect(fresh.batches(saved), toEnd.has(i) ? Infinity : 12);
+      expect(rest.map(digest), `resumed after batch ${i}`).toEqual(
+        full.slice(i + 1, i + 1 + rest.length).map(digest),
+      );
+      if (toEnd.has(i) || i === full.length - 1) {
+        expect(rest.length).toBe(full.length - i - 1);
+        if (rest.length > 0) expect(rest[rest.length - 1].next).toEqual(full[full.length - 1].next);
+      } else {
+        expect(rest.length).toBe(12);
       }
     }
     expect(full.some((b) => b.next.batch > 0)).toBe(true);
