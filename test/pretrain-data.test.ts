@@ -477,6 +477,24 @@ describe('WholeWordMasker', () => {
   });
 });
 
+describe('planBuffer', () => {
+  it('plans buffers into equal shares per worker, batches of near-equal size', () => {
+    for (const n of [1, 2, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 100, 1001]) {
+      for (const batchSize of [1, 2, 8, 32]) {
+        for (const worldSize of [1, 2, 3]) {
+          const { sizes, used } = planBuffer(n, batchSize, worldSize);
+          expect(sizes.length % worldSize).toBe(0);
+          expect(sizes.reduce((a, b) => a + b, 0)).toBe(used);
+          for (const s of sizes) expect(s >= 1 && s <= batchSize).toBe(true);
+          if (sizes.length > 0)
+            expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+          if (batchSize >= 2 && n >= 2 * worldSize) expect(used).toBe(n);
+        }
+      }
+    }
+  });
+});
+
 /**
  * Everything a batch hands the trainer, as one string: comparing these is much faster than deep
  * equality of typed arrays.
@@ -572,22 +590,6 @@ describe.skipIf(!haveData)('pretraining windows, batches and the held-out set', 
     expect(short.windows).toEqual([]);
     expect(short.dropped).toBe(1);
     expect(() => paragraphWindows('x', tokenizer, { maxLength: 2 })).toThrow(/maxLength/);
-  });
-
-  it('plans buffers into equal shares per worker, batches of near-equal size', () => {
-    for (const n of [1, 2, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 100, 1001]) {
-      for (const batchSize of [1, 2, 8, 32]) {
-        for (const worldSize of [1, 2, 3]) {
-          const { sizes, used } = planBuffer(n, batchSize, worldSize);
-          expect(sizes.length % worldSize).toBe(0);
-          expect(sizes.reduce((a, b) => a + b, 0)).toBe(used);
-          for (const s of sizes) expect(s >= 1 && s <= batchSize).toBe(true);
-          if (sizes.length > 0)
-            expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
-          if (batchSize >= 2 && n >= 2 * worldSize) expect(used).toBe(n);
-        }
-      }
-    }
   });
 
   it('batches padded rows sorted into length buckets, drops and counts leaks', async () => {
