@@ -116,6 +116,8 @@ describe('train config', () => {
       head: 'crf',
       dropout: 0.1,
       rnnHiddenSize: null,
+      posWeight: null,
+      syllables: false,
     });
     expect(c.output).toBe('/runs/exp/out');
     expect(c.tokenizer).toEqual(TOKENIZER);

@@ -375,6 +375,53 @@ describe.skipIf(!hasTrainer)('koner train', () => {
     expect(events.filter((e) => e.type === 'eval').map((e) => e.step)).toEqual([4, 8, 12]);
   });
 
+  it('trains with the auxiliary POS head and the syllable channel; the model tags with syllables', async () => {
+    const output = path.join(tmp, 'pos-syllables');
+    // The tiny corpus keeps only 3 lines per block: give it the morpheme lines too.
+    const train = path.join(tmp, 'train-morphemes.txt');
+    const blocks = readFileSync(path.join(KMOU, 'train', 'EXOBRAIN_NE_CORPUS_001.txt'), 'utf8')
+      .split(/\r?\n\s*\r?\n/)
+      .filter((b) => b.startsWith('## '))
+      .slice(0, 40);
+    writeFileSync(train, blocks.join('\n\n') + '\n');
+    const config = tinyConfig(output, {
+      corpus: { format: 'kmou', train, validation: path.join(TINY, 'val.txt') },
+      model: {
+        ...JSON.parse(readFileSync(path.join(CONFIGS, 'tiny-ci.json'), 'utf8')).model,
+        posWeight: 0.5,
+        syllables: true,
+      },
+    });
+    const result = await run({ config });
+    expect(result.reason).toBe('completed');
+    const { events } = await readMetrics(output);
+    expect(events.some((e) => e.type === 'train' && Number.isFinite(e.loss))).toBe(true);
+    const dir = path.join(output, 'last');
+    const saved = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(saved.pos_labels).toContain('NNP');
+    expect(saved.syllable_vocab_size).toBeGreaterThan(11172);
+    const names = (await weights(dir)).keys();
+    expect([...names]).toEqual(
+      expect.arrayContaining([
+        'pos_classifier.weight',
+        'bert.embeddings.syllable_embeddings.weight',
+      ]),
+    );
+    const model = await NerModel.load(dir);
+    const text = '오에 겐자부로는 일본 현대문학의 초석을 놓은 작가이다.';
+    const entities = await model.predict([text, text.repeat(12)], { windowOverlap: 8 });
+    for (const e of entities.flat())
+      expect(e.text).toBe((e.start < text.length ? text : text.repeat(12)).slice(e.start, e.end));
+    await expect(model.logits([[2, 3]])).rejects.toThrow(/syllable channel/);
+    // A POS head needs gold morphemes: a CoNLL corpus is refused, naming the field.
+    expect(() =>
+      tinyConfig(output, {
+        corpus: { format: 'conll', train, validation: train },
+        model: { init: 'scratch', posWeight: 1 },
+      }),
+    ).toThrow(/model\.posWeight" needs the gold morphemes of a KMOU corpus/);
+  });
+
   it('refuses to start over an existing run without --resume', async () => {
     const output = path.join(tmp, 'whole');
     await expect(run({ config: tinyConfig(output, { maxSteps: 12 }) })).rejects.toThrow(

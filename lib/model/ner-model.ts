@@ -8,9 +8,16 @@ import path from 'node:path';
 
 import { decodeEntities, type DecodedEntity } from '../labels/decode.js';
 import { parseTag } from '../labels/scheme.js';
-import { native, packageRoot, type NativeDtype, type NativeModel } from '../native.js';
+import {
+  native,
+  packageRoot,
+  type NativeDtype,
+  type NativeInputs,
+  type NativeModel,
+} from '../native.js';
 import { setThreads } from '../runtime.js';
 import { Tokenizer } from '../tokenizer/index.js';
+import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from '../train/batching.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { defaultModelDir } from './default-model.js';
@@ -261,6 +268,12 @@ export class NerModel {
     if (!Array.isArray(ids) || ids.length === 0) {
       throw new TypeError('ids must be a non-empty array of token-id arrays');
     }
+    if (this.config.syllableVocabSize) {
+      throw new Error(
+        'logits(ids) cannot give a model with a syllable channel its syllables (they come from ' +
+          'the text): use predict or predictPaths',
+      );
+    }
     const K = this.labels.length;
     const maxT = this.config.maxPositionEmbeddings;
     ids.forEach((seq, i) => {
@@ -365,11 +378,16 @@ export class NerModel {
         batch.map((t) => withSpecials(encoded[t].ids)),
         this.config.padTokenId,
       );
-      const decoded = await model.decode(data, [batch.length, T], lengths, {
-        nBest,
-        constraints,
-        marginals: true,
-      });
+      const decoded = await model.decode(
+        data,
+        [batch.length, T],
+        lengths,
+        { nBest, constraints, marginals: true },
+        this.#syllables(
+          batch.map((t) => ({ text: encoded[t].text, offsets: encoded[t].offsets })),
+          T,
+        ),
+      );
       batch.forEach((t, b) => {
         results[t] = this.#entities(encoded[t], decoded, b, T, nBest, options);
       });
@@ -394,7 +412,17 @@ export class NerModel {
         return withSpecials(encoded[text].ids.subarray(w.start, w.end));
       });
       const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
-      const emissions = await model.emissions(data, [batch.length, T], lengths);
+      const spans = batch.map((k) => {
+        const { text, window } = windowList[k];
+        const w = encoded[text].windows[window];
+        return { text: encoded[text].text, offsets: encoded[text].offsets.slice(w.start, w.end) };
+      });
+      const emissions = await model.emissions(
+        data,
+        [batch.length, T],
+        lengths,
+        this.#syllables(spans, T),
+      );
       batch.forEach((k, b) => {
         const { text, window } = windowList[k];
         windowRows[text][window] = emissions.subarray(b * T * K, (b * T + lengths[b]) * K);
@@ -425,6 +453,22 @@ export class NerModel {
       });
     }
     return results;
+  }
+
+  /**
+   * The syllable ids of `[CLS] pieces [SEP]` rows of `T` positions, for a model with a syllable
+   * channel (undefined for any other).
+   */
+  #syllables(
+    rows: { text: string; offsets: [number, number][] }[],
+    T: number,
+  ): NativeInputs | undefined {
+    if (!this.config.syllableVocabSize) return undefined;
+    const batch = collateSyllables(
+      rows.map((r) => pieceSyllables(r.text, r.offsets)),
+      T,
+    );
+    return { syllables: batch.ids, syllablesPerPiece: batch.syllables };
   }
 
   #entities(

@@ -87,6 +87,17 @@ export interface TrainConfig {
     dropout: number;
     /** Hidden size per direction of a bilstm/bigru head (default hiddenSize / 2). */
     rnnHiddenSize: number | null;
+    /**
+     * Weight of an auxiliary POS loss beside the tagging loss (default `null`: no POS head). The
+     * targets are the corpus's gold morphemes (KMOU only), one Sejong tag per piece
+     * (`lib/labels/pos.ts`); the head is used in training only.
+     */
+    posWeight: number | null;
+    /**
+     * Adds the syllable channel (default false): each piece's syllables, embedded and averaged
+     * into its embedding (`lib/tokenizer/syllables.ts`). A model directory that has one keeps it.
+     */
+    syllables: boolean;
   };
   /**
    * Longest input in pieces, [CLS] and [SEP] included (default 128). A longer training sentence
@@ -323,7 +334,7 @@ const FIELDS = {
   ],
   corpus: ['format', 'train', 'validation'],
   tokenizer: ['model', 'vocab'],
-  model: ['init', 'size', 'head', 'dropout', 'rnnHiddenSize'],
+  model: ['init', 'size', 'head', 'dropout', 'rnnHiddenSize', 'posWeight', 'syllables'],
   size: [
     'hiddenSize',
     'numHiddenLayers',
@@ -689,7 +700,22 @@ export function parseTrainConfig(
       describe: 'a probability in [0, 1)',
     }),
     rnnHiddenSize: null,
+    posWeight: null,
+    syllables: false,
   };
+  if (m.posWeight !== undefined && m.posWeight !== null) {
+    model.posWeight = r.number(m, 'posWeight', 'model', {
+      above: 0,
+      describe: 'a positive number (null: no POS head)',
+    });
+  }
+  if (m.syllables !== undefined) {
+    if (typeof m.syllables !== 'boolean') {
+      r.fail('model.syllables', `must be true or false, got ${show(m.syllables)}`);
+    } else {
+      model.syllables = m.syllables;
+    }
+  }
   if (m.rnnHiddenSize !== undefined) {
     if (head !== 'bilstm-crf' && head !== 'bigru-crf') {
       r.fail(
@@ -712,6 +738,12 @@ export function parseTrainConfig(
     train: corpusRaw ? r.paths(c, 'train', 'corpus') : [],
     validation: corpusRaw ? r.paths(c, 'validation', 'corpus') : [],
   };
+  if (model.posWeight !== null && corpus.format !== 'kmou') {
+    r.fail(
+      'model.posWeight',
+      `needs the gold morphemes of a KMOU corpus (corpus.format is "${corpus.format}")`,
+    );
+  }
 
   const tokRaw = r.object(raw, 'tokenizer', '', FIELDS.tokenizer);
   let tokenizer: TokenizerFiles;
@@ -902,6 +934,8 @@ export function trainConfigToJson(config: TrainConfig): Json {
   };
   if (config.model.size) model.size = { ...config.model.size };
   if (config.model.rnnHiddenSize !== null) model.rnnHiddenSize = config.model.rnnHiddenSize;
+  if (config.model.posWeight !== null) model.posWeight = config.model.posWeight;
+  if (config.model.syllables) model.syllables = true;
   const schedule: Json =
     config.schedule.warmupSteps !== undefined
       ? { kind: 'linear', warmupSteps: config.schedule.warmupSteps }

@@ -102,12 +102,7 @@ export interface EndEvent extends EventBase {
 
 /** Every event of `metrics.jsonl`. */
 export type MetricsEvent =
-  | StartEvent
-  | TrainEvent
-  | EvalEvent
-  | MlmEvalEvent
-  | CheckpointEvent
-  | EndEvent;
+  StartEvent | TrainEvent | EvalEvent | MlmEvalEvent | CheckpointEvent | EndEvent;
 
 /** An event to append; `time` is optional and filled with the current time. */
 export type MetricsEventInput = MetricsEvent extends infer E

@@ -35,11 +35,14 @@ import {
   type NativeTrainer,
 } from '../native.js';
 import { setThreads } from '../runtime.js';
+import { POS_IGNORE } from '../labels/pos.js';
 import { Tokenizer } from '../tokenizer/index.js';
+import { collateSyllables, DEFAULT_MAX_SYLLABLES } from '../tokenizer/syllables.js';
 import {
   batchingFingerprint,
   collate,
   iterateBatches,
+  padSequences,
   planSteps,
   type BatchCursor,
   type BatchingOptions,
@@ -164,6 +167,7 @@ function trainerOf(model: NativeModel, config: TrainConfig): NativeTrainer {
     eps: config.optimizer.eps,
     clipNorm: config.clipNorm,
     autocast: config.device === 'cpu' ? 'float32' : config.dtype,
+    posWeight: config.model.posWeight ?? undefined,
   });
 }
 
@@ -308,13 +312,30 @@ async function evaluationPoint(
 }
 
 function nativeBatch(data: PreparedData, indices: number[], padId: number): NativeTrainBatch {
+  const examples = indices.map((i) => data.examples[i]);
   // Tags past each length are never read (the loss masks by length); O keeps them valid ids.
-  const { ids, labels } = collate(
-    indices.map((i) => data.examples[i]),
-    padId,
-    0,
-  );
-  return { ids: ids.data, shape: [ids.rows, ids.cols], lengths: ids.lengths, tags: labels.data };
+  const { ids, labels } = collate(examples, padId, 0);
+  const batch: NativeTrainBatch = {
+    ids: ids.data,
+    shape: [ids.rows, ids.cols],
+    lengths: ids.lengths,
+    tags: labels.data,
+  };
+  if (examples[0].posTags) {
+    batch.posTags = padSequences(
+      examples.map((e) => e.posTags!),
+      POS_IGNORE,
+    ).data;
+  }
+  if (examples[0].syllables) {
+    const syllables = collateSyllables(
+      examples.map((e) => e.syllables!),
+      ids.cols,
+    );
+    batch.syllables = syllables.ids;
+    batch.syllablesPerPiece = syllables.syllables;
+  }
+  return batch;
 }
 
 /**
@@ -366,6 +387,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const data = prepareExamples(trainSentences, tokenizer, {
       scheme,
       maxLength: config.maxLength,
+      pos: config.model.posWeight !== null,
+      maxSyllables: config.model.syllables ? DEFAULT_MAX_SYLLABLES : undefined,
     });
     say(formatPreparedData('train', data));
     say(`validation: ${validation.length} sentences`);
