@@ -210,8 +210,15 @@ export interface NativeTrainBatch {
    * (B × T: the original id of a masked piece, -1 elsewhere; the model needs `mlmHead`).
    */
   tags?: Int32Array;
+  /** B flags (1: the row's tags count): without it every row's do. Rows of unlabelled text. */
+  tagged?: Uint8Array;
   posTags?: Int32Array;
   mlmLabels?: Int32Array;
+  /**
+   * B × T × K: a teacher's distribution over the tags per piece (all zeros: none), the
+   * distillation loss's targets (cross entropy against the model's own per-piece softmax).
+   */
+  softTargets?: Float32Array;
   /** B × T × syllablesPerPiece syllable ids (0: none), required by a model with a syllable channel. */
   syllables?: Int32Array;
   syllablesPerPiece?: number;
@@ -233,6 +240,10 @@ export interface NativeTrainerOptions {
   autocast?: NativeDtype;
   /** Weight of the auxiliary POS loss beside the tagging loss (default 1). */
   posWeight?: number;
+  /** Weight of the distillation loss (default 1). */
+  distillWeight?: number;
+  /** Temperature of the model's softmax in the distillation loss (default 1). */
+  distillTemperature?: number;
 }
 
 /** What one optimizer step reports. */
@@ -250,6 +261,8 @@ export interface NativeStepResult {
   posLoss: number;
   /** Mean cross entropy per masked piece. */
   mlmLoss: number;
+  /** Mean cross entropy against the teacher per piece with a soft target (× temperature²). */
+  distillLoss: number;
   /** Masked pieces whose most likely id is the original one, over masked pieces. */
   mlmAccuracy: number;
   /** Global gradient norm before clipping (non-finite when the step was skipped). */

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -11,6 +11,7 @@ import {
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { readKmouCorpus } from '../lib/corpus/index.js';
@@ -420,6 +421,42 @@ describe.skipIf(!hasTrainer)('koner train', () => {
         model: { init: 'scratch', posWeight: 1 },
       }),
     ).toThrow(/model\.posWeight" needs the gold morphemes of a KMOU corpus/);
+  });
+
+  it('distils a teacher into a student over the corpus and unlabelled text', async () => {
+    const teacher = path.join(tmp, 'ci', 'best');
+    const text = path.join(tmp, 'unlabelled.txt.gz');
+    const lines = execFileSync('bash', [
+      '-c',
+      `zcat ${path.join(SHARED, 'kowiki-text', 'kowiki-part-00.txt.gz')} | head -n 30`,
+    ]).toString();
+    writeFileSync(text, gzipSync(lines));
+    const output = path.join(tmp, 'distilled');
+    const config = tinyConfig(output, {
+      distill: { teacher, weight: 0.5, temperature: 2, text: [text], paragraphs: 20 },
+    });
+    const result = await run({ config });
+    expect(result.reason).toBe('completed');
+    const { events } = await readMetrics(output);
+    const trainEvents = events.filter((e) => e.type === 'train');
+    expect(trainEvents.length).toBeGreaterThan(0);
+    for (const e of trainEvents) {
+      expect(e.type === 'train' && e.distillLoss! > 0 && e.taggingLoss! > 0).toBe(true);
+    }
+    const start = events.find((e) => e.type === 'start');
+    expect(start?.totalSteps).toBeGreaterThan(5); // 40 sentences plus the paragraphs' windows
+    // A teacher of other labels is refused, naming it.
+    const other = path.join(tmp, 'other-teacher');
+    mkdirSync(other, { recursive: true });
+    const teacherConfig = JSON.parse(readFileSync(path.join(teacher, 'config.json'), 'utf8'));
+    teacherConfig.id2label = { 0: 'O', 1: 'B-X', 2: 'I-X' };
+    delete teacherConfig.label2id;
+    writeFileSync(path.join(other, 'config.json'), JSON.stringify(teacherConfig));
+    await expect(
+      run({ config: tinyConfig(path.join(tmp, 'bad-teacher'), { distill: { teacher: other } }) }),
+    ).rejects.toThrow(
+      /distill\.teacher: .*other-teacher tags 3 labels \(O, B-X, I-X, …\), not the corpus's 21/,
+    );
   });
 
   it('refuses to start over an existing run without --resume', async () => {

@@ -152,6 +152,21 @@ export interface TrainConfig {
    * checkpoint then follows validation entity F1.
    */
   earlyStopping: { patience: number; metric: EarlyStopMetric; minDelta: number } | null;
+  /**
+   * Knowledge distillation (default `null`: none). A `teacher` model directory (same tokenizer
+   * and labels) gives every training piece its tag distribution, which the model learns with
+   * weight `weight` (default 1) at `temperature` (default 1) beside the gold tags; with `text`
+   * (gzip or plain files, one paragraph per line), its first `paragraphs` paragraphs (default
+   * 10,000; those sharing text with the validation set are dropped) join the training data as
+   * unlabelled sentences, taught by the teacher alone.
+   */
+  distill: {
+    teacher: string;
+    weight: number;
+    temperature: number;
+    text: string[];
+    paragraphs: number;
+  } | null;
   /** Output directory: checkpoints `best/` and `last/`, `metrics.jsonl`. Required. */
   output: string;
   /** `cpu` (default), `cuda` or `cuda:N`. */
@@ -326,6 +341,7 @@ const FIELDS = {
     'seed',
     'evalEvery',
     'earlyStopping',
+    'distill',
     'output',
     'device',
     'dtype',
@@ -333,6 +349,7 @@ const FIELDS = {
     'logEvery',
   ],
   corpus: ['format', 'train', 'validation'],
+  distill: ['teacher', 'weight', 'temperature', 'text', 'paragraphs'],
   tokenizer: ['model', 'vocab'],
   model: ['init', 'size', 'head', 'dropout', 'rnnHiddenSize', 'posWeight', 'syllables'],
   size: [
@@ -868,6 +885,26 @@ export function parseTrainConfig(
     };
   }
 
+  let distill: TrainConfig['distill'] = null;
+  if (raw.distill !== undefined && raw.distill !== null) {
+    const d: Json = r.object(raw, 'distill', '', FIELDS.distill) ?? {};
+    distill = {
+      teacher: r.path(d, 'teacher', 'distill') ?? '',
+      weight: r.number(d, 'weight', 'distill', {
+        fallback: 1,
+        above: 0,
+        describe: 'a positive number',
+      }),
+      temperature: r.number(d, 'temperature', 'distill', {
+        fallback: 1,
+        above: 0,
+        describe: 'a positive number',
+      }),
+      text: d.text === undefined ? [] : r.paths(d, 'text', 'distill'),
+      paragraphs: r.integer(d, 'paragraphs', 'distill', 1, 10000),
+    };
+  }
+
   const output = r.path(raw, 'output', '') ?? '';
   let device = 'cpu';
   if (raw.device !== undefined) {
@@ -912,6 +949,7 @@ export function parseTrainConfig(
     seed: r.integer(raw, 'seed', '', 0, recipe.seed, 0xffffffff),
     evalEvery: r.integer(raw, 'evalEvery', '', 0, recipe.evalEvery),
     earlyStopping,
+    distill,
     output,
     device,
     dtype,
@@ -960,6 +998,7 @@ export function trainConfigToJson(config: TrainConfig): Json {
     seed: config.seed,
     evalEvery: config.evalEvery,
     earlyStopping: config.earlyStopping ? { ...config.earlyStopping } : null,
+    distill: config.distill ? { ...config.distill, text: [...config.distill.text] } : null,
     output: config.output,
     device: config.device,
     dtype: config.dtype,
@@ -1024,7 +1063,8 @@ async function kindOf(p: string): Promise<'file' | 'dir' | 'other' | 'missing'> 
  * Checks what {@link parseTrainConfig} cannot see without the file system, so a typo in a path
  * fails before any data is read: corpus paths exist (KMOU: files or directories; CoNLL: files),
  * the tokenizer files exist, `model.init` holds a readable `config.json` whose
- * `max_position_embeddings` admits `maxLength`, and `output` is not a file.
+ * `max_position_embeddings` admits `maxLength`, the distillation teacher is a model directory and
+ * its text files exist, and `output` is not a file.
  *
  * @throws TrainConfigError listing every problem, each with its field path.
  */
@@ -1058,6 +1098,13 @@ export async function checkTrainConfigPaths(
   }
   await expect('tokenizer.model', config.tokenizer.model, ['file']);
   await expect('tokenizer.vocab', config.tokenizer.vocab, ['file']);
+  if (config.distill) {
+    await expect('distill.teacher', path.join(config.distill.teacher, 'config.json'), ['file']);
+    const text = config.distill.text;
+    for (let i = 0; i < text.length; i++) {
+      await expect(text.length === 1 ? 'distill.text' : `distill.text[${i}]`, text[i], ['file']);
+    }
+  }
   if (config.model.init !== 'scratch') {
     const file = path.join(config.model.init, 'config.json');
     let raw: unknown;

@@ -83,6 +83,10 @@ export interface TrainingExample extends TokenizedExample {
   posTags?: Int32Array;
   /** The pieces' syllable ids (pieces × maxSyllables, without [CLS]/[SEP]), when asked. */
   syllables?: PieceSyllables;
+  /** A teacher's tag distribution per position (length × K), for distillation (lib/train/distill). */
+  softTargets?: Float32Array;
+  /** False for unlabelled text: its `labels` are placeholders that train nothing. */
+  tagged?: boolean;
   /** Index of the sentence in the list given to {@link prepareExamples}. */
   sentence: number;
   /** Piece range `[start, end)` of the sentence this example covers. */

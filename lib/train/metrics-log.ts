@@ -49,6 +49,10 @@ export interface TrainEvent extends EventBase {
   elapsedSeconds: number;
   /** Pretraining: masked pieces predicted exactly, over masked pieces, since the last summary. */
   mlmAccuracy?: number;
+  /** Each objective's mean loss, when the run trains more than the tags. */
+  taggingLoss?: number;
+  posLoss?: number;
+  distillLoss?: number;
 }
 
 /** Precision, recall and F1 of entities, with the number of gold entities. */
