@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: rows (a)–(e) in one run, printed as one table (row, koner, python, speed-up,
+ * `npm run bench`: rows (a)–(f) in one run, printed as one table (row, koner, peer, speed-up,
  * unit). Each row's two sides are measured interleaved (round by round, best of N) with the same
  * thread count, so a change in the machine's load affects both alike; the load average before
  * and after is printed with the table.
@@ -9,6 +9,8 @@
  *   (c) training throughput, default small model (lib/bench/train.ts)
  *   (d) tokenizer throughput (lib/bench/tokenizer.ts)
  *   (e) encoder GFLOP/s next to the GEMM peak (lib/bench/encoder.ts)
+ *   (f) NerModel.predict against onnxruntime-node on the same weights: KoBERT-size and the
+ *       bundled model, fp32 and bf16, batch 1 and 32 (lib/bench/peer.ts)
  */
 import { writeFileSync } from 'node:fs';
 
@@ -18,10 +20,11 @@ import { type BenchRow, formatTable, loadAverage, machineLine, progress } from '
 import { crfBench } from './crf.js';
 import { encoderBench } from './encoder.js';
 import { inferenceBench } from './inference.js';
+import { peerBench } from './peer.js';
 import { tokenizerBench } from './tokenizer.js';
 import { trainBench } from './train.js';
 
-export const ROWS = ['a', 'b', 'c', 'd', 'e'] as const;
+export const ROWS = ['a', 'b', 'c', 'd', 'e', 'f'] as const;
 
 export interface AllBenchResult {
   rows: BenchRow[];
@@ -30,7 +33,7 @@ export interface AllBenchResult {
   loadAfter: string;
 }
 
-/** Runs the selected rows (all by default), shortest first, and returns them in a…e order. */
+/** Runs the selected rows (all by default), shortest first, and returns them in a…f order. */
 export async function runAll(options: ParsedBenchArgs): Promise<AllBenchResult> {
   const only = new Set(options.only ?? ROWS);
   for (const r of only) {
@@ -50,6 +53,7 @@ export async function runAll(options: ParsedBenchArgs): Promise<AllBenchResult> 
   if (only.has('e')) out.e = await encoderBench(shared);
   if (only.has('c') && !cuda) out.c = await trainBench(shared);
   if (only.has('a') && !cuda) out.a = await inferenceBench(shared);
+  if (only.has('f') && !cuda) out.f = await peerBench(shared);
   const rows = ROWS.flatMap((r) => out[r] ?? []);
   const loadAfter = loadAverage();
   if (options.json) {

@@ -12,7 +12,7 @@ export interface ParsedBenchArgs extends BenchOptions {
   sentences?: number;
   /** --steps N: training steps per side. */
   steps?: number;
-  /** --only a,b,...: the rows all.ts runs (a…e). */
+  /** --only a,b,...: the rows all.ts runs (a…f). */
   only?: string[];
   /** --json PATH: also write the rows (and the run's facts) as JSON. */
   json?: string;

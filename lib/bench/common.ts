@@ -4,24 +4,27 @@
  */
 import os from 'node:os';
 
-/** One line of the table: koner's figure, Python's, and which way is better. */
+/**
+ * One line of the table: koner's figure, the peer's (the Python/PyTorch implementation, or
+ * onnxruntime-node for the (f) rows; the note says which), and which way is better.
+ */
 export interface BenchRow {
   /** e.g. `(a) predict, batch 32`. */
   row: string;
   koner: number | null;
-  python: number | null;
+  peer: number | null;
   /** e.g. `sentences/s`, `ms/call`, `GFLOP/s`. */
   unit: string;
-  /** Times: smaller is better, and the ratio is python / koner. Rates: koner / python. */
+  /** Times: smaller is better, and the ratio is peer / koner. Rates: koner / peer. */
   lowerIsBetter?: boolean;
-  /** What the Python figure is, or why a figure is missing. */
+  /** What the peer's figure is, or why a figure is missing. */
   note?: string;
 }
 
-/** koner's speed-up over Python (> 1: koner faster), or null when a figure is missing. */
+/** koner's speed-up over the peer (> 1: koner faster), or null when a figure is missing. */
 export function speedUp(row: BenchRow): number | null {
-  if (row.koner === null || row.python === null || row.koner <= 0 || row.python <= 0) return null;
-  return row.lowerIsBetter ? row.python / row.koner : row.koner / row.python;
+  if (row.koner === null || row.peer === null || row.koner <= 0 || row.peer <= 0) return null;
+  return row.lowerIsBetter ? row.peer / row.koner : row.koner / row.peer;
 }
 
 function formatNumber(x: number | null): string {
@@ -33,20 +36,20 @@ function formatNumber(x: number | null): string {
   return x.toPrecision(3);
 }
 
-/** The rows as a fixed-width table: row, koner, python, ratio, unit, note. */
+/** The rows as a fixed-width table: row, koner, peer, ratio, unit, note. */
 export function formatTable(rows: readonly BenchRow[]): string {
   const cells = rows.map((r) => {
     const ratio = speedUp(r);
     return [
       r.row,
       formatNumber(r.koner),
-      formatNumber(r.python),
+      formatNumber(r.peer),
       ratio === null ? '—' : `${ratio.toFixed(2)}×`,
       r.unit,
       r.note ?? '',
     ];
   });
-  const header = ['row', 'koner', 'python', 'koner/python', 'unit', 'python side / note'];
+  const header = ['row', 'koner', 'peer', 'koner/peer', 'unit', 'peer / note'];
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const right = [false, true, true, true, false, false];
   const line = (c: string[]) =>

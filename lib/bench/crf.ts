@@ -102,7 +102,7 @@ export async function crfBench(options: CrfBenchOptions): Promise<CrfBenchResult
       {
         row: `(b) CRF NLL fwd+bwd B=${B} T=${T} K=${K}${where}`,
         koner: result.koner.nll,
-        python: result.python.nll,
+        peer: result.python.nll,
         unit: 'ms/call',
         lowerIsBetter: true,
         note: 'PyTorch CRF, Python loop over time, autograd backward',
@@ -110,7 +110,7 @@ export async function crfBench(options: CrfBenchOptions): Promise<CrfBenchResult
       {
         row: `(b) CRF Viterbi B=${B} T=${T} K=${K}${where}`,
         koner: result.koner.viterbi,
-        python: result.python.viterbi,
+        peer: result.python.viterbi,
         unit: 'ms/call',
         lowerIsBetter: true,
         note: 'PyTorch CRF, Python loop over time, Python backtrace',

@@ -102,7 +102,7 @@ export async function encoderBench(options: EncoderBenchOptions): Promise<BenchR
         {
           row: `(e) encoder forward ${B}×${T} bf16 on ${options.device}`,
           koner,
-          python: py,
+          peer: py,
           unit,
           note:
             `PyTorch autocast bf16; of the bf16 GEMM peak: koner ${pct(koner, bf16)}, ` +
@@ -111,7 +111,7 @@ export async function encoderBench(options: EncoderBenchOptions): Promise<BenchR
         {
           row: '(e) GEMM peak bf16 (torch.matmul 8192³)',
           koner: null,
-          python: bf16 / 1e3,
+          peer: bf16 / 1e3,
           unit,
           note: `float32: ${((peak.float32 ?? 0) / 1e3).toFixed(1)} TFLOP/s`,
         },
@@ -121,7 +121,7 @@ export async function encoderBench(options: EncoderBenchOptions): Promise<BenchR
       {
         row: `(e) encoder forward ${B}×${T} fp32`,
         koner,
-        python: py,
+        peer: py,
         unit,
         note:
           `same forward in PyTorch; koner = ${pct(koner, peak.onednn)} of the oneDNN peak ` +
@@ -131,7 +131,7 @@ export async function encoderBench(options: EncoderBenchOptions): Promise<BenchR
       {
         row: '(e) GEMM peak fp32, each side’s Linear',
         koner: peak.onednn ?? null,
-        python: peak.openblas ?? null,
+        peer: peak.openblas ?? null,
         unit,
         note: 'koner: oneDNN inner product; python: torch.matmul on OpenBLAS (2048³ or FFN shape)',
       },

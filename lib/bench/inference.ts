@@ -166,14 +166,14 @@ export async function inferenceBench(options: InferenceBenchOptions): Promise<Be
       {
         row: '(a) predict, batch 1',
         koner: rate(samples[0]),
-        python: rate(samples[1]),
+        peer: rate(samples[1]),
         unit: 'sentences/s',
         note: `reference inference.py loop, one sentence per call, no padding (${n})`,
       },
       {
         row: '(a) predict, batch 32',
         koner: rate(samples[2]),
-        python: rate(samples[3]),
+        peer: rate(samples[3]),
         unit: 'sentences/s',
         note:
           `reference policy: corpus order, padded to a fixed max_len (${fixedTokens} padded ` +
@@ -182,7 +182,7 @@ export async function inferenceBench(options: InferenceBenchOptions): Promise<Be
       {
         row: '(a) predict, batch 32 (vs batch-max padding)',
         koner: rate(samples[2]),
-        python: rate(samples[4]),
+        peer: rate(samples[4]),
         unit: 'sentences/s',
         note: `stronger baseline: corpus order, padded to each batch's longest (${batchTokens} padded pieces)`,
       },

@@ -52,7 +52,7 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
       {
         row: label,
         koner: null,
-        python: null,
+        peer: null,
         unit: 'sentences/s',
         note: 'pending: Trainer not built',
       },
@@ -162,7 +162,7 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
       {
         row: label,
         koner: timedCount / samples[0][0],
-        python: timedCount / samples[1][0],
+        peer: timedCount / samples[1][0],
         unit: 'sentences/s',
         note:
           `PyTorch loop: batch-max padding, pytorch-crf-style NLL, AdamW (${steps} steps; ` +

@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: every row — (a) inference, (b) CRF, (c) training, (d) tokenizer, (e) encoder
- * vs GEMM peak — koner against Python in one run, printed as one table.
+ * vs GEMM peak against Python, (f) inference against onnxruntime-node — in one run, printed as
+ * one table.
  *
- *   npm run bench -- [--threads N] [--quick] [--only a,b,c,d,e] [--rounds N] [--json out.json]
+ *   npm run bench -- [--threads N] [--quick] [--only a,b,c,d,e,f] [--rounds N] [--json out.json]
  *
  * The logic lives in lib/bench/ (compiled into dist/ for machines without npm).
  */
