@@ -9,6 +9,7 @@ APT_PACKAGES=(
   cmake g++ make ninja-build
   libtorch-dev        # LibTorch (CPU) and its headers
   libopenblas0-openmp # without it Debian's LibTorch runs on the reference BLAS (~10x slower)
+  libdnnl-dev         # oneDNN's headers: the encoder's inference primitives (fused QKV, bf16)
   libgloo-dev         # c10d Gloo headers for CPU data-parallel training
   python3-torch python3-sentencepiece # test and benchmark oracles (/usr/bin/python3)
   clang-format        # C++ style check
@@ -36,7 +37,9 @@ fi
 # npm packages: `npm ci` when node_modules is absent or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # .npmrc says the same (onnxruntime-node-install=skip: no CUDA download outside the registry);
+  # the variable keeps it so should npm stop passing unknown .npmrc keys to install scripts.
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 fi
 
 # Native addon: configure once with cmake-js, then let the build tool decide what is stale.

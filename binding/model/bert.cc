@@ -3,10 +3,10 @@
 #include <ATen/Dispatch.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <string>
+
+#include "model/attention_cpu.h"
 
 namespace koner::model {
 namespace {
@@ -14,16 +14,6 @@ namespace {
 torch::nn::LayerNorm MakeLayerNorm(const ModelConfig& c) {
   return torch::nn::LayerNorm(
       torch::nn::LayerNormOptions({c.hiddenSize}).eps(c.layerNormEps).elementwise_affine(true));
-}
-
-// KONER_ONEDNN=0 in the environment turns the oneDNN path of Linear off (read once, at the first
-// forward: getenv must not race with a setenv from JS later).
-bool OneDnnAllowed() {
-  static const bool allowed = [] {
-    const char* env = std::getenv("KONER_ONEDNN");
-    return !(env && std::strcmp(env, "0") == 0);
-  }();
-  return allowed;
 }
 
 }  // namespace
@@ -137,6 +127,11 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
                                              const torch::Tensor& additiveMask) {
   const int64_t B = hidden.size(0), T = hidden.size(1);
+  if (DnnlInference(hidden, query->weight)) {
+    // Inference: one product for q|k|v, then attention straight from its rows.
+    auto qkv = fused_->Forward({query.get(), key.get(), value.get()}, hidden);
+    return FusedSelfAttention(qkv, additiveMask.reshape({B, T}), numHeads_);
+  }
   auto heads = [&](const torch::Tensor& x) {
     return x.view({B, T, numHeads_, headSize_}).transpose(1, 2);  // [B, heads, T, size]
   };
@@ -158,6 +153,9 @@ BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, const ModelConfig& c)
 
 torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& x,
                                               const torch::Tensor& residual) {
+  if (DnnlInference(x, dense->weight)) {
+    return layerNorm(fused_->Forward({dense.get()}, x, Epilogue::None, residual));
+  }
   return layerNorm(dropout(LinearForward(*dense, x, packed_.get())) + residual);
 }
 
@@ -176,6 +174,8 @@ BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) {
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& hidden) {
+  if (DnnlInference(hidden, dense->weight))
+    return fused_->Forward({dense.get()}, hidden, Epilogue::Gelu);
   return torch::gelu(LinearForward(*dense, hidden, packed_.get()));  // erf form: HF's "gelu"
 }
 

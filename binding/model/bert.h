@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/dnnl_linear.h"
 
 namespace koner::model {
 
@@ -80,6 +81,9 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   std::shared_ptr<PackedWeight> packedQuery_ = std::make_shared<PackedWeight>(),
                                 packedKey_ = std::make_shared<PackedWeight>(),
                                 packedValue_ = std::make_shared<PackedWeight>();
+  // Inference on oneDNN: query, key and value stacked into one product (packed from the three
+  // Linears, whose parameters keep their names).
+  std::shared_ptr<DnnlLinear> fused_ = std::make_shared<DnnlLinear>();
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -95,6 +99,7 @@ class BertResidualOutputImpl : public torch::nn::Module {
 
  private:
   std::shared_ptr<PackedWeight> packed_ = std::make_shared<PackedWeight>();
+  std::shared_ptr<DnnlLinear> fused_ = std::make_shared<DnnlLinear>();  // + residual inside
 };
 TORCH_MODULE(BertResidualOutput);
 
@@ -117,6 +122,7 @@ class BertIntermediateImpl : public torch::nn::Module {
 
  private:
   std::shared_ptr<PackedWeight> packed_ = std::make_shared<PackedWeight>();
+  std::shared_ptr<DnnlLinear> fused_ = std::make_shared<DnnlLinear>();  // GELU inside
 };
 TORCH_MODULE(BertIntermediate);
 
