@@ -436,12 +436,32 @@ export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 let addon: NativeAddon | undefined;
 
 /** The addon, loaded on first use, with LibTorch's thread count set to the available cores. */
+/**
+ * Runs `load` with OMP_WAIT_POLICY=passive in the environment, unless OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT is set already: libgomp reads it once, when the addon brings it in, and it is
+ * removed again after, so that child processes see the caller's environment. Why: an OpenMP
+ * thread that spins between parallel regions keeps its core; on a machine shared with other
+ * work, the thread it waits for is then often queued behind it and every region waits a time
+ * slice (a KoBERT-size forward of one sentence ran 5× slower at load 6 on 2 cores). Asleep, a
+ * waiting thread costs one wake-up per region (µs). OMP_WAIT_POLICY=active restores spinning.
+ */
+function withPassiveOpenMp<T>(load: () => T): T {
+  const env = process.env;
+  if (env.OMP_WAIT_POLICY !== undefined || env.GOMP_SPINCOUNT !== undefined) return load();
+  env.OMP_WAIT_POLICY = 'passive';
+  try {
+    return load();
+  } finally {
+    delete env.OMP_WAIT_POLICY;
+  }
+}
+
 export function native(): NativeAddon {
   if (!addon) {
     const require = createRequire(import.meta.url);
     const load = require('node-gyp-build') as (dir: string) => NativeAddon;
     try {
-      addon = load(packageRoot);
+      addon = withPassiveOpenMp(() => load(packageRoot));
     } catch (error) {
       throw new Error(
         `koner: the native addon could not be loaded from ${packageRoot} ` +
