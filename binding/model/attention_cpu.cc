@@ -13,6 +13,8 @@ namespace {
 // An additive mask value at or below this drops its key: HF's is the dtype's lowest (about
 // -3.4e38), whose exp underflows to exactly 0 next to any real score.
 constexpr float kDropped = -1e30f;
+// The largest head size (hidden size / heads) the kernel takes.
+constexpr int64_t kMaxHeadSize = 256;
 
 template <typename Scalar>
 struct Head {
@@ -29,52 +31,89 @@ struct Head {
   int64_t outStride;  // H
 };
 
-// One (sentence, head). `work` holds d*L + L*d + L + d floats: keys transposed, values, one row
-// of scores, one context row. Written so that every inner loop runs over contiguous floats
-// without a reduction across lanes (axpy form), which the compiler vectorises as it is.
-template <typename Scalar>
+// Keys are laid out transposed in blocks of this many (one vector of floats at AVX-512).
+constexpr int64_t kKeyBlock = 16;
+// Query rows computed together: each key and value read serves this many rows.
+constexpr int kRows = 4;
+
+// Floats of work space one (sentence, head) takes: keys transposed [d, Lp], values [L, d],
+// scores [kRows, Lp], for Lp = L rounded up to kKeyBlock.
+int64_t WorkFloats(int64_t keys, int64_t d) {
+  const int64_t padded = (keys + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
+  return d * padded + keys * d + kRows * padded;
+}
+
+// One (sentence, head), kRows query rows at a time: their scores against a block of keys and
+// their weighted sums of values accumulate in local arrays the compiler keeps in registers
+// (fully when the head size D is known at compile time; D = 0 reads it from `h`).
+template <int D, typename Scalar>
 inline __attribute__((always_inline)) void AttendBody(const Head<Scalar>& h, float* work) {
-  const int64_t L = h.keys, d = h.size;
-  float* keysT = work;             // [d, L]
-  float* values = keysT + d * L;   // [L, d]
-  float* scores = values + L * d;  // [L]
-  float* context = scores + L;     // [d]
-  for (int64_t j = 0; j < L; ++j) {
-    const Scalar* key = h.qkv + j * h.rowStride + h.hidden + h.offset;
-    const Scalar* value = key + h.hidden;
-    for (int64_t c = 0; c < d; ++c) {
-      keysT[c * L + j] = static_cast<float>(key[c]);
-      values[j * d + c] = static_cast<float>(value[c]);
+  constexpr int64_t kMaxSize = D > 0 ? D : kMaxHeadSize;
+  const int64_t d = D > 0 ? D : h.size, L = h.keys;
+  const int64_t padded = (L + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
+  float* keysT = work;                 // [d, padded], zero past L
+  float* values = keysT + d * padded;  // [L, d]
+  float* scores = values + L * d;      // [kRows, padded]
+  for (int64_t j = 0; j < padded; ++j) {
+    if (j < L) {
+      const Scalar* key = h.qkv + j * h.rowStride + h.hidden + h.offset;
+      const Scalar* value = key + h.hidden;
+      for (int64_t c = 0; c < d; ++c) {
+        keysT[c * padded + j] = static_cast<float>(key[c]);
+        values[j * d + c] = static_cast<float>(value[c]);
+      }
+    } else {
+      for (int64_t c = 0; c < d; ++c) keysT[c * padded + j] = 0.f;
     }
   }
-  for (int64_t i = 0; i < h.rows; ++i) {
-    const Scalar* query = h.qkv + i * h.rowStride + h.offset;
-    std::fill(scores, scores + L, 0.f);
-    for (int64_t c = 0; c < d; ++c) {
-      const float q = static_cast<float>(query[c]);
-      const float* k = keysT + c * L;
+  for (int64_t i0 = 0; i0 < h.rows; i0 += kRows) {
+    const int n = static_cast<int>(std::min<int64_t>(kRows, h.rows - i0));
+    const Scalar* query[kRows];  // past the last row: the last row again, its result unused
+    for (int r = 0; r < kRows; ++r) {
+      query[r] = h.qkv + (i0 + std::min(r, n - 1)) * h.rowStride + h.offset;
+    }
+    for (int64_t j0 = 0; j0 < padded; j0 += kKeyBlock) {
+      float acc[kRows][kKeyBlock] = {};
+      for (int64_t c = 0; c < d; ++c) {
+        const float* k = keysT + c * padded + j0;
+        for (int r = 0; r < kRows; ++r) {
+          const float q = static_cast<float>(query[r][c]);
 #pragma omp simd
-      for (int64_t j = 0; j < L; ++j) scores[j] += q * k[j];
+          for (int64_t jj = 0; jj < kKeyBlock; ++jj) acc[r][jj] += q * k[jj];
+        }
+      }
+      for (int r = 0; r < kRows; ++r) {
+        for (int64_t jj = 0; jj < kKeyBlock; ++jj) scores[r * padded + j0 + jj] = acc[r][jj];
+      }
     }
-    float max = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < L; ++j) {
-      scores[j] = scores[j] * h.scale + h.mask[j];
-      max = std::max(max, scores[j]);
+    // HF's order: scale, add the mask, softmax.
+    for (int r = 0; r < n; ++r) {
+      float* s = scores + r * padded;
+      float max = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < L; ++j) {
+        s[j] = s[j] * h.scale + h.mask[j];
+        max = std::max(max, s[j]);
+      }
+      float sum = 0.f;
+      for (int64_t j = 0; j < L; ++j) {
+        s[j] = std::exp(s[j] - max);
+        sum += s[j];
+      }
+      for (int64_t j = 0; j < L; ++j) s[j] /= sum;
     }
-    float sum = 0.f;
+    float context[kRows][kMaxSize] = {};
     for (int64_t j = 0; j < L; ++j) {
-      scores[j] = std::exp(scores[j] - max);
-      sum += scores[j];
-    }
-    std::fill(context, context + d, 0.f);
-    for (int64_t j = 0; j < L; ++j) {
-      const float p = scores[j] / sum;
       const float* v = values + j * d;
+      for (int r = 0; r < kRows; ++r) {
+        const float p = scores[r * padded + j];
 #pragma omp simd
-      for (int64_t c = 0; c < d; ++c) context[c] += p * v[c];
+        for (int64_t c = 0; c < d; ++c) context[r][c] += p * v[c];
+      }
     }
-    Scalar* out = h.out + i * h.outStride;
-    for (int64_t c = 0; c < d; ++c) out[c] = static_cast<Scalar>(context[c]);
+    for (int r = 0; r < n; ++r) {
+      Scalar* out = h.out + (i0 + r) * h.outStride;
+      for (int64_t c = 0; c < d; ++c) out[c] = static_cast<Scalar>(context[r][c]);
+    }
   }
 }
 
@@ -86,8 +125,21 @@ inline __attribute__((always_inline)) void AttendBody(const Head<Scalar>& h, flo
 #define KONER_VECTOR_CLONES
 #endif
 
-KONER_VECTOR_CLONES void Attend(const Head<float>& h, float* work) { AttendBody(h, work); }
-KONER_VECTOR_CLONES void Attend(const Head<c10::BFloat16>& h, float* work) { AttendBody(h, work); }
+// Head size 64 (BERT-base's and the bundled model's) compiled for its size, any other read at
+// run time.
+template <typename Scalar>
+inline __attribute__((always_inline)) void AttendAnySize(const Head<Scalar>& h, float* work) {
+  if (h.size == 64) {
+    AttendBody<64>(h, work);
+  } else {
+    AttendBody<0>(h, work);
+  }
+}
+
+KONER_VECTOR_CLONES void Attend(const Head<float>& h, float* work) { AttendAnySize(h, work); }
+KONER_VECTOR_CLONES void Attend(const Head<c10::BFloat16>& h, float* work) {
+  AttendAnySize(h, work);
+}
 
 template <typename Scalar>
 void Run(const torch::Tensor& qkv, const torch::Tensor& mask, int64_t heads, torch::Tensor& out) {
@@ -104,7 +156,7 @@ void Run(const torch::Tensor& qkv, const torch::Tensor& mask, int64_t heads, tor
   }
   const float scale = 1.f / std::sqrt(static_cast<float>(d));
   at::parallel_for(0, B * heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> work(2 * d * T + T + d);
+    std::vector<float> work(WorkFloats(T, d));
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / heads, h = task % heads;
       const Head<Scalar> head{
@@ -127,6 +179,8 @@ torch::Tensor FusedSelfAttention(const torch::Tensor& qkv, const torch::Tensor& 
   TORCH_CHECK(qkv.dim() == 3 && qkv.size(2) % (3 * heads) == 0 && qkv.is_contiguous() &&
                   qkv.device().is_cpu(),
               "FusedSelfAttention: qkv must be a contiguous CPU [B, T, 3H], got ", qkv.sizes());
+  TORCH_CHECK(qkv.size(2) / 3 / heads <= kMaxHeadSize, "FusedSelfAttention: head size ",
+              qkv.size(2) / 3 / heads, " is over ", kMaxHeadSize);
   TORCH_CHECK(additiveMask.dim() == 2 && additiveMask.size(0) == qkv.size(0) &&
                   additiveMask.size(1) == qkv.size(1),
               "FusedSelfAttention: mask must be [B, T], got ", additiveMask.sizes());
