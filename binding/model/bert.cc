@@ -154,7 +154,7 @@ BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, const ModelConfig& c)
 torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& x,
                                               const torch::Tensor& residual) {
   if (DnnlInference(x, dense->weight)) {
-    return layerNorm(fused_->Forward({dense.get()}, x, Epilogue::None, residual));
+    return DnnlLayerNorm(fused_->Forward({dense.get()}, x, Epilogue::None, residual), *layerNorm);
   }
   return layerNorm(dropout(LinearForward(*dense, x, packed_.get())) + residual);
 }

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "model/config.h"
-#include "model/dnnl_linear.h"
+#include "model/dnnl_ops.h"
 
 namespace koner::model {
 

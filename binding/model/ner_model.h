@@ -52,6 +52,9 @@ class NerModelImpl : public torch::nn::Module {
 
  private:
   void ResetAuxiliary();
+  // Hidden's inference on the CPU with several threads: see ner_model.cc.
+  torch::Tensor HiddenInParts(const torch::Tensor& ids, const torch::Tensor& mask,
+                              const torch::Tensor& tokenTypeIds, const torch::Tensor& syllables);
 
   ModelConfig config_;
   std::unique_ptr<Head> head_;  // null for head none

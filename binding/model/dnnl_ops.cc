@@ -1,4 +1,4 @@
-#include "model/dnnl_linear.h"
+#include "model/dnnl_ops.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -180,6 +180,41 @@ bool DnnlInference(const torch::Tensor& x, const torch::Tensor& weight) {
          (t == torch::kFloat32 || t == torch::kBFloat16) && weight.scalar_type() == t;
 }
 
+torch::Tensor DnnlLayerNorm(torch::Tensor x, torch::nn::LayerNormImpl& norm) {
+  const int64_t features = x.size(-1), rows = x.numel() / features;
+  TORCH_CHECK(
+      x.is_contiguous() && norm.options.normalized_shape().size() == 1 &&
+          norm.options.normalized_shape()[0] == features && norm.options.elementwise_affine(),
+      "DnnlLayerNorm: expected a contiguous [..., ", features, "] and an affine LayerNorm over it");
+  if (rows == 0) return x;
+  const dnnl::memory::desc data({rows, features}, DnnlType(x.scalar_type()), Tag::ab);
+  const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+  const auto eps = static_cast<float>(norm.options.eps());
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::layer_normalization_forward::primitive_desc pd(
+      {dnnl::prop_kind::forward_inference, data, eps, flags}, attr, Engine());
+  // The parameters' float32 values (a copy when the module is in bfloat16: H floats).
+  const auto scale = norm.weight.detach().to(torch::kFloat32).contiguous();
+  const auto shift = norm.bias.detach().to(torch::kFloat32).contiguous();
+  const dnnl::memory::desc vector({features}, DataType::f32, Tag::a);
+  const dnnl::memory memory(data, Engine(), x.data_ptr());
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, memory},
+      {DNNL_ARG_DST, memory},
+      {DNNL_ARG_SCALE, dnnl::memory(vector, Engine(), scale.data_ptr())},
+      {DNNL_ARG_SHIFT, dnnl::memory(vector, Engine(), shift.data_ptr())}};
+  torch::Tensor scratchpad;
+  if (const size_t bytes = pd.scratchpad_desc().get_size()) {
+    scratchpad = torch::empty({static_cast<int64_t>(bytes)}, torch::kUInt8);
+    args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(pd.scratchpad_desc(), Engine(), scratchpad.data_ptr());
+  }
+  dnnl::stream stream(Engine());
+  dnnl::layer_normalization_forward(pd).execute(stream, args);
+  stream.wait();
+  return x;
+}
+
 DnnlLinear::DnnlLinear() = default;
 DnnlLinear::~DnnlLinear() = default;
 
@@ -283,6 +318,10 @@ torch::Tensor DnnlLinear::Forward(std::initializer_list<torch::nn::LinearImpl*> 
 struct DnnlLinear::Packed {};
 
 bool DnnlInference(const torch::Tensor&, const torch::Tensor&) { return false; }
+
+torch::Tensor DnnlLayerNorm(torch::Tensor, torch::nn::LayerNormImpl&) {
+  TORCH_CHECK(false, "DnnlLayerNorm: this addon was built without oneDNN's headers");
+}
 
 DnnlLinear::DnnlLinear() = default;
 DnnlLinear::~DnnlLinear() = default;
