@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from './model/config.js';
 
 /** Encoder dtypes; the head (classifier, RNN, CRF) always computes in float32. */
-export type NativeDtype = 'float32' | 'float16' | 'bfloat16';
+export type NativeDtype = 'float32' | 'float16' | 'bfloat16' | 'int8';
 
 /** Allowed transitions as 0/1 bytes: `allowed[i * K + j]` permits tag i followed by tag j. */
 export interface NativeConstraints {
@@ -309,12 +309,27 @@ export interface NativeTrainer {
   loadState(path: string): Promise<void>;
 }
 
+/** The host CPU's reduced-precision features (cpuid and the OS's saved state, at run time). */
+export interface NativeCpuFeatures {
+  avx512: boolean;
+  /** bfloat16 dot products: with `amxBf16`, what `dtype: 'bfloat16'` on the CPU needs. */
+  avx512Bf16: boolean;
+  amxBf16: boolean;
+  /** int8 dot products. */
+  avx512Vnni: boolean;
+  amxInt8: boolean;
+  /** Whether the addon was built with oneDNN's headers (the encoder's fused inference path). */
+  onednnPrimitives: boolean;
+}
+
 /** The functions binding/napi exports. Shapes are arrays of dimensions; data is row-major. */
 export interface NativeAddon {
   version(): string;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   compiledWithCuda(): boolean;
+  /** What the CPU computes natively (read at run time) and whether oneDNN's primitives are built. */
+  cpuFeatures(): NativeCpuFeatures;
   getNumThreads(): number;
   setNumThreads(n: number): void;
   /** The thread count seen by tensor work on a worker thread. */

@@ -1,5 +1,5 @@
 /** Facts about the LibTorch runtime under koner, and its thread setting. */
-import { native } from './native.js';
+import { native, type NativeCpuFeatures } from './native.js';
 
 export interface RuntimeInfo {
   /** LibTorch's version, e.g. `1.13.0`. */
@@ -12,6 +12,12 @@ export interface RuntimeInfo {
   cudaDeviceCount: number;
   /** LibTorch's intra-op thread count for koner's work. */
   threads: number;
+  /**
+   * The CPU's reduced-precision features, read at run time (`avx512Bf16` or `amxBf16`: what
+   * `dtype: 'bfloat16'` on the CPU needs), and whether the encoder's inference runs on oneDNN's
+   * primitives (an addon built with libdnnl-dev).
+   */
+  cpu: NativeCpuFeatures;
 }
 
 export function runtimeInfo(): RuntimeInfo {
@@ -22,6 +28,7 @@ export function runtimeInfo(): RuntimeInfo {
     cudaAvailable: addon.cudaAvailable(),
     cudaDeviceCount: addon.cudaDeviceCount(),
     threads: addon.getNumThreads(),
+    cpu: addon.cpuFeatures(),
   };
 }
 

@@ -137,9 +137,6 @@ inline __attribute__((always_inline)) void AttendAnySize(const Head<Scalar>& h, 
 }
 
 KONER_VECTOR_CLONES void Attend(const Head<float>& h, float* work) { AttendAnySize(h, work); }
-KONER_VECTOR_CLONES void Attend(const Head<c10::BFloat16>& h, float* work) {
-  AttendAnySize(h, work);
-}
 
 template <typename Scalar>
 void Run(const torch::Tensor& qkv, const torch::Tensor& mask, int64_t heads, torch::Tensor& out) {
@@ -177,8 +174,9 @@ void Run(const torch::Tensor& qkv, const torch::Tensor& mask, int64_t heads, tor
 torch::Tensor FusedSelfAttention(const torch::Tensor& qkv, const torch::Tensor& additiveMask,
                                  int64_t heads) {
   TORCH_CHECK(qkv.dim() == 3 && qkv.size(2) % (3 * heads) == 0 && qkv.is_contiguous() &&
-                  qkv.device().is_cpu(),
-              "FusedSelfAttention: qkv must be a contiguous CPU [B, T, 3H], got ", qkv.sizes());
+                  qkv.device().is_cpu() && qkv.scalar_type() == torch::kFloat32,
+              "FusedSelfAttention: qkv must be a contiguous float32 CPU [B, T, 3H], got ",
+              qkv.scalar_type(), " ", qkv.sizes());
   TORCH_CHECK(qkv.size(2) / 3 / heads <= kMaxHeadSize, "FusedSelfAttention: head size ",
               qkv.size(2) / 3 / heads, " is over ", kMaxHeadSize);
   TORCH_CHECK(additiveMask.dim() == 2 && additiveMask.size(0) == qkv.size(0) &&
@@ -186,13 +184,7 @@ torch::Tensor FusedSelfAttention(const torch::Tensor& qkv, const torch::Tensor& 
               "FusedSelfAttention: mask must be [B, T], got ", additiveMask.sizes());
   const auto mask = additiveMask.to(torch::kFloat32).contiguous();
   auto out = torch::empty({qkv.size(0), qkv.size(1), qkv.size(2) / 3}, qkv.options());
-  if (qkv.scalar_type() == torch::kFloat32) {
-    Run<float>(qkv, mask, heads, out);
-  } else if (qkv.scalar_type() == torch::kBFloat16) {
-    Run<c10::BFloat16>(qkv, mask, heads, out);
-  } else {
-    TORCH_CHECK(false, "FusedSelfAttention: float32 or bfloat16, got ", qkv.scalar_type());
-  }
+  Run<float>(qkv, mask, heads, out);
   return out;
 }
 

@@ -3,15 +3,15 @@
 // rows of the fused query|key|value projection and written straight into [B, T, H] (no per-head
 // transposes, no [B, heads, T, T] tensors). Keys past the last unmasked one are skipped: their
 // weight is exactly 0 in HF's softmax too (exp(lowest - max) underflows), so the result is the
-// same numbers without the padding's work. The math runs in float32 whatever the storage dtype.
+// same numbers without the padding's work. Float32 throughout.
 #pragma once
 #include <torch/torch.h>
 
 namespace koner::model {
 
-// qkv [B, T, 3H] (each row: query, key, value, every one `heads` slices of H / heads), float32 or
-// bfloat16, contiguous; additiveMask [B, T] (0 for a piece to attend to, the dtype's lowest
-// value for padding) in any floating dtype. Returns the context [B, T, H] in qkv's dtype.
+// qkv [B, T, 3H] float32 contiguous (each row: query, key, value, every one `heads` slices of
+// H / heads); additiveMask [B, T] (0 for a piece to attend to, the dtype's lowest value for
+// padding) in any floating dtype. Returns the context [B, T, H].
 torch::Tensor FusedSelfAttention(const torch::Tensor& qkv, const torch::Tensor& additiveMask,
                                  int64_t heads);
 

@@ -129,7 +129,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
   const int64_t B = hidden.size(0), T = hidden.size(1);
   if (DnnlInference(hidden, query->weight)) {
     // Inference: one product for q|k|v, then attention straight from its rows.
-    auto qkv = fused_->Forward({query.get(), key.get(), value.get()}, hidden);
+    auto qkv = dnnl->Forward({query.get(), key.get(), value.get()}, hidden);
     return FusedSelfAttention(qkv, additiveMask.reshape({B, T}), numHeads_);
   }
   auto heads = [&](const torch::Tensor& x) {
@@ -154,7 +154,7 @@ BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, const ModelConfig& c)
 torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& x,
                                               const torch::Tensor& residual) {
   if (DnnlInference(x, dense->weight)) {
-    return DnnlLayerNorm(fused_->Forward({dense.get()}, x, Epilogue::None, residual), *layerNorm);
+    return DnnlLayerNorm(dnnl->Forward({dense.get()}, x, Epilogue::None, residual), *layerNorm);
   }
   return layerNorm(dropout(LinearForward(*dense, x, packed_.get())) + residual);
 }
@@ -174,8 +174,9 @@ BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) {
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& hidden) {
-  if (DnnlInference(hidden, dense->weight))
-    return fused_->Forward({dense.get()}, hidden, Epilogue::Gelu);
+  if (DnnlInference(hidden, dense->weight)) {
+    return dnnl->Forward({dense.get()}, hidden, Epilogue::Gelu, {}, /*feedsProduct=*/true);
+  }
   return torch::gelu(LinearForward(*dense, hidden, packed_.get()));  // erf form: HF's "gelu"
 }
 
@@ -223,6 +224,16 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& ids, const torch::Tens
   auto types = tokenTypeIds.defined() ? tokenTypeIds : torch::zeros_like(ids);
   auto hidden = embeddings(ids, types, syllables);
   return encoder(hidden, AdditiveAttentionMask(attentionMask, hidden.scalar_type()));
+}
+
+void BertModelImpl::SetProducts(Products products) {
+  for (const auto& module : *encoder->layer) {
+    auto* layer = module->as<BertLayerImpl>();
+    for (auto* dnnl : {layer->attention->self->dnnl.get(), layer->attention->output->dnnl.get(),
+                       layer->intermediate->dnnl.get(), layer->output->dnnl.get()}) {
+      dnnl->SetProducts(products);
+    }
+  }
 }
 
 torch::Tensor AdditiveAttentionMask(const torch::Tensor& attentionMask, torch::ScalarType dtype) {

@@ -75,15 +75,15 @@ class BertSelfAttentionImpl : public torch::nn::Module {
 
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
   torch::nn::Dropout dropout{nullptr};
+  // Inference on oneDNN: query, key and value stacked into one product (packed from the three
+  // Linears, whose parameters keep their names).
+  std::shared_ptr<DnnlLinear> dnnl = std::make_shared<DnnlLinear>();
 
  private:
   int64_t numHeads_, headSize_;
   std::shared_ptr<PackedWeight> packedQuery_ = std::make_shared<PackedWeight>(),
                                 packedKey_ = std::make_shared<PackedWeight>(),
                                 packedValue_ = std::make_shared<PackedWeight>();
-  // Inference on oneDNN: query, key and value stacked into one product (packed from the three
-  // Linears, whose parameters keep their names).
-  std::shared_ptr<DnnlLinear> fused_ = std::make_shared<DnnlLinear>();
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -96,10 +96,10 @@ class BertResidualOutputImpl : public torch::nn::Module {
   torch::nn::Linear dense{nullptr};
   torch::nn::LayerNorm layerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
+  std::shared_ptr<DnnlLinear> dnnl = std::make_shared<DnnlLinear>();  // + residual inside
 
  private:
   std::shared_ptr<PackedWeight> packed_ = std::make_shared<PackedWeight>();
-  std::shared_ptr<DnnlLinear> fused_ = std::make_shared<DnnlLinear>();  // + residual inside
 };
 TORCH_MODULE(BertResidualOutput);
 
@@ -119,10 +119,10 @@ class BertIntermediateImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& hidden);
 
   torch::nn::Linear dense{nullptr};
+  std::shared_ptr<DnnlLinear> dnnl = std::make_shared<DnnlLinear>();  // GELU inside
 
  private:
   std::shared_ptr<PackedWeight> packed_ = std::make_shared<PackedWeight>();
-  std::shared_ptr<DnnlLinear> fused_ = std::make_shared<DnnlLinear>();  // GELU inside
 };
 TORCH_MODULE(BertIntermediate);
 
@@ -167,6 +167,10 @@ class BertModelImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& attentionMask,
                         const torch::Tensor& tokenTypeIds = {},
                         const torch::Tensor& syllables = {});
+
+  // The precision of the encoder's matrix products at inference on the CPU (dnnl_ops.h); the
+  // parameters stay as they are.
+  void SetProducts(Products products);
 
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};

@@ -8,7 +8,10 @@
 #include <mutex>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 #include <vector>
+
+#include "model/cpu_features.h"
 
 namespace koner::model {
 
@@ -142,7 +145,29 @@ void NerModelImpl::ResetParameters() {
 }
 
 void NerModelImpl::Place(const torch::Device& device, torch::ScalarType encoderDtype) {
-  bert->to(device, encoderDtype);
+  const bool int8 = encoderDtype == torch::kQInt8;
+  if (int8 && !device.is_cpu()) {
+    throw std::invalid_argument("dtype int8 (dynamic quantization) runs on the CPU only");
+  }
+  Products products = Products::Float32;
+  torch::ScalarType storage = encoderDtype;
+  if (device.is_cpu() && (int8 || encoderDtype == torch::kBFloat16)) {
+    // Emulated products would be slower than float32 and less exact: refuse, saying why.
+    std::string missing = int8 ? Int8Unsupported() : Bf16Unsupported();
+    if (missing.empty() && !(DnnlBuilt() && OneDnnAllowed())) {
+      missing =
+          "the encoder runs without oneDNN's primitives (an addon built without "
+          "libdnnl-dev, or KONER_ONEDNN=0)";
+    }
+    if (!missing.empty()) {
+      throw std::invalid_argument(std::string("dtype ") + (int8 ? "int8" : "bfloat16") +
+                                  " on the CPU: " + missing + "; use float32");
+    }
+    products = int8 ? Products::Int8 : Products::BFloat16;
+    storage = torch::kFloat32;
+  }
+  bert->to(device, storage);
+  bert->SetProducts(products);
   if (head_) head_->To(device);
   // The auxiliary heads compute in float32, like the tagging head.
   if (pos_) pos_->to(device, torch::kFloat32);

@@ -1,8 +1,10 @@
 // The NER model: the BERT encoder registered as `bert` plus the configured head, so that its
 // parameter names are the model directory's safetensors keys (bert.embeddings.…, classifier.*,
-// crf.*, bilstm.* / bigru.*). Mixed precision is by placement, not autocast: the encoder's
-// parameters are stored in the chosen dtype (fp32, bf16 or fp16) and its output is cast to fp32
-// before the head, whose parameters always stay fp32; the CRF math is fp32 either way.
+// crf.*, bilstm.* / bigru.*). Mixed precision on CUDA is by placement, not autocast: the
+// encoder's parameters are stored in the chosen dtype (fp32, bf16 or fp16) and its output is
+// cast to fp32 before the head, whose parameters always stay fp32; the CRF math is fp32 either
+// way. On the CPU, bf16 and int8 are the precision of the encoder's matrix products at inference
+// (oneDNN, dnnl_ops.h): the parameters, LayerNorm, softmax and the residual stream stay fp32.
 //
 // The optional parts of the config add modules beside the head: `cls` (the masked-LM head of
 // pretraining), `pos_classifier` (the auxiliary POS head) and, inside the encoder, the syllable
@@ -45,7 +47,9 @@ class NerModelImpl : public torch::nn::Module {
   // Re-draws every parameter: HF's init for the encoder and classifier, PyTorch's for RNNs,
   // uniform(-0.1, 0.1) for the CRF (from LibTorch's global generator).
   void ResetParameters();
-  // Moves the encoder to (device, dtype) and the head to (device, float32).
+  // Moves the encoder to (device, dtype) and the head to (device, float32). On the CPU,
+  // bfloat16 and kQInt8 (dynamic int8 quantization) set the products' precision instead, and
+  // throw where the CPU lacks the instructions (naming them) or oneDNN's primitives are absent.
   void Place(const torch::Device& device, torch::ScalarType encoderDtype);
 
   BertModel bert{nullptr};

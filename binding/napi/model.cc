@@ -226,7 +226,9 @@ torch::ScalarType DtypeArg(const Napi::Value& v, const std::string& what) {
   if (name == "float32") return torch::kFloat32;
   if (name == "float16") return torch::kFloat16;
   if (name == "bfloat16") return torch::kBFloat16;
-  throw TypeError(what + ": must be 'float32', 'float16' or 'bfloat16', got \"" + name + "\"");
+  if (name == "int8") return torch::kQInt8;
+  throw TypeError(what + ": must be 'float32', 'float16', 'bfloat16' or 'int8', got \"" + name +
+                  "\"");
 }
 
 const char* DtypeName(torch::ScalarType t) {
@@ -235,6 +237,8 @@ const char* DtypeName(torch::ScalarType t) {
       return "float16";
     case torch::kBFloat16:
       return "bfloat16";
+    case torch::kQInt8:
+      return "int8";
     default:
       return "float32";
   }
@@ -541,6 +545,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return Guard(info.Env(), [&]() -> Napi::Value {
       const std::string path = StringArg(info[0], "path");
       const auto dtype = info[1].IsUndefined() ? torch::kFloat32 : DtypeArg(info[1], "dtype");
+      if (dtype == torch::kQInt8) {
+        throw TypeError("dtype: int8 is a precision of inference, not of stored weights");
+      }
       auto state = state_;
       return PromiseWorker<bool>::Start(
           info.Env(),
@@ -557,7 +564,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   }
 
   // to(device, dtype = 'float32') -> Promise<void>. The dtype is the encoder's; the head stays
-  // float32. float16 needs CUDA: LibTorch's CPU kernels have no fp16 matmul.
+  // float32. float16 needs CUDA: LibTorch's CPU kernels have no fp16 matmul. On the CPU,
+  // bfloat16 and int8 are the precision of the encoder's products (model/ner_model.h).
   Napi::Value To(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       const auto dtype = info[1].IsUndefined() ? torch::kFloat32 : DtypeArg(info[1], "dtype");

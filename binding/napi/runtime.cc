@@ -1,8 +1,10 @@
-// Runtime facts and settings: LibTorch version, CUDA, threads; plus a tensor product exposed
-// sync and async so that tests can prove LibTorch errors reach JS from both paths.
+// Runtime facts and settings: LibTorch version, CUDA, threads, the CPU's features; plus a tensor
+// product exposed sync and async so that tests can prove LibTorch errors reach JS from both paths.
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "model/cpu_features.h"
+#include "model/dnnl_ops.h"
 #include "napi/errors.h"
 #include "napi/modules.h"
 #include "napi/tensors.h"
@@ -33,6 +35,22 @@ Napi::Value CompiledWithCuda(const Napi::CallbackInfo& info) {
 #else
   return Napi::Boolean::New(info.Env(), false);
 #endif
+}
+
+// What the CPU computes natively (binding/model/cpu_features.h) and whether this addon runs the
+// encoder's inference on oneDNN's primitives.
+Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    const auto& f = model::HostCpu();
+    auto out = Napi::Object::New(info.Env());
+    out.Set("avx512", f.avx512);
+    out.Set("avx512Bf16", f.avx512Bf16);
+    out.Set("amxBf16", f.amxBf16);
+    out.Set("avx512Vnni", f.avx512Vnni);
+    out.Set("amxInt8", f.amxInt8);
+    out.Set("onednnPrimitives", model::DnnlBuilt());
+    return out;
+  });
 }
 
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
@@ -96,6 +114,7 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("compiledWithCuda", Napi::Function::New(env, CompiledWithCuda));
+  exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("workerThreads", Napi::Function::New(env, WorkerThreads));

@@ -42,6 +42,8 @@ options:
   --limit <n>           only the first n sentences
   --batch-size <n>      sentences per model call (default 32)
   --device <d>          cpu (default), cuda, cuda:N
+  --dtype <t>           the encoder's precision: float32 (default), bfloat16 (CUDA, or a CPU
+                        with AVX512_BF16 or AMX-BF16), float16 (CUDA); the CRF stays float32
   --threads <n>         LibTorch threads (default: the available cores)`;
 
 /** Runs the command; resolves with the exit code. Never rejects. */
@@ -80,6 +82,7 @@ async function evaluate(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       'batch-size': { type: 'string' },
       device: { type: 'string' },
+      dtype: { type: 'string' },
       threads: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -98,6 +101,10 @@ async function evaluate(argv: string[]): Promise<number> {
     values['batch-size'] === undefined ? 32 : integerFlag(values['batch-size'], '--batch-size', 1);
   const threads =
     values.threads === undefined ? undefined : integerFlag(values.threads, '--threads', 1);
+  const dtype =
+    values.dtype === undefined
+      ? undefined
+      : choiceFlag(values.dtype, '--dtype', ['float32', 'bfloat16', 'float16', 'int8'] as const);
   if (values['no-confusion'] && values.confusion !== undefined) {
     throw new UsageError('--confusion and --no-confusion contradict each other');
   }
@@ -108,7 +115,7 @@ async function evaluate(argv: string[]): Promise<number> {
   });
   const sentences = all.slice(0, limit);
   if (sentences.length === 0) throw new Error(`no sentences in ${values.data.join(', ')}`);
-  const model = await NerModel.load(values.model, { device: values.device, threads });
+  const model = await NerModel.load(values.model, { device: values.device, dtype, threads });
   let evaluation: Evaluation;
   try {
     evaluation = await run(model, sentences, batchSize);
