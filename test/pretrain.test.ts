@@ -246,6 +246,28 @@ describe.skipIf(!haveData)('koner pretrain', () => {
     }
   });
 
+  it('continues from a model directory: its weights, and the text where its run stopped', async () => {
+    const first = path.join(tmp, 'run', 'last');
+    const output = path.join(tmp, 'continued');
+    const lines: string[] = [];
+    const result = await pretrain({
+      config: tinyConfig(output, { model: { init: first }, maxSteps: 2, evalEvery: 2 }),
+      progress: { write: (line: string) => lines.push(line), isTTY: false },
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(result.step).toBe(2);
+    expect(lines.join('')).toMatch(/loaded its encoder and masked-LM head/);
+    expect(lines.join('')).toMatch(/text: continuing where .* stopped/);
+    const before = JSON.parse(readFileSync(path.join(first, PRETRAIN_STATE_FILE), 'utf8'));
+    const after = JSON.parse(readFileSync(path.join(output, 'last', PRETRAIN_STATE_FILE), 'utf8'));
+    expect(after.data.stats.batches).toBe(before.data.stats.batches + 2);
+    // A size beside a model directory is refused.
+    expect(() => tinyConfig(output, { model: { init: first, size: { hiddenSize: 8 } } })).toThrow(
+      /model\.size" is only for "init": "scratch"/,
+    );
+  });
+
   it('resumes to the same weights as an uninterrupted run (dropout on)', async () => {
     const straight = path.join(tmp, 'straight');
     await pretrain({
