@@ -18,13 +18,15 @@ NerModelImpl::NerModelImpl(const ModelConfig& config) : config_(Validated(config
 }
 
 torch::Tensor NerModelImpl::Hidden(const torch::Tensor& ids, const torch::Tensor& mask,
-                                   const torch::Tensor& tokenTypeIds) {
-  return bert(ids, mask, tokenTypeIds);
+                                   const torch::Tensor& tokenTypeIds,
+                                   AttentionCapture* attentions) {
+  return bert(ids, mask, tokenTypeIds, attentions);
 }
 
 torch::Tensor NerModelImpl::Emissions(const torch::Tensor& ids, const torch::Tensor& mask,
-                                      const torch::Tensor& tokenTypeIds) {
-  return head_->Emissions(Hidden(ids, mask, tokenTypeIds), mask);
+                                      const torch::Tensor& tokenTypeIds,
+                                      AttentionCapture* attentions) {
+  return head_->Emissions(Hidden(ids, mask, tokenTypeIds, attentions), mask);
 }
 
 void NerModelImpl::ResetParameters() {
