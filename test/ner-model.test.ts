@@ -333,7 +333,7 @@ describe.skipIf(!haveShared)('NerModel', () => {
     const n = ids.length;
     const N = n + 2;
     expect(maps.windows).toEqual(planWindows(n, 22, 5));
-    expect(maps.windows.length).toBeGreaterThan(3);
+    expect(maps.windows.length).toBeGreaterThanOrEqual(3);
     const map = maps.attentions[0][0];
     expect(map.length).toBe(N * N);
     const raw = await rawModel();

@@ -27,7 +27,8 @@ export const VIEW_CSS = `
               background: #fff; cursor: pointer; }
   .kv-piece.kv-tagged { background: var(--c); border-color: var(--b); }
   .kv-piece.kv-special { color: #5d6678; font-size: 11px; }
-  .kv-piece.kv-on, .kv-table tr.kv-on td { outline: 2px solid #3158d4; outline-offset: -1px; }
+  .kv-piece.kv-on { outline: 2px solid #3158d4; outline-offset: -1px; }
+  .kv-table tr.kv-on td { background: #e8eefc; }
   .kv-body { display: grid; grid-template-columns: auto minmax(0, 1fr); gap: 20px;
              align-items: start; }
   @media (max-width: 720px) { .kv-body { grid-template-columns: minmax(0, 1fr); } }
@@ -53,10 +54,11 @@ export const VIEW_CSS = `
                                border-bottom: 1px solid #d9dee8; }
   .kv-table th { color: #5d6678; font-weight: 600; }
   .kv-table tr { cursor: pointer; }
-  .kv-table .kv-p { color: #5d6678; font-variant-numeric: tabular-nums; margin-right: 8px;
-                    white-space: nowrap; }
+  .kv-table td:first-child { white-space: nowrap; }
+  .kv-table .kv-p { display: inline-block; color: #5d6678; font-variant-numeric: tabular-nums;
+                    margin-right: 6px; white-space: nowrap; }
   .kv-badge { padding: 0 5px; border-radius: 4px; font-weight: 600; background: var(--c);
-              color: var(--b); }
+              color: var(--b); white-space: nowrap; }
 `;
 
 /** The renderer; defines the global `konerView`. */
@@ -195,7 +197,7 @@ var konerView = (function () {
     var headSelect = selector('헤드 head', 'kv-head', view.heads, function (i) { setHead(i); });
     heads.appendChild(controls);
 
-    var ROW = 20, LEFT = 120, GAP = 130, RIGHT = 120, PAD = 6;
+    var ROW = 20, LEFT = 100, GAP = 120, RIGHT = 100, PAD = 6;
     var width = LEFT + GAP + RIGHT, height = 2 * PAD + N * ROW;
     var svg = svgEl('svg', { 'class': 'kv-svg', width: width, height: height,
                              viewBox: '0 0 ' + width + ' ' + height, role: 'img' });
