@@ -164,8 +164,8 @@ BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
   output = register_module("output", BertResidualOutput(c.intermediateSize, c));
 }
 
-torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden,
-                                     const torch::Tensor& additiveMask, torch::Tensor* probs) {
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask,
+                                     torch::Tensor* probs) {
   auto attended = attention(hidden, additiveMask, probs);
   return output(intermediate(attended), attended);
 }
@@ -206,8 +206,7 @@ BertModelImpl::BertModelImpl(const ModelConfig& c, bool withPooler) {
 }
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& ids, const torch::Tensor& attentionMask,
-                                     const torch::Tensor& tokenTypeIds,
-                                     AttentionCapture* capture) {
+                                     const torch::Tensor& tokenTypeIds, AttentionCapture* capture) {
   auto types = tokenTypeIds.defined() ? tokenTypeIds : torch::zeros_like(ids);
   auto hidden = embeddings(ids, types);
   return encoder(hidden, AdditiveAttentionMask(attentionMask, hidden.scalar_type()), capture);

@@ -293,7 +293,8 @@ Batch BatchArgs(const Napi::CallbackInfo& info, const ModelConfig& c) {
 }
 
 // A non-empty array of indices into 0..count-1 (layers or heads), in the caller's order.
-std::vector<int64_t> IndexListArg(const Napi::Value& value, int64_t count, const std::string& what) {
+std::vector<int64_t> IndexListArg(const Napi::Value& value, int64_t count,
+                                  const std::string& what) {
   if (!value.IsArray() || value.As<Napi::Array>().Length() == 0) {
     throw TypeError(what + ": expected a non-empty array of indices, got " + Describe(value));
   }
