@@ -386,7 +386,11 @@ describe.skipIf(!haveShared)('NerModel', () => {
     for (let q = 1; q < N - 1; q++) expect(explanation.tags[q]).toBe('B-LOC');
     expect(explanation.attentions.length).toBe(1);
     expect(explanation.attentions[0].length).toBe(1);
-    // A long text explains through the windows too.
+    // The empty text is [CLS] [SEP]; a long text explains through the windows.
+    const empty = await model.explain('');
+    expect(empty.tokens.map((t) => t.piece)).toEqual(['[CLS]', '[SEP]']);
+    expect(empty.entities).toEqual([]);
+    expect(empty.attentions[1][3].length).toBe(4);
     const long = await model.explain(text.repeat(5), { layers: [1], heads: [0] });
     expect(long.windows.length).toBeGreaterThan(1);
     expectSame(long.entities, await model.predict(text.repeat(5)));
