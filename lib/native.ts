@@ -76,6 +76,19 @@ export interface NativeModel {
     lengths: Int32Array,
     inputs?: NativeInputs,
   ): Promise<Float32Array>;
+  /**
+   * One forward that also keeps attention probabilities (Hugging Face's `output_attentions`):
+   * emissions [B, T, K] and, for the listed layers and heads in the order given, attentions
+   * [B, layers, heads, T, T] as float32; both 0 beyond each length (attention: query rows).
+   */
+  attentions(
+    ids: Int32Array,
+    shape: number[],
+    lengths: Int32Array,
+    layers: number[],
+    heads: number[],
+    inputs?: NativeInputs,
+  ): Promise<{ emissions: Float32Array; attentions: Float32Array }>;
   decode(
     ids: Int32Array,
     shape: number[],

@@ -2,6 +2,7 @@
 /** The `koner` command. */
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { explainCommand } from './explain.js';
 import { importCommand } from './import.js';
 import { pretrainCommand } from './pretrain.js';
 import { trainCommand } from './train.js';
@@ -18,6 +19,7 @@ commands:
   tag      find entities in sentences: interactive, or lines / JSONL in, JSONL out
   eval     score a model on a KMOU directory or CoNLL files; confusion matrix as SVG
   serve    HTTP API (POST /v1/ner) and a demo page
+  explain  an HTML file showing a sentence's tag probabilities and attention
   help     this text`;
 
 function main(argv: string[]): number {
@@ -59,6 +61,9 @@ function main(argv: string[]): number {
           process.exitCode = 1;
         },
       );
+      return 0;
+    case 'explain':
+      void explainCommand(argv.slice(1)).then((code) => (process.exitCode = code));
       return 0;
     case 'train':
       // Asynchronous, as import: the exit code is set when training settles.
