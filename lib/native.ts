@@ -330,6 +330,8 @@ export interface NativeAddon {
   compiledWithCuda(): boolean;
   getNumThreads(): number;
   setNumThreads(n: number): void;
+  /** glibc: allocations of at least `bytes` get their own mapping from now on (false: not glibc). */
+  releaseLargeAllocations(bytes: number): boolean;
   /** The thread count seen by tensor work on a worker thread. */
   workerThreads(): Promise<number>;
   matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[]): Float32Array;

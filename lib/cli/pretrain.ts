@@ -11,9 +11,10 @@ import { loadPretrainConfig, type PretrainConfig } from '../pretrain/config.js';
 import { pretrain } from '../pretrain/pretrainer.js';
 import { checkTextFiles } from '../pretrain/text-stream.js';
 import { TrainConfigError } from '../train/config.js';
+import { releaseLargeAllocations } from '../runtime.js';
 import { exitWithLauncher, readDistEnv } from '../train/dist-env.js';
 import { launch, parseLaunchArgs, WorkerFailedError } from '../train/launch.js';
-import { positiveInteger, UsageError } from './train.js';
+import { positiveInteger, TRAINING_MMAP_THRESHOLD, UsageError } from './train.js';
 
 export const pretrainUsage = `usage: koner pretrain --config <pretrain.json> [options]
 
@@ -117,6 +118,8 @@ export async function pretrainCommand(argv: string[]): Promise<number> {
     }
   }
   if (dist) exitWithLauncher(dist);
+  // This command owns its process: freed activations go back to the system (see runtime.ts).
+  releaseLargeAllocations(TRAINING_MMAP_THRESHOLD);
   await pretrain({ config, resume: flags.resume, stopAfter, dist });
   return 0;
 }

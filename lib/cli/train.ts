@@ -13,6 +13,7 @@ import {
   TrainConfigError,
   type TrainConfig,
 } from '../train/config.js';
+import { releaseLargeAllocations } from '../runtime.js';
 import { exitWithLauncher, readDistEnv } from '../train/dist-env.js';
 import { launch, parseLaunchArgs, WorkerFailedError } from '../train/launch.js';
 import { train } from '../train/trainer.js';
@@ -53,6 +54,9 @@ export function positiveInteger(value: string, flag: string): number {
   }
   return n;
 }
+
+/** The training commands' threshold of `releaseLargeAllocations`: 1 MiB. */
+export const TRAINING_MMAP_THRESHOLD = 1 << 20;
 
 /** A bad command line: the command prints its usage and exits 2. */
 export class UsageError extends Error {}
@@ -141,6 +145,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     }
   }
   if (dist) exitWithLauncher(dist);
+  // This command owns its process: freed activations go back to the system (see runtime.ts).
+  releaseLargeAllocations(TRAINING_MMAP_THRESHOLD);
   await train({ config, resume: flags.resume, stopAfter, dist });
   return 0;
 }
