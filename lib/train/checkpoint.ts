@@ -1,7 +1,8 @@
 /**
  * A run's checkpoint directory (`<output>/best`, `<output>/last`): a complete model directory —
- * `config.json`, `model.safetensors` and the tokenizer files it names (copied beside them, so the
- * directory can be moved or shipped alone) — plus everything a resumed run needs:
+ * `config.json`, `model.safetensors` and the tokenizer files it names (copied beside them as
+ * `tokenizer.model` and `vocab.json`, so the directory can be moved or shipped alone) — plus
+ * everything a resumed run needs:
  * `optimizer.safetensors` (AdamW moments and step counts), `trainer-state.json` (step, data
  * cursor, generator states, schedule, early stopping, best score, data fingerprint), in
  * data-parallel runs `rng-ranks.json` (every rank's LibTorch generator state), and, for the
@@ -12,10 +13,11 @@
  *
  * @packageDocumentation
  */
-import { chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { writeModelConfig, type ModelConfig } from '../model/config.js';
+import { copyTokenizerFiles } from '../model/tokenizer-files.js';
 import type { NativeDistGroup, NativeModel, NativeTrainer } from '../native.js';
 import {
   readTrainerState,
@@ -57,17 +59,8 @@ export async function writeCheckpoint(dir: string, c: CheckpointContents): Promi
   // Validate before anything is written: an invalid state must not replace a good checkpoint.
   const stateJson = trainerStateToJson(c.state);
   await writeAtomicDir(dir, async (tmp) => {
-    const model = path.basename(c.tokenizer.model);
-    const vocab = path.basename(c.tokenizer.vocab);
-    await writeModelConfig(tmp, { ...c.modelConfig, tokenizer: { model, vocab } });
-    for (const [from, name] of [
-      [c.tokenizer.model, model],
-      [c.tokenizer.vocab, vocab],
-    ]) {
-      await copyFile(from, path.join(tmp, name));
-      // Copies of read-only originals stay read-only; a checkpoint should be an ordinary directory.
-      await chmod(path.join(tmp, name), 0o644);
-    }
+    const tokenizer = await copyTokenizerFiles(tmp, c.tokenizer);
+    await writeModelConfig(tmp, { ...c.modelConfig, tokenizer });
     await c.model.saveWeights(path.join(tmp, WEIGHTS_FILE));
     await c.trainer.saveState(path.join(tmp, OPTIMIZER_FILE));
     await writeFile(path.join(tmp, TRAINER_STATE_FILE), stateJson);
