@@ -1,13 +1,17 @@
 /**
  * Loads the native addon: `prebuilds/<platform>-<arch>/` first when `build/` is absent
  * (node-gyp-build's order: build/Release, build/Debug, prebuilds). The typed surface below is
- * the whole contract between `lib/` and `binding/`.
+ * the whole contract between `lib/` and `binding/`. An addon that does not load is an error
+ * saying what to install (lib/install/).
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { explainLoadFailure } from './install/index.js';
+import { libtorchHelp, PREBUILT_LIBTORCH } from './install/libtorch.js';
 import type { ModelConfig } from './model/config.js';
 
 /** Encoder dtypes; the head (classifier, RNN, CRF) always computes in float32. */
@@ -450,6 +454,22 @@ export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 
 let addon: NativeAddon | undefined;
 
+/**
+ * @internal What to do about an addon that does not load from `root`, given node-gyp-build's
+ * error: build it (in a source checkout), or get a LibTorch.
+ */
+export function addonLoadError(root: string, message: string): string {
+  const reason = explainLoadFailure(message.split('\n')[0]);
+  const start = `koner: the native addon could not be loaded from ${root}: ${reason}.`;
+  if (existsSync(path.join(root, 'lib', 'index.ts'))) {
+    return `${start} In a source checkout \`npm run setup\` builds it.`;
+  }
+  return (
+    `${start}\nThe prebuilt addon needs ${PREBUILT_LIBTORCH}; \`npm rebuild koner\` builds one ` +
+    `against another LibTorch.\n${libtorchHelp()}`
+  );
+}
+
 /** The addon, loaded on first use, with LibTorch's thread count set to the available cores. */
 export function native(): NativeAddon {
   if (!addon) {
@@ -458,10 +478,7 @@ export function native(): NativeAddon {
     try {
       addon = load(packageRoot);
     } catch (error) {
-      throw new Error(
-        `koner: the native addon could not be loaded from ${packageRoot} ` +
-          `(run \`npm run setup\` to build it): ${(error as Error).message}`,
-      );
+      throw new Error(addonLoadError(packageRoot, (error as Error).message));
     }
     addon.setNumThreads(os.availableParallelism());
   }

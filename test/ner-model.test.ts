@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,12 +7,13 @@ import { readKmouCorpus } from '../lib/corpus/index.js';
 import { LABELS, parseTag } from '../lib/labels/index.js';
 import { type ModelConfig, writeModelConfig } from '../lib/model/config.js';
 import type { NerEntity } from '../lib/model/ner-model.js';
+import { bioConstraints, MAX_ATTENTION_VALUES, NerModel } from '../lib/model/ner-model.js';
 import {
-  bioConstraints,
-  MAX_ATTENTION_VALUES,
-  NerModel,
+  copyTokenizerFiles,
+  KOBERT_FILE_NAMES,
   resolveTokenizerFiles,
-} from '../lib/model/ner-model.js';
+  TOKENIZER_FILE_NAMES,
+} from '../lib/model/tokenizer-files.js';
 import {
   planWindows,
   stitchAttention,
@@ -423,12 +424,75 @@ describe.skipIf(!haveShared)('NerModel', () => {
     );
   });
 
+  /** Runs `f` with $KONER_TOKENIZER_DIR set to `value` (or unset), restoring it after. */
+  function withTokenizerEnv<T>(value: string | undefined, f: () => T): T {
+    const saved = process.env.KONER_TOKENIZER_DIR;
+    if (value === undefined) delete process.env.KONER_TOKENIZER_DIR;
+    else process.env.KONER_TOKENIZER_DIR = value;
+    try {
+      return f();
+    } finally {
+      if (saved === undefined) delete process.env.KONER_TOKENIZER_DIR;
+      else process.env.KONER_TOKENIZER_DIR = saved;
+    }
+  }
+
+  it("finds the tokenizer: the option, then $KONER_TOKENIZER_DIR, then the directory's own", () => {
+    const own = {
+      model: path.join(dir, TOKENIZER_FILE_NAMES.model),
+      vocab: path.join(dir, TOKENIZER_FILE_NAMES.vocab),
+    };
+    const kobert = {
+      model: path.join(tokenizerDir, KOBERT_FILE_NAMES.model),
+      vocab: path.join(tokenizerDir, KOBERT_FILE_NAMES.vocab),
+    };
+    withTokenizerEnv(undefined, () => {
+      expect(config.tokenizer).toEqual(TOKENIZER_FILE_NAMES);
+      expect(resolveTokenizerFiles(dir, config)).toEqual(own);
+      expect(resolveTokenizerFiles(dir, config, kobert)).toEqual(kobert);
+      // Without the config field, the conventional names in the directory.
+      expect(resolveTokenizerFiles(dir, { ...config, tokenizer: undefined })).toEqual(own);
+    });
+    withTokenizerEnv(tokenizerDir, () => {
+      expect(resolveTokenizerFiles(dir, config)).toEqual(kobert);
+      expect(resolveTokenizerFiles(dir, config, own)).toEqual(own);
+    });
+  });
+
+  it('copies tokenizer files into a directory as ordinary files, never onto themselves', async () => {
+    const into = path.join(tmp, 'copied');
+    mkdirSync(into);
+    const kobert = {
+      model: path.join(tokenizerDir, KOBERT_FILE_NAMES.model),
+      vocab: path.join(tokenizerDir, KOBERT_FILE_NAMES.vocab),
+    };
+    expect(await copyTokenizerFiles(into, kobert)).toEqual(TOKENIZER_FILE_NAMES);
+    for (const key of ['model', 'vocab'] as const) {
+      const copy = path.join(into, TOKENIZER_FILE_NAMES[key]);
+      expect(readFileSync(copy)).toEqual(readFileSync(kobert[key]));
+      expect(statSync(copy).mode & 0o777).toBe(0o644);
+    }
+    const own = {
+      model: path.join(into, TOKENIZER_FILE_NAMES.model),
+      vocab: path.join(into, TOKENIZER_FILE_NAMES.vocab),
+    };
+    await copyTokenizerFiles(into, own);
+    expect(statSync(own.vocab).size).toBe(statSync(kobert.vocab).size);
+    await expect(
+      copyTokenizerFiles(into, { model: path.join(tmp, 'absent.model'), vocab: own.vocab }),
+    ).rejects.toThrow(/absent\.model: cannot read the tokenizer model file \(ENOENT\)/);
+  });
+
   it('explains a missing tokenizer and missing weights', async () => {
     const cfg = { ...config, tokenizer: { model: 'nope.model', vocab: 'nope.json' } };
-    expect(() => resolveTokenizerFiles(tmp, cfg, undefined, path.join(tmp, 'none'))).toThrow(
-      /tokenizer files .* not found; looked in: config\.json "tokenizer".*none/,
+    withTokenizerEnv(path.join(tmp, 'none'), () =>
+      expect(() => resolveTokenizerFiles(tmp, cfg)).toThrow(
+        /tokenizer files were not found; looked in: \$KONER_TOKENIZER_DIR \(.*none has neither .*; config\.json "tokenizer" \(.*nope\.model/,
+      ),
     );
     const empty = path.join(tmp, 'no-weights');
+    mkdirSync(empty);
+    await copyTokenizerFiles(empty, resolveTokenizerFiles(dir, config));
     await writeModelConfig(empty, config);
     await expect(NerModel.load(empty)).rejects.toThrow(/model\.safetensors is missing/);
     await expect(NerModel.load(path.join(tmp, 'absent'))).rejects.toThrow(/config\.json/);

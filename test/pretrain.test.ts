@@ -188,12 +188,12 @@ describe.skipIf(!haveData)('koner pretrain', () => {
       [
         'config.json',
         'eval.json',
-        'kobertvocab_f38b8a4d6d.json',
+        'vocab.json',
         'model.safetensors',
         'optimizer.safetensors',
         PRETRAIN_STATE_FILE,
         'pretrain.json',
-        'tokenizer_78b3253a26.model',
+        'tokenizer.model',
       ].sort(),
     );
     const config = await readModelConfig(last);

@@ -274,8 +274,8 @@ function spawnCli(args: string[]) {
 const CHECKPOINT_FILES = [
   'config.json',
   'model.safetensors',
-  'tokenizer_78b3253a26.model',
-  'kobertvocab_f38b8a4d6d.json',
+  'tokenizer.model',
+  'vocab.json',
   'optimizer.safetensors',
   'trainer-state.json',
   'train.json',

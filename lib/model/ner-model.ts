@@ -8,31 +8,20 @@ import path from 'node:path';
 
 import { decodeEntities, type DecodedEntity } from '../labels/decode.js';
 import { parseTag } from '../labels/scheme.js';
-import {
-  native,
-  packageRoot,
-  type NativeDtype,
-  type NativeInputs,
-  type NativeModel,
-} from '../native.js';
+import { native, type NativeDtype, type NativeInputs, type NativeModel } from '../native.js';
 import { setThreads } from '../runtime.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from '../train/batching.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { defaultModelDir } from './default-model.js';
+import { resolveTokenizerFiles, type TokenizerFiles } from './tokenizer-files.js';
 import { planWindows, stitchAttention, stitchEmissions, type PieceWindow } from './windows.js';
+
+export type { TokenizerFiles } from './tokenizer-files.js';
 
 /** An entity found in a text. `text.slice(start, end)` of the input is `text`. */
 export type NerEntity = DecodedEntity;
-
-/** Where the tokenizer's two files are. */
-export interface TokenizerFiles {
-  /** SentencePiece model (KoBERT's `tokenizer_78b3253a26.model`). */
-  model: string;
-  /** Vocabulary JSON (KoBERT's `kobertvocab_f38b8a4d6d.json`). */
-  vocab: string;
-}
 
 export interface NerModelLoadOptions {
   /** `'cpu'` (default), `'cuda'` or `'cuda:N'`. */
@@ -41,7 +30,7 @@ export interface NerModelLoadOptions {
   threads?: number;
   /** The encoder's dtype (default float32; float16 needs CUDA). The CRF always runs in fp32. */
   dtype?: NativeDtype;
-  /** Tokenizer files; otherwise config.json's, then $KONER_TOKENIZER_DIR, then ../shared. */
+  /** Tokenizer files; otherwise $KONER_TOKENIZER_DIR's, then the model directory's own. */
   tokenizer?: TokenizerFiles;
 }
 
@@ -136,50 +125,6 @@ export interface Explanation extends AttentionMaps {
 
 /** The most attention values (floats) one call may return: 2^26, 256 MiB. */
 export const MAX_ATTENTION_VALUES = 2 ** 26;
-
-const DEFAULT_TOKENIZER_DIR = () =>
-  path.resolve(packageRoot, '..', 'shared', 'data', 'kobert-tokenizer');
-const TOKENIZER_MODEL = 'tokenizer_78b3253a26.model';
-const TOKENIZER_VOCAB = 'kobertvocab_f38b8a4d6d.json';
-
-/** The tokenizer files for a model directory: option, config.json, environment, ../shared. */
-export function resolveTokenizerFiles(
-  dir: string,
-  config: ModelConfig,
-  explicit?: TokenizerFiles,
-  defaultDir: string = DEFAULT_TOKENIZER_DIR(),
-): TokenizerFiles {
-  const tried: string[] = [];
-  const usable = (files: TokenizerFiles, source: string): boolean => {
-    const ok = existsSync(files.model) && existsSync(files.vocab);
-    if (!ok) tried.push(`${source} (${files.model}, ${files.vocab})`);
-    return ok;
-  };
-  if (explicit) {
-    if (usable(explicit, 'the tokenizer option')) return explicit;
-  }
-  if (config.tokenizer) {
-    const files = {
-      model: path.resolve(dir, config.tokenizer.model),
-      vocab: path.resolve(dir, config.tokenizer.vocab),
-    };
-    if (usable(files, 'config.json "tokenizer"')) return files;
-  }
-  const fromDir = (d: string) => ({
-    model: path.join(d, TOKENIZER_MODEL),
-    vocab: path.join(d, TOKENIZER_VOCAB),
-  });
-  const env = process.env.KONER_TOKENIZER_DIR;
-  if (env) {
-    if (usable(fromDir(env), '$KONER_TOKENIZER_DIR')) return fromDir(env);
-  }
-  if (usable(fromDir(defaultDir), defaultDir)) return fromDir(defaultDir);
-  throw new Error(
-    `${dir}: the tokenizer files (${TOKENIZER_MODEL} and ${TOKENIZER_VOCAB}) were not found; ` +
-      `looked in: ${tried.join('; ')}. Pass { tokenizer: { model, vocab } } or set ` +
-      `KONER_TOKENIZER_DIR.`,
-  );
-}
 
 /** BIO constraints over a label list: `allowed[i*K+j]`, `allowedStart[j]`, `allowedEnd[i]`. */
 export function bioConstraints(labels: readonly string[]) {

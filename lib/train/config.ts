@@ -33,6 +33,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { HEAD_KINDS, type HeadKind } from '../model/config.js';
+import { bundledTokenizerFiles } from '../model/default-model.js';
 
 /** Corpus file formats `corpus.format` accepts. */
 export type CorpusFormat = 'kmou' | 'conll';
@@ -69,7 +70,8 @@ export interface TrainConfig {
   };
   /**
    * Default: KoBERT's files in `../shared/data/kobert-tokenizer/` beside the package root, when
-   * they exist there; otherwise the field is required. The tokenizer of a pretrained encoder must
+   * they exist there, else the bundled model's copies (`models/kmou-small/tokenizer.model` and
+   * `vocab.json`); otherwise the field is required. The tokenizer of a pretrained encoder must
    * be the one it was trained with.
    */
   tokenizer: TokenizerFiles;
@@ -301,16 +303,22 @@ export function packageRoot(): string | null {
   return packageRootCache;
 }
 
-/** KoBERT's tokenizer files beside the package root, when both exist; otherwise null. */
+/**
+ * KoBERT's tokenizer files: beside the package root (the repository's data) when both exist
+ * there, else the bundled model's copies (an installed package); null when neither exists.
+ */
 export function defaultTokenizerFiles(): TokenizerFiles | null {
   const root = packageRoot();
   if (root === null) return null;
   const dir = path.resolve(root, KOBERT_TOKENIZER.dir);
-  const files = {
+  const shared = {
     model: path.join(dir, KOBERT_TOKENIZER.model),
     vocab: path.join(dir, KOBERT_TOKENIZER.vocab),
   };
-  return existsSync(files.model) && existsSync(files.vocab) ? files : null;
+  for (const files of [shared, bundledTokenizerFiles()]) {
+    if (existsSync(files.model) && existsSync(files.vocab)) return files;
+  }
+  return null;
 }
 
 /** Options of {@link parseTrainConfig}. */
