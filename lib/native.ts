@@ -105,6 +105,11 @@ export interface NativeModel {
   parameterInfo(): { name: string; shape: number[] }[];
   /** Seeds LibTorch's generator and re-draws every parameter from it. */
   seed(n: number): Promise<void>;
+  /**
+   * Frees the module's memory once the calls in flight are done; every later call throws
+   * (`… has been disposed`). A second call does nothing.
+   */
+  dispose(): Promise<void>;
 }
 
 /** A tensor of a checkpoint, as binding/napi/io.cc lists it. */
