@@ -34,6 +34,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { LABELS as KMOU_LABELS } from '../labels/scheme.js';
+import { makeDirectory } from '../output-dir.js';
 import { native, type CheckpointTensor, type CheckpointExtra } from '../native.js';
 import {
   HEAD_KINDS,
@@ -604,7 +605,7 @@ export async function importCheckpoint(
   parseModelConfig(modelConfigToJson(config), configPath);
 
   const weightsPath = path.join(outDir, 'model.safetensors');
-  await fs.mkdir(outDir, { recursive: true });
+  await makeDirectory(outDir);
   await addon.convertCheckpoint(file, weightsPath, keptRenames, {
     dtype: options.dtype,
     extra,
