@@ -9,6 +9,11 @@ export interface RequestLimits {
   maxTexts: number;
   /** Most UTF-16 code units in one text (default 100 000). */
   maxTextLength: number;
+  /**
+   * Most UTF-16 code units in all the texts of one request (default 200 000): what a request
+   * costs the model grows with its characters, not with its count of texts.
+   */
+  maxTotalLength: number;
   /** Largest `nBest` (default 10): each path costs a Viterbi pass. */
   maxNBest: number;
 }
@@ -17,6 +22,7 @@ export interface RequestLimits {
 export const DEFAULT_LIMITS: RequestLimits = {
   maxTexts: 256,
   maxTextLength: 100_000,
+  maxTotalLength: 200_000,
   maxNBest: 10,
 };
 
@@ -80,7 +86,8 @@ function optionalBoolean(body: Record<string, unknown>, field: string, fallback:
  * Checks a parsed request body.
  *
  * @throws {HttpError} 400 `invalid_request` for a wrong shape or type (with the field named), 422
- *   `too_many_texts` / `text_too_long` / `n_best_too_large` for a request over the limits
+ *   `too_many_texts` / `text_too_long` / `request_too_long` / `n_best_too_large` for a request
+ *   over the limits
  */
 export function parseNerRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): NerRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -113,6 +120,14 @@ export function parseNerRequest(body: unknown, limits: RequestLimits = DEFAULT_L
       );
     }
     texts = b.texts.map((t: unknown, i) => checkText(t, `"texts"[${i}]`, limits));
+    const total = texts.reduce((n, t) => n + t.length, 0);
+    if (total > limits.maxTotalLength) {
+      throw new HttpError(
+        422,
+        'request_too_long',
+        `"texts" have ${total} characters in all; the limit is ${limits.maxTotalLength} per request`,
+      );
+    }
   }
   let nBest = 1;
   if (b.nBest !== undefined) {
