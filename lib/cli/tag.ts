@@ -14,6 +14,7 @@ import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 
 import { renderMarkup } from '../labels/markup.js';
+import { checkUtf8Stream, InvalidUtf8Error, type TextReadOptions } from '../text-file.js';
 import { defaultModelDir } from '../model/default-model.js';
 import { NerModel, type NerEntity, type NerPath, type PredictOptions } from '../model/ner-model.js';
 import { choiceFlag, integerFlag, runCommand, UsageError } from './args.js';
@@ -38,7 +39,8 @@ options:
   --batch-size <n>      lines per model call (default 32)
   --device <d>          cpu (default), cuda, cuda:N
   --threads <n>         LibTorch threads (default: the available cores)
-  --lenient             skip a malformed JSON line with a warning instead of stopping`;
+  --lenient             skip a malformed JSON line, and read invalid UTF-8 as U+FFFD, with a
+                        warning instead of stopping`;
 
 /** What tagging needs of a model (a `NerModel`, or a stand-in in tests). */
 export type Tagger = Pick<NerModel, 'predict' | 'predictPaths'>;
@@ -171,9 +173,13 @@ class LineQueue {
   #error: Error | null = null;
   #wake: (() => void) | null = null;
 
-  constructor(stream: Readable, source: string, highWater: number) {
+  constructor(stream: Readable, source: string, highWater: number, utf8: TextReadOptions) {
     this.#highWater = highWater;
-    this.#rl = readline.createInterface({ input: stream, crlfDelay: Infinity, terminal: false });
+    // Invalid UTF-8 fails the stream naming its line (or, lenient, is read as U+FFFD with a
+    // warning) instead of being replaced without a word.
+    const checked = stream.pipe(checkUtf8Stream(source, utf8));
+    stream.on('error', (error) => checked.destroy(error));
+    this.#rl = readline.createInterface({ input: checked, crlfDelay: Infinity, terminal: false });
     let n = 0;
     this.#rl.on('line', (text) => {
       n++;
@@ -188,7 +194,9 @@ class LineQueue {
     });
     // readline passes its input's errors on as its own 'error' event.
     this.#rl.on('error', (error) => {
-      this.#error ??= new TagInputError(`${source}: ${error.message}`);
+      this.#error ??= new TagInputError(
+        error instanceof InvalidUtf8Error ? error.message : `${source}: ${error.message}`,
+      );
       this.#ended = true;
       this.#notify();
     });
@@ -199,8 +207,11 @@ class LineQueue {
     while (this.#lines.length === 0 && !this.#ended) {
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
-    if (this.#error) throw this.#error;
-    if (this.#lines.length === 0) return null;
+    // The lines read before an error are tagged first, as those before a malformed line are.
+    if (this.#lines.length === 0) {
+      if (this.#error) throw this.#error;
+      return null;
+    }
     const out = this.#lines.splice(0, max);
     if (this.#lines.length < this.#highWater && !this.#ended) this.#rl.resume();
     return out;
@@ -246,7 +257,7 @@ export interface TagStreamOptions extends TagOptions {
   format?: 'json' | 'markup';
   /** json format: add the `markup` field. */
   markup?: boolean;
-  /** Skip malformed lines with a warning instead of throwing. */
+  /** Skip malformed lines, and read invalid UTF-8 as U+FFFD, with a warning instead of throwing. */
   lenient?: boolean;
   onWarning?: (message: string) => void;
 }
@@ -274,8 +285,11 @@ export async function tagStream(
   options: TagStreamOptions = {},
 ): Promise<number> {
   const batchSize = options.batchSize ?? 32;
-  const queue = new LineQueue(input, source, batchSize * 4);
   const warn = options.onWarning ?? ((m: string) => console.warn(m));
+  const queue = new LineQueue(input, source, batchSize * 4, {
+    lenient: options.lenient,
+    onWarning: (w) => warn(`koner tag: ${w.message}`),
+  });
   let written = 0;
   try {
     for (let lines = await queue.take(batchSize); lines; lines = await queue.take(batchSize)) {
