@@ -309,15 +309,8 @@ export interface NativeAddon {
   compiledWithCuda(): boolean;
   getNumThreads(): number;
   setNumThreads(n: number): void;
-  /** The thread count seen by tensor work on a worker thread. */
-  workerThreads(): Promise<number>;
-  matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[]): Float32Array;
-  matmulAsync(
-    a: Float32Array,
-    aShape: number[],
-    b: Float32Array,
-    bShape: number[],
-  ): Promise<Float32Array>;
+  /** Entry points for the tests alone: not part of koner's contract, may change at any time. */
+  testing: NativeTesting;
   Model: new (config: ModelConfig) => NativeModel;
   Trainer: new (model: NativeModel, options: NativeTrainerOptions) => NativeTrainer;
   /**
@@ -376,7 +369,21 @@ export interface NativeAddon {
     end: Float32Array,
     options?: NativeCrfConstrainedOptions,
   ): Float32Array;
-  /** Test-only: analytic vs finite-difference CRF gradients in float64 on a random problem. */
+}
+
+/** The addon's test-only entry points (`native().testing`). */
+export interface NativeTesting {
+  /** The thread count seen by tensor work on a worker thread. */
+  workerThreads(): Promise<number>;
+  /** A tensor product, synchronous and on a worker: LibTorch's errors reach JS from both. */
+  matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[]): Float32Array;
+  matmulAsync(
+    a: Float32Array,
+    aShape: number[],
+    b: Float32Array,
+    bShape: number[],
+  ): Promise<Float32Array>;
+  /** Analytic vs finite-difference CRF gradients in float64 on a random problem. */
   crfGradcheck(options: {
     batch?: number;
     time?: number;

@@ -686,14 +686,14 @@ describe('crf gradcheck (float64, finite differences)', () => {
       [2, 5, 3, 4],
       [3, 3, 1, 2],
     ]) {
-      const r = native().crfGradcheck({ batch, time, tags, seed, reduction });
+      const r = native().testing.crfGradcheck({ batch, time, tags, seed, reduction });
       expect(r.analytic.length).toBe(batch * time * tags + tags * tags + 2 * tags);
       expectClose(r.analytic, r.numeric, 1e-6, `${reduction} seed ${seed}`);
     }
   });
 
   it('returns float16 and bfloat16 gradients for float16 and bfloat16 emissions', () => {
-    expect(native().crfGradcheck({}).gradDtypes).toEqual({ float16: 'Half', bfloat16: 'BFloat16' });
+    expect(native().testing.crfGradcheck({}).gradDtypes).toEqual({ float16: 'Half', bfloat16: 'BFloat16' });
   });
 });
 

@@ -240,13 +240,8 @@ class DistGroupWrap : public Napi::ObjectWrap<DistGroupWrap> {
     return Guard(info.Env(), [&]() -> Napi::Value {
       auto group = this->group("barrier");
       const uint64_t turn = group->ReserveTurn();
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [group, turn] {
-            group->InTurn(turn, [&] { group->Barrier(); });
-            return true;
-          },
-          [](Napi::Env env, bool&) { return env.Undefined(); });
+      return PromiseWorker<void>::Start(
+          info.Env(), [group, turn] { group->InTurn(turn, [&] { group->Barrier(); }); });
     });
   }
 
@@ -278,13 +273,7 @@ class DistGroupWrap : public Napi::ObjectWrap<DistGroupWrap> {
     return Guard(info.Env(), [&]() -> Napi::Value {
       auto group = this->group("destroy");
       destroyed_ = true;
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [group] {
-            group->Destroy();
-            return true;
-          },
-          [](Napi::Env env, bool&) { return env.Undefined(); });
+      return PromiseWorker<void>::Start(info.Env(), [group] { group->Destroy(); });
     });
   }
 

@@ -303,13 +303,7 @@ void Convert(const ConvertArgs& a) {
 Napi::Value ConvertCheckpoint(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     ConvertArgs args = ReadConvertArgs(info);
-    return PromiseWorker<bool>::Start(
-        info.Env(),
-        [args] {
-          Convert(args);
-          return true;
-        },
-        [](Napi::Env env, bool&) { return env.Undefined(); });
+    return PromiseWorker<void>::Start(info.Env(), [args] { Convert(args); });
   });
 }
 

@@ -214,8 +214,6 @@ Napi::Value StepResultToJs(Napi::Env env, train::StepResult& r) {
   return out;
 }
 
-Napi::Value Undefined(Napi::Env env, bool&) { return env.Undefined(); }
-
 class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -304,16 +302,13 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       auto model = model_;
       auto trainer = trainer_;
       const uint64_t turn = group->ReserveTurn();
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [model, trainer, group, root, turn] {
-            return group->InTurn(turn, [&] {
-              std::unique_lock<std::shared_mutex> lock(model->mutex);
-              trainer->BroadcastParameters(*group, root);
-              return true;
-            });
-          },
-          Undefined);
+      return PromiseWorker<void>::Start(info.Env(), [model, trainer, group, root, turn] {
+        group->InTurn(turn, [&] {
+          std::unique_lock<std::shared_mutex> lock(model->mutex);
+          trainer->BroadcastParameters(*group, root);
+          return true;
+        });
+      });
     });
   }
 
@@ -324,14 +319,10 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       const std::string path = StringArg(info[0], "path");
       auto model = model_;
       auto trainer = trainer_;
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [model, trainer, path] {
-            std::shared_lock<std::shared_mutex> lock(model->mutex);
-            trainer->WriteState(path);
-            return true;
-          },
-          Undefined);
+      return PromiseWorker<void>::Start(info.Env(), [model, trainer, path] {
+        std::shared_lock<std::shared_mutex> lock(model->mutex);
+        trainer->WriteState(path);
+      });
     });
   }
 
@@ -341,15 +332,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       const std::string path = StringArg(info[0], "path");
       auto model = model_;
       auto trainer = trainer_;
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [model, trainer, path] {
-            auto state = trainer->ReadState(path);
-            std::unique_lock<std::shared_mutex> lock(model->mutex);
-            trainer->ApplyState(std::move(state));
-            return true;
-          },
-          Undefined);
+      return PromiseWorker<void>::Start(info.Env(), [model, trainer, path] {
+        auto state = trainer->ReadState(path);
+        std::unique_lock<std::shared_mutex> lock(model->mutex);
+        trainer->ApplyState(std::move(state));
+      });
     });
   }
 
