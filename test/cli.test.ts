@@ -289,10 +289,18 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
         env: { ...process.env, TERM: 'dumb' },
       });
       let text = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
+      let typed = false;
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        text += d;
+        // Typed once the prompt is up: the terminal is then in raw mode, where Ctrl-D (\x04)
+        // reaches readline. Ended before, script(1) turned the end of input into a NUL there.
+        if (!typed && text.includes('Ctrl-D quits.')) {
+          typed = true;
+          child.stdin.write('이순신 장군\n부산\n\x04');
+        }
+      });
       child.on('error', reject);
       child.on('close', () => resolve(text));
-      child.stdin.end('이순신 장군\n부산\n');
     });
     // eslint-disable-next-line no-control-regex
     const screen = out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
@@ -377,6 +385,15 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       [['serve', '--model', modelDir, '--port', 'http'], /--port expects an integer from 0/],
       [['serve', '--model', modelDir, 'extra'], /unexpected argument 'extra'/],
       [['serve', '--port', '99999'], /--port expects an integer from 0/],
+      [['import', 'a.bin'], /expected <checkpoint> <model-dir>/],
+      [['import', 'a.bin', 'out', '--heads', 'x'], /--heads expects an integer ≥ 1/],
+      [['import', 'a.bin', 'out', '--dtype', 'int8'], /--dtype expects one of float32/],
+      [['train'], /--config <file> is required/],
+      [['train', '--config', 'x.json', '--stop-after', '0'], /--stop-after expects an integer ≥ 1/],
+      [['train', '--config', 'x.json', '--nnodes', '2'], /--nnodes need --nproc/],
+      [['pretrain', '--config', 'x.json', '--max-steps', 'many'], /--max-steps expects an integer/],
+      [['pretrain', '--bogus'], /Unknown option '--bogus'/],
+      [['demo', 'extra'], /unexpected argument 'extra'/],
       [['nonsense'], /unknown command 'nonsense'/],
     ];
     const runs = await Promise.all(cases.map(([args]) => koner(args)));
@@ -386,6 +403,15 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       expect(run.stderr).toMatch(/usage: koner/);
       expect(run.stdout).toBe('');
     });
+    // Every command prints its usage for --help, and the table lists them all.
+    const names = ['demo', 'import', 'pretrain', 'train', 'tag', 'eval', 'serve'];
+    const helps = await Promise.all(names.map((name) => koner([name, '--help'])));
+    helps.forEach((run, i) => {
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^usage: koner ${names[i]}`));
+    });
+    const overview = await koner(['help']);
+    for (const name of names) expect(overview.stdout).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
   });
 
   it('says at once that it cannot write under /proc (train before reading its data)', async () => {

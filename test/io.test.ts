@@ -880,7 +880,7 @@ describe('koner import', () => {
   it('fails with a message and exit code 1', () => {
     const run = koner(fixture('reference.pt'), path.join(tmp, 'cli-fail'), '--heads', '4');
     expect(run.status).toBe(1);
-    expect(run.stderr).toMatch(/^koner: .*reference\.pt: the classifier has 25 labels/);
+    expect(run.stderr).toMatch(/^koner import: .*reference\.pt: the classifier has 25 labels/);
     expect(koner(fixture('reference.pt')).status).toBe(2);
     expect(koner('a', 'b', '--dtype', 'int8').stderr).toMatch(/--dtype expects one of float32/);
   });

@@ -19,7 +19,13 @@ import {
   type Evaluation,
   type SentencePrediction,
 } from '../train/evaluate.js';
-import { choiceFlag, integerFlag, runCommand, UsageError } from './args.js';
+import {
+  choiceFlag,
+  noPositionals,
+  optionalIntegerFlag,
+  UsageError,
+  type CliCommand,
+} from './args.js';
 
 export const evalUsage = `usage: koner eval [--model <dir>] --data <path> [options]
 
@@ -44,10 +50,12 @@ options:
   --device <d>          cpu (default), cuda, cuda:N
   --threads <n>         LibTorch threads (default: the available cores)`;
 
-/** Runs the command; resolves with the exit code. Never rejects. */
-export function evalCommand(argv: string[]): Promise<number> {
-  return runCommand('eval', evalUsage, () => evaluate(argv));
-}
+export const evalCommand: CliCommand = {
+  name: 'eval',
+  summary: 'score a model on a KMOU directory or CoNLL files; confusion matrix as SVG',
+  usage: evalUsage,
+  run: evaluate,
+};
 
 /**
  * The scheme to score with: the model's entity types in its label order, then any type that
@@ -81,23 +89,16 @@ async function evaluate(argv: string[]): Promise<number> {
       'batch-size': { type: 'string' },
       device: { type: 'string' },
       threads: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) {
-    console.log(evalUsage);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  noPositionals(positionals);
   values.model ??= defaultModelDir();
   if (!values.data?.length) throw new UsageError('--data <path> is required');
   const format =
     values.format === undefined ? 'kmou' : choiceFlag(values.format, '--format', ['kmou', 'conll']);
-  const limit = values.limit === undefined ? Infinity : integerFlag(values.limit, '--limit', 1);
-  const batchSize =
-    values['batch-size'] === undefined ? 32 : integerFlag(values['batch-size'], '--batch-size', 1);
-  const threads =
-    values.threads === undefined ? undefined : integerFlag(values.threads, '--threads', 1);
+  const limit = optionalIntegerFlag(values.limit, '--limit', Infinity, 1);
+  const batchSize = optionalIntegerFlag(values['batch-size'], '--batch-size', 32, 1);
+  const threads = optionalIntegerFlag(values.threads, '--threads', undefined, 1);
   if (values['no-confusion'] && values.confusion !== undefined) {
     throw new UsageError('--confusion and --no-confusion contradict each other');
   }
@@ -113,7 +114,7 @@ async function evaluate(argv: string[]): Promise<number> {
   try {
     evaluation = await run(model, sentences, batchSize);
   } finally {
-    model.dispose();
+    await model.dispose();
   }
 
   const title = `${values.model} on ${values.data.join(', ')} (${sentences.length} sentences)`;

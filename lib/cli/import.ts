@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 
 import { importCheckpoint, type ImportOptions } from '../model/import.js';
+import { choiceFlag, integerFlag, UsageError, type CliCommand } from './args.js';
 
 export const importUsage = `usage: koner import <checkpoint> <model-dir> [options]
 
@@ -20,21 +21,14 @@ options:
   --special-labels <how>   keep | fold the [CLS] [SEP] [PAD] [MASK] labels (default keep)
   --seed <n>               seed for an initialised head`;
 
-function integer(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} expects a non-negative integer`);
-  return n;
-}
+export const importCommand: CliCommand = {
+  name: 'import',
+  summary: 'a checkpoint (safetensors or torch.save) to a model directory',
+  usage: importUsage,
+  run: importCheckpointCommand,
+};
 
-function oneOf<T extends string>(value: string, flag: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new Error(`${flag} expects one of ${allowed.join(', ')}, got '${value}'`);
-  }
-  return value as T;
-}
-
-/** Runs the command; returns the exit code. */
-export async function importCommand(argv: string[]): Promise<number> {
+async function importCheckpointCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -45,33 +39,30 @@ export async function importCommand(argv: string[]): Promise<number> {
       head: { type: 'string' },
       'special-labels': { type: 'string' },
       seed: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) {
-    console.log(importUsage);
-    return 0;
-  }
-  if (positionals.length !== 2) {
-    console.error(`koner import: expected <checkpoint> <model-dir>\n\n${importUsage}`);
-    return 2;
-  }
+  if (positionals.length !== 2) throw new UsageError('expected <checkpoint> <model-dir>');
   const options: ImportOptions = {};
   if (values.labels !== undefined) options.labels = values.labels;
-  if (values.heads !== undefined) options.numAttentionHeads = integer(values.heads, '--heads');
+  if (values.heads !== undefined)
+    options.numAttentionHeads = integerFlag(values.heads, '--heads', 1);
   if (values.dtype !== undefined) {
-    options.dtype = oneOf(values.dtype, '--dtype', ['float32', 'float16', 'bfloat16'] as const);
+    options.dtype = choiceFlag(values.dtype, '--dtype', [
+      'float32',
+      'float16',
+      'bfloat16',
+    ] as const);
   }
   if (values.head !== undefined) {
-    options.head = oneOf(values.head, '--head', ['softmax', 'crf'] as const);
+    options.head = choiceFlag(values.head, '--head', ['softmax', 'crf'] as const);
   }
   if (values['special-labels'] !== undefined) {
-    options.specialLabels = oneOf(values['special-labels'], '--special-labels', [
+    options.specialLabels = choiceFlag(values['special-labels'], '--special-labels', [
       'keep',
       'fold',
     ] as const);
   }
-  if (values.seed !== undefined) options.seed = integer(values.seed, '--seed');
+  if (values.seed !== undefined) options.seed = integerFlag(values.seed, '--seed');
 
   const [file, dir] = positionals;
   const result = await importCheckpoint(file, dir, options);

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { defaultModelDir } from '../model/default-model.js';
 import { NerModel } from '../model/ner-model.js';
 import { createServer } from '../serve/server.js';
-import { integerFlag, runCommand, UsageError } from './args.js';
+import { noPositionals, optionalIntegerFlag, type CliCommand } from './args.js';
 
 export const serveUsage = `usage: koner serve [--model <dir>] [options]
 
@@ -23,10 +23,13 @@ options:
   --device <d>         cpu (default), cuda, cuda:N
   --threads <n>        LibTorch threads (default: the available cores)`;
 
-/** Runs the command; resolves with the exit code once the server has stopped. Never rejects. */
-export function serveCommand(argv: string[]): Promise<number> {
-  return runCommand('serve', serveUsage, () => serve(argv));
-}
+/** Resolves with the exit code once the server has stopped. */
+export const serveCommand: CliCommand = {
+  name: 'serve',
+  summary: 'HTTP API (POST /v1/ner) and a demo page',
+  usage: serveUsage,
+  run: serve,
+};
 
 async function serve(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -40,24 +43,14 @@ async function serve(argv: string[]): Promise<number> {
       'max-wait-ms': { type: 'string' },
       device: { type: 'string' },
       threads: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) {
-    console.log(serveUsage);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  noPositionals(positionals);
   values.model ??= defaultModelDir();
-  const port = values.port === undefined ? 8080 : integerFlag(values.port, '--port', 0, 65535);
-  const maxBatch =
-    values['batch-size'] === undefined ? 32 : integerFlag(values['batch-size'], '--batch-size', 1);
-  const maxWaitMs =
-    values['max-wait-ms'] === undefined
-      ? 5
-      : integerFlag(values['max-wait-ms'], '--max-wait-ms', 0, 10_000);
-  const threads =
-    values.threads === undefined ? undefined : integerFlag(values.threads, '--threads', 1);
+  const port = optionalIntegerFlag(values.port, '--port', 8080, 0, 65535);
+  const maxBatch = optionalIntegerFlag(values['batch-size'], '--batch-size', 32, 1);
+  const maxWaitMs = optionalIntegerFlag(values['max-wait-ms'], '--max-wait-ms', 5, 0, 10_000);
+  const threads = optionalIntegerFlag(values.threads, '--threads', undefined, 1);
 
   const model = await NerModel.load(values.model, { device: values.device, threads });
   const server = createServer(model, {
@@ -84,7 +77,7 @@ async function serve(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  model.dispose();
+  await model.dispose();
   console.log('koner serve: stopped');
   return 0;
 }

@@ -14,10 +14,11 @@ import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 
 import { renderMarkup } from '../labels/markup.js';
+import { LIMITS } from '../limits.js';
 import { checkUtf8Stream, InvalidUtf8Error, type TextReadOptions } from '../text-file.js';
 import { defaultModelDir } from '../model/default-model.js';
 import { NerModel, type NerEntity, type NerPath, type PredictOptions } from '../model/ner-model.js';
-import { choiceFlag, integerFlag, runCommand, UsageError } from './args.js';
+import { choiceFlag, optionalIntegerFlag, UsageError, type CliCommand } from './args.js';
 
 export const tagUsage = `usage: koner tag [--model <dir>] [options] [file …]
 
@@ -146,6 +147,8 @@ export async function interactiveTag(
     rl.prompt();
   }
   output.write('\n');
+  // Ctrl-D ends the loop; the input must not keep the process alive (a TTY left flowing would).
+  input.pause();
 }
 
 function asMarkup(e: NerEntity) {
@@ -340,10 +343,12 @@ export async function tagStream(
 // ---------------------------------------------------------------------------------------------
 // The command.
 
-/** Runs the command; resolves with the exit code. Never rejects. */
-export function tagCommand(argv: string[]): Promise<number> {
-  return runCommand('tag', tagUsage, () => tag(argv));
-}
+export const tagCommand: CliCommand = {
+  name: 'tag',
+  summary: 'find entities in sentences: interactive, or lines / JSONL in, JSONL out',
+  usage: tagUsage,
+  run: tag,
+};
 
 async function tag(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -360,20 +365,14 @@ async function tag(argv: string[]): Promise<number> {
       device: { type: 'string' },
       threads: { type: 'string' },
       lenient: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) {
-    console.log(tagUsage);
-    return 0;
-  }
   values.model ??= defaultModelDir();
   const format =
     values.format === undefined
       ? 'json'
       : choiceFlag(values.format, '--format', ['json', 'markup']);
-  const nBest =
-    values['n-best'] === undefined ? 1 : integerFlag(values['n-best'], '--n-best', 1, 100);
+  const nBest = optionalIntegerFlag(values['n-best'], '--n-best', 1, 1, LIMITS.maxNBest);
   if (nBest > 1 && format === 'markup') {
     throw new UsageError('--n-best > 1 needs --format json (markup has room for one path)');
   }
@@ -382,14 +381,10 @@ async function tag(argv: string[]): Promise<number> {
     markup: values.markup ?? false,
     nBest,
     constrained: values.constrained ?? true,
-    batchSize:
-      values['batch-size'] === undefined
-        ? 32
-        : integerFlag(values['batch-size'], '--batch-size', 1),
+    batchSize: optionalIntegerFlag(values['batch-size'], '--batch-size', 32, 1),
     lenient: values.lenient ?? false,
   };
-  const threads =
-    values.threads === undefined ? undefined : integerFlag(values.threads, '--threads', 1);
+  const threads = optionalIntegerFlag(values.threads, '--threads', undefined, 1);
   // A mistyped file name is better told before the model takes its seconds to load.
   for (const file of positionals) {
     if (file === '-') continue;
@@ -429,6 +424,6 @@ async function tag(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    model.dispose();
+    void model.dispose();
   }
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 
 import { decodeEntities, type DecodedEntity } from '../labels/decode.js';
 import { parseTag } from '../labels/scheme.js';
+import { LIMITS } from '../limits.js';
 import {
   native,
   packageRoot,
@@ -274,8 +275,10 @@ export class NerModel {
     nBest: number,
     options: PredictOptions = {},
   ): Promise<unknown> {
-    if (!Number.isInteger(nBest) || nBest < 1 || nBest > 1000) {
-      throw new TypeError(`nBest must be an integer from 1 to 1000, got ${String(nBest)}`);
+    if (!Number.isInteger(nBest) || nBest < 1 || nBest > LIMITS.maxNBest) {
+      throw new TypeError(
+        `nBest must be an integer from 1 to ${LIMITS.maxNBest}, got ${String(nBest)}`,
+      );
     }
     const texts = checkTexts(input);
     const results = await this.#run(texts, options, nBest);

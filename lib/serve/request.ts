@@ -14,7 +14,7 @@ export interface RequestLimits {
    * costs the model grows with its characters, not with its count of texts.
    */
   maxTotalLength: number;
-  /** Largest `nBest` (default 10): each path costs a Viterbi pass. */
+  /** Largest `nBest` (default 10, at most LIMITS.maxNBest): each path costs a Viterbi pass. */
   maxNBest: number;
 }
 

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 
+import { LIMITS } from '../limits.js';
 import type { NerEntity, NerPath, PredictOptions } from '../model/ner-model.js';
 import { BatcherClosedError, MicroBatcher, QueueFullError } from './batcher.js';
 import { PAGE_HTML } from './page.js';
@@ -102,6 +103,13 @@ export function createServer(model: NerPredictor, options: ServerOptions = {}): 
     maxTotalLength: options.maxTotalLength ?? DEFAULT_LIMITS.maxTotalLength,
     maxNBest: options.maxNBest ?? DEFAULT_LIMITS.maxNBest,
   };
+  if (!(
+    Number.isInteger(limits.maxNBest) &&
+    limits.maxNBest >= 1 &&
+    limits.maxNBest <= LIMITS.maxNBest
+  )) {
+    throw new RangeError(`maxNBest must be an integer from 1 to ${LIMITS.maxNBest}`);
+  }
   const maxBatch = options.maxBatch ?? 32;
   const heavyTextLength = options.heavyTextLength ?? 1000;
   const requestTimeout = options.requestTimeoutMs ?? 30_000;
