@@ -693,7 +693,10 @@ describe('crf gradcheck (float64, finite differences)', () => {
   });
 
   it('returns float16 and bfloat16 gradients for float16 and bfloat16 emissions', () => {
-    expect(native().testing.crfGradcheck({}).gradDtypes).toEqual({ float16: 'Half', bfloat16: 'BFloat16' });
+    expect(native().testing.crfGradcheck({}).gradDtypes).toEqual({
+      float16: 'Half',
+      bfloat16: 'BFloat16',
+    });
   });
 });
 

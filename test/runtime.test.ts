@@ -92,9 +92,9 @@ describe('LibTorch errors reach JS', () => {
     expect(() => native().testing.matmul(a, [2, 2], b, [3, 2])).toThrow(
       /a: shape \[2, 2\] needs 4 values, got 6/,
     );
-    expect(() => native().testing.matmul([1, 2] as unknown as Float32Array, [2], b, [2, 3])).toThrow(
-      /a: expected a Float32Array/,
-    );
+    expect(() =>
+      native().testing.matmul([1, 2] as unknown as Float32Array, [2], b, [2, 3]),
+    ).toThrow(/a: expected a Float32Array/);
     expect(() => native().testing.matmul(a, [2, -3], b, [3, 2])).toThrow(/aShape: dimension 1/);
     expect(() => native().testing.matmulAsync(a, [2, 3], b, [7])).toThrow(
       /b: shape \[7\] needs 7 values, got 6/,
