@@ -1,13 +1,17 @@
 /**
  * Loads the native addon: `prebuilds/<platform>-<arch>/` first when `build/` is absent
  * (node-gyp-build's order: build/Release, build/Debug, prebuilds). The typed surface below is
- * the whole contract between `lib/` and `binding/`.
+ * the whole contract between `lib/` and `binding/`. An addon that does not load is an error
+ * saying what to install (lib/install/).
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { explainLoadFailure } from './install/index.js';
+import { libtorchHelp, PREBUILT_LIBTORCH } from './install/libtorch.js';
 import type { ModelConfig } from './model/config.js';
 
 /** Encoder dtypes; the head (classifier, RNN, CRF) always computes in float32. */
@@ -76,6 +80,19 @@ export interface NativeModel {
     lengths: Int32Array,
     inputs?: NativeInputs,
   ): Promise<Float32Array>;
+  /**
+   * One forward that also keeps attention probabilities (Hugging Face's `output_attentions`):
+   * emissions [B, T, K] and, for the listed layers and heads in the order given, attentions
+   * [B, layers, heads, T, T] as float32; both 0 beyond each length (attention: query rows).
+   */
+  attentions(
+    ids: Int32Array,
+    shape: number[],
+    lengths: Int32Array,
+    layers: number[],
+    heads: number[],
+    inputs?: NativeInputs,
+  ): Promise<{ emissions: Float32Array; attentions: Float32Array }>;
   decode(
     ids: Int32Array,
     shape: number[],
@@ -215,8 +232,15 @@ export interface NativeTrainBatch {
    * (B × T: the original id of a masked piece, -1 elsewhere; the model needs `mlmHead`).
    */
   tags?: Int32Array;
+  /** B flags (1: the row's tags count): without it every row's do. Rows of unlabelled text. */
+  tagged?: Uint8Array;
   posTags?: Int32Array;
   mlmLabels?: Int32Array;
+  /**
+   * B × T × K: a teacher's distribution over the tags per piece (all zeros: none), the
+   * distillation loss's targets (cross entropy against the model's own per-piece softmax).
+   */
+  softTargets?: Float32Array;
   /** B × T × syllablesPerPiece syllable ids (0: none), required by a model with a syllable channel. */
   syllables?: Int32Array;
   syllablesPerPiece?: number;
@@ -238,6 +262,10 @@ export interface NativeTrainerOptions {
   autocast?: NativeDtype;
   /** Weight of the auxiliary POS loss beside the tagging loss (default 1). */
   posWeight?: number;
+  /** Weight of the distillation loss (default 1). */
+  distillWeight?: number;
+  /** Temperature of the model's softmax in the distillation loss (default 1). */
+  distillTemperature?: number;
 }
 
 /** What one optimizer step reports. */
@@ -255,6 +283,8 @@ export interface NativeStepResult {
   posLoss: number;
   /** Mean cross entropy per masked piece. */
   mlmLoss: number;
+  /** Mean cross entropy against the teacher per piece with a soft target (× temperature²). */
+  distillLoss: number;
   /** Masked pieces whose most likely id is the original one, over masked pieces. */
   mlmAccuracy: number;
   /** Global gradient norm before clipping (non-finite when the step was skipped). */
@@ -309,6 +339,8 @@ export interface NativeAddon {
   compiledWithCuda(): boolean;
   getNumThreads(): number;
   setNumThreads(n: number): void;
+  /** glibc: allocations of at least `bytes` get their own mapping from now on (false: not glibc). */
+  releaseLargeAllocations(bytes: number): boolean;
   /** Entry points for the tests alone: not part of koner's contract, may change at any time. */
   testing: NativeTesting;
   Model: new (config: ModelConfig) => NativeModel;
@@ -434,6 +466,22 @@ export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 
 let addon: NativeAddon | undefined;
 
+/**
+ * @internal What to do about an addon that does not load from `root`, given node-gyp-build's
+ * error: build it (in a source checkout), or get a LibTorch.
+ */
+export function addonLoadError(root: string, message: string): string {
+  const reason = explainLoadFailure(message.split('\n')[0]);
+  const start = `koner: the native addon could not be loaded from ${root}: ${reason}.`;
+  if (existsSync(path.join(root, 'lib', 'index.ts'))) {
+    return `${start} In a source checkout \`npm run setup\` builds it.`;
+  }
+  return (
+    `${start}\nThe prebuilt addon needs ${PREBUILT_LIBTORCH}; \`npm rebuild koner\` builds one ` +
+    `against another LibTorch.\n${libtorchHelp()}`
+  );
+}
+
 /** The addon, loaded on first use, with LibTorch's thread count set to the available cores. */
 export function native(): NativeAddon {
   if (!addon) {
@@ -442,10 +490,7 @@ export function native(): NativeAddon {
     try {
       addon = load(packageRoot);
     } catch (error) {
-      throw new Error(
-        `koner: the native addon could not be loaded from ${packageRoot} ` +
-          `(run \`npm run setup\` to build it): ${(error as Error).message}`,
-      );
+      throw new Error(addonLoadError(packageRoot, (error as Error).message));
     }
     addon.setNumThreads(os.availableParallelism());
   }

@@ -32,7 +32,7 @@ interface Run {
  */
 function koner(args: string[], input = '', killAfterMs = 0): Promise<Run> {
   const [command, ...rest] = args;
-  const full = ['tag', 'eval', 'serve'].includes(command)
+  const full = ['tag', 'eval', 'serve', 'explain'].includes(command)
     ? [command, '--threads', '1', ...rest]
     : args;
   return new Promise((resolve, reject) => {
@@ -394,6 +394,14 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       [['pretrain', '--config', 'x.json', '--max-steps', 'many'], /--max-steps expects an integer/],
       [['pretrain', '--bogus'], /Unknown option '--bogus'/],
       [['demo', 'extra'], /unexpected argument 'extra'/],
+      [['explain', '--model', modelDir], /no text given/],
+      [['explain', '--model', modelDir, '--top', '0', '부산'], /--top expects an integer ≥ 1/],
+      [['explain', '--model', modelDir, '--layers', '0,x', '부산'], /--layers expects an integer/],
+      [
+        ['explain', '--model', modelDir, '--layers', '2', '부산'],
+        /--layers: the model has 2 layers/,
+      ],
+      [['explain', '--model', modelDir, '--heads', '4', '부산'], /--heads: the model has 4 heads/],
       [['nonsense'], /unknown command 'nonsense'/],
     ];
     const runs = await Promise.all(cases.map(([args]) => koner(args)));
@@ -474,6 +482,38 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       entities: { entity: string; text: string }[];
     };
     expect(result.entities.map((e) => [e.entity, e.text])).toContainEqual(['LOC', '부산']);
+  });
+
+  it('explains a sentence with the bundled model: a self-contained HTML file', async () => {
+    const out = path.join(tmp, 'explain', 'view.html');
+    const run = await koner(['explain', '--out', out, '한국해양대학교는 부산에 있다.']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/<부산:LOC>/);
+    expect(run.stdout).toMatch(/wrote .*view\.html \(\d+ tokens, 4 layers × 4 heads\)/);
+    const html = readFileSync(out, 'utf8');
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toContain('konerView.render');
+    const view = JSON.parse(
+      /<script type="application\/json" id="koner-view">(.*?)<\/script>/s.exec(html)![1],
+    ) as { model: string; text: string; layers: number[]; tokens: unknown[] };
+    expect(view.model).toBe('kmou-small');
+    expect(view.text).toBe('한국해양대학교는 부산에 있다.');
+    // --json writes the view itself, here for some layers and heads only.
+    const json = path.join(tmp, 'explain', 'view.json');
+    const some = await koner(
+      ['explain', '--json', '--out', json, '--layers', '3', '--heads', '0,2', '--top', '2', '-'],
+      '부산\n',
+    );
+    expect(some.code).toBe(0);
+    const small = JSON.parse(readFileSync(json, 'utf8')) as {
+      text: string;
+      layers: number[];
+      heads: number[];
+      tokens: { top: unknown[] }[];
+    };
+    expect([small.text, small.layers, small.heads]).toEqual(['부산', [3], [0, 2]]);
+    expect(small.tokens.every((t) => t.top.length === 2)).toBe(true);
   });
 
   it('reports a missing model directory as an error, exit code 1', async () => {

@@ -283,6 +283,91 @@ describe('the POS head', () => {
   });
 });
 
+describe('distillation', () => {
+  const K = 3;
+  /** A distribution per position (some positions without one: all zeros). */
+  function softTargets(seed: number): Float32Array {
+    const rand = mulberry32(seed);
+    const out = new Float32Array(B * T * K);
+    for (let i = 0; i < B * T; i++) {
+      if (i % 5 === 2) continue;
+      const raw = [rand(), rand(), rand()];
+      const sum = raw[0] + raw[1] + raw[2];
+      raw.forEach((x, k) => (out[i * K + k] = x / sum));
+    }
+    return out;
+  }
+
+  it('is the cross entropy of the softmax of the emissions against the targets, per target', async () => {
+    const m = await build(config({}), 12);
+    const ids = batchIds(4);
+    const shape: [number, number] = [B, T];
+    const targets = softTargets(2);
+    const emissions = await m.emissions(ids, shape, LENGTHS);
+    for (const temperature of [1, 2]) {
+      let sum = 0;
+      let count = 0;
+      for (let b = 0; b < B; b++) {
+        for (let t = 0; t < LENGTHS[b]; t++) {
+          const i = b * T + t;
+          const q = targets.subarray(i * K, (i + 1) * K);
+          if (q[0] + q[1] + q[2] === 0) continue;
+          const e = Float64Array.from(
+            emissions.subarray(i * K, (i + 1) * K),
+            (x) => x / temperature,
+          );
+          for (let k = 0; k < K; k++) sum += q[k] * crossEntropy(e, 0, K, k);
+          count++;
+        }
+      }
+      const t = new (native().Trainer)(m, {
+        weightDecay: 0,
+        betas: [0.9, 0.999],
+        eps: 1e-8,
+        clipNorm: 0,
+        distillWeight: 0.5,
+        distillTemperature: temperature,
+      });
+      const result = await t.evaluate([{ ids, shape, lengths: LENGTHS, softTargets: targets }]);
+      expect(result.distillLoss).toBeCloseTo((sum / count) * temperature * temperature, 5);
+      expect(result.loss).toBeCloseTo(0.5 * result.distillLoss, 8);
+    }
+  });
+
+  it('counts only the tagged rows in the tagging loss', async () => {
+    const m = await build(config({}), 12);
+    const ids = batchIds(4);
+    const tags = Int32Array.from({ length: B * T }, (_, i) => i % 3);
+    const shape: [number, number] = [B, T];
+    const tagged = Uint8Array.from([1, 0, 1]);
+    // Untagged rows may hold anything.
+    const junk = tags.slice();
+    junk.fill(99, T, 2 * T);
+    const result = await trainer(m).evaluate([
+      { ids, shape, lengths: LENGTHS, tags: junk, tagged },
+    ]);
+    const rows = [0, 2].map((b) => ({
+      ids: ids.slice(b * T, (b + 1) * T),
+      tags: tags.slice(b * T, (b + 1) * T),
+      length: LENGTHS[b],
+    }));
+    let sum = 0;
+    for (const r of rows) sum += await m.loss(r.ids, [1, T], Int32Array.of(r.length), r.tags);
+    expect(result.taggingLoss).toBeCloseTo(sum / 2, 5);
+    expect(() =>
+      trainer(m).step(
+        [{ ids, shape, lengths: LENGTHS, tags: junk, tagged: Uint8Array.of(1, 1, 1) }],
+        0,
+      ),
+    ).toThrow(/tags\[1\]\[0\] = 99 is outside 0\.\.2/);
+    const bad = softTargets(3);
+    bad[4] = 2;
+    expect(() => trainer(m).step([{ ids, shape, lengths: LENGTHS, softTargets: bad }], 0)).toThrow(
+      /softTargets\[0\]\[1\]: must be a distribution over the labels/,
+    );
+  });
+});
+
 describe('the syllable channel', () => {
   const S = 3;
   const SYLLABLES = 20;

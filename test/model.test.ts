@@ -261,6 +261,102 @@ describe('decodeEmissions', () => {
   });
 });
 
+describe('attentions (output_attentions)', () => {
+  const ATTENTION_TOLERANCE = 1e-5;
+
+  /** max |a - b| over valid query rows and key columns of [L, B, heads, T, T] maps (b's layout). */
+  function maxAttentionDiff(
+    ours: Float32Array,
+    reference: Float32Array,
+    c: Case,
+    layers: number,
+    heads: number,
+  ): number {
+    const [B, T] = c.shape;
+    let max = 0;
+    for (let l = 0; l < layers; l++) {
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < heads; h++) {
+          for (let q = 0; q < c.lengths[b]; q++) {
+            for (let k = 0; k < T; k++) {
+              const ourAt = (((b * layers + l) * heads + h) * T + q) * T + k;
+              const refAt = (((l * B + b) * heads + h) * T + q) * T + k;
+              max = Math.max(max, Math.abs(ours[ourAt] - reference[refAt]));
+            }
+          }
+        }
+      }
+    }
+    return max;
+  }
+
+  const all = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+  it.each([...HEADS.map((h) => `small-${h}`), 'kobert-crf'])(
+    '%s: every layer and head within 1e-5 of Python; rows sum to 1; emissions as emissions()',
+    async (name) => {
+      const c = readCase(name);
+      const model = await loaded(c);
+      const [B, T] = c.shape;
+      const L = c.config.numHiddenLayers;
+      const H = c.config.numAttentionHeads;
+      const out = await model.attentions(c.ids, c.shape, c.lengths, all(L), all(H));
+      expect(out.attentions.length).toBe(B * L * H * T * T);
+      const reference = f32(path.join(c.dir, 'attentions.f32'));
+      const d = maxAttentionDiff(out.attentions, reference, c, L, H);
+      console.log(`attentions ${name}: max |Δ| ${d.toExponential(2)}`);
+      expect(d).toBeLessThanOrEqual(ATTENTION_TOLERANCE);
+      for (let b = 0; b < B; b++) {
+        for (let m = 0; m < L * H; m++) {
+          for (let q = 0; q < T; q++) {
+            const at = ((b * L * H + m) * T + q) * T;
+            const row = out.attentions.subarray(at, at + T);
+            const sum = row.reduce((x, y) => x + y, 0);
+            // Valid query rows sum to 1 over the valid keys; padding rows are 0.
+            expect(Math.abs(sum - (q < c.lengths[b] ? 1 : 0))).toBeLessThan(1e-5);
+            for (let k = c.lengths[b]; k < T; k++) expect(row[k]).toBe(0);
+          }
+        }
+      }
+      const emissions = await model.emissions(c.ids, c.shape, c.lengths);
+      expect(maxAbsDiff(out.emissions, emissions, c)).toBeLessThanOrEqual(1e-6);
+    },
+  );
+
+  it('returns the listed layers and heads in the order given', async () => {
+    const c = small('crf');
+    const model = await loaded(c);
+    const [B, T] = c.shape;
+    const full = await model.attentions(c.ids, c.shape, c.lengths, [0, 1], [0, 1, 2, 3]);
+    const some = await model.attentions(c.ids, c.shape, c.lengths, [1, 0, 1], [3, 0]);
+    const map = (a: Float32Array, L: number, H: number, b: number, l: number, h: number) =>
+      Array.from(a.subarray(((b * L + l) * H + h) * T * T, ((b * L + l) * H + h + 1) * T * T));
+    for (let b = 0; b < B; b++) {
+      [1, 0, 1].forEach((layer, i) =>
+        [3, 0].forEach((head, j) =>
+          expect(map(some.attentions, 3, 2, b, i, j)).toEqual(
+            map(full.attentions, 2, 4, b, layer, head),
+          ),
+        ),
+      );
+    }
+  });
+
+  it('refuses layers and heads the model does not have, naming them', async () => {
+    const c = small('crf');
+    const model = await loaded(c);
+    const call = (layers: unknown, heads: unknown) =>
+      model.attentions(c.ids, c.shape, c.lengths, layers as number[], heads as number[]);
+    expect(() => call([2], [0])).toThrow(/layers\[0\] = 2 is not an index from 0 to 1/);
+    expect(() => call([0], [0, 4])).toThrow(/heads\[1\] = 4 is not an index from 0 to 3/);
+    expect(() => call([0], [-1])).toThrow(/heads\[0\] = -1/);
+    expect(() => call([0.5], [0])).toThrow(/layers\[0\] = 0.5/);
+    expect(() => call([], [0])).toThrow(/layers: expected a non-empty array/);
+    expect(() => call(undefined, [0])).toThrow(/layers: expected a non-empty array/);
+    expect(() => call([0], 'all')).toThrow(/heads: expected a non-empty array/);
+  });
+});
+
 describe('weights', () => {
   const c = () => small('crf');
 

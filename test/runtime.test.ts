@@ -3,7 +3,9 @@ import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 
 import { getThreads, runtimeInfo, setThreads } from '../lib/index.js';
+import { TRAINING_MMAP_THRESHOLD } from '../lib/cli/training-command.js';
 import { native } from '../lib/native.js';
+import { releaseLargeAllocations } from '../lib/runtime.js';
 
 describe('runtime facts', () => {
   it('reports the LibTorch version the Python oracle also has', () => {
@@ -99,5 +101,19 @@ describe('LibTorch errors reach JS', () => {
     expect(() => native().testing.matmulAsync(a, [2, 3], b, [7])).toThrow(
       /b: shape \[7\] needs 7 values, got 6/,
     );
+  });
+});
+
+describe('large allocations', () => {
+  it('get their own mapping (what koner train and pretrain ask for), and the argument is checked', () => {
+    const glibc = Boolean(
+      (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)
+        ?.header?.glibcVersionRuntime,
+    );
+    expect(releaseLargeAllocations(TRAINING_MMAP_THRESHOLD)).toBe(glibc);
+    expect(() => releaseLargeAllocations(0)).toThrow(
+      /bytes must be an integer from 4096 to 33554432, got 0/,
+    );
+    expect(() => releaseLargeAllocations(8192.5)).toThrow(/got 8192\.5/);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -8,21 +8,23 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LABELS } from '../lib/labels/index.js';
 import { NerModel, type NerEntity, type PredictOptions } from '../lib/model/ner-model.js';
 import { packageRoot } from '../lib/native.js';
+import type { ExplainView } from '../lib/explain/index.js';
 import {
   BatcherClosedError,
   createServer,
   MicroBatcher,
+  parseExplainRequest,
   parseNerRequest,
   QueueFullError,
   type NerPredictor,
   type NerServer,
 } from '../lib/serve/index.js';
+import { distinctColours, haveChromium, launchChromium } from './fixtures/chromium.js';
 import { makeModelDir } from './fixtures/model-dir.js';
 
 const tokenizerDir = path.resolve(packageRoot, '..', 'shared', 'data', 'kobert-tokenizer');
 const haveShared = existsSync(tokenizerDir);
 if (!haveShared) console.warn(`serve tests skipped: ${tokenizerDir} is absent`);
-const CHROMIUM = '/usr/bin/chromium';
 
 /** The little of the DOM the page checks use (the TypeScript config has no DOM library). */
 interface DomNode {
@@ -194,6 +196,43 @@ describe('parseNerRequest', () => {
   });
 });
 
+describe('parseExplainRequest', () => {
+  it('accepts a text with layers, heads, topTags and constrained; names what it refuses', () => {
+    expect(parseExplainRequest({ text: '서울' })).toEqual({
+      text: '서울',
+      layers: undefined,
+      heads: undefined,
+      topTags: undefined,
+      constrained: true,
+    });
+    expect(
+      parseExplainRequest({
+        text: 'a',
+        layers: [1, 0],
+        heads: [2],
+        topTags: 3,
+        constrained: false,
+      }),
+    ).toEqual({ text: 'a', layers: [1, 0], heads: [2], topTags: 3, constrained: false });
+    const refused = (body: unknown) => {
+      try {
+        parseExplainRequest(body);
+      } catch (error) {
+        return error as { statusCode: number; code: string; message: string };
+      }
+      throw new Error('accepted');
+    };
+    expect(refused({ texts: ['a'] }).message).toMatch(/unknown field "texts"/);
+    expect(refused({ text: 5 }).message).toMatch(/"text" must be a string/);
+    expect(refused({ text: 'a', layers: [] }).message).toMatch(/"layers" must be a non-empty/);
+    expect(refused({ text: 'a', heads: [-1] }).statusCode).toBe(400);
+    expect(refused({ text: 'a', heads: 'all' }).statusCode).toBe(400);
+    expect(refused({ text: 'a', topTags: 0 }).message).toMatch(/"topTags"/);
+    const long = refused({ text: 'a'.repeat(501) });
+    expect([long.statusCode, long.code]).toEqual([422, 'text_too_long']);
+  });
+});
+
 describe.skipIf(!haveShared)('HTTP server', () => {
   let tmp: string;
   let model: NerModel;
@@ -222,6 +261,7 @@ describe.skipIf(!haveShared)('HTTP server', () => {
         calls.predictPaths++;
         return model.predictPaths(texts, nBest, options);
       },
+      explain: (text, options) => model.explain(text, options),
     };
     server = createServer(counting, { maxWaitMs: 5 });
     url = await server.listen({ port: 0, host: '127.0.0.1' });
@@ -357,6 +397,58 @@ describe.skipIf(!haveShared)('HTTP server', () => {
       await expectError(await post({ text: 'a'.repeat(100_001) }), 422, 'text_too_long'),
     ).toMatch(/100001 characters; the limit is 100000/);
     await expectError(await post({ texts: ['ok', 'a'.repeat(100_001)] }), 422, 'text_too_long');
+  });
+
+  const explain = (body: unknown) =>
+    fetch(`${url}/v1/explain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  it('explains a text: tokens with their likeliest tags, entities, attention maps', async () => {
+    const text = '세종대왕은 한글을 만들었다.';
+    const response = await explain({ text, layers: [1], heads: [0, 3], topTags: 2 });
+    expect(response.status).toBe(200);
+    const view = (await response.json()) as ExplainView;
+    const direct = await model.explain(text, { layers: [1], heads: [0, 3] });
+    expect(view.text).toBe(text);
+    expect(view.model).toBe('per');
+    expect(view.layers).toEqual([1]);
+    expect(view.heads).toEqual([0, 3]);
+    expect(view.tokens.map((t) => t.piece)).toEqual(direct.tokens.map((t) => t.piece));
+    expect(view.tokens.every((t) => t.top.length === 2)).toBe(true);
+    expect(view.tokens[1].top[0].tag).toBe('B-PER');
+    expect(view.entities).toEqual(direct.entities);
+    const N = view.tokens.length;
+    const maps = Buffer.from(view.attention, 'base64');
+    expect(maps.length).toBe(2 * N * N * 4);
+    expect(maps.readFloatLE(4 * (N * N + 5))).toBe(direct.attentions[0][1][5]);
+  });
+
+  it('refuses bad explain requests: 400 for types, 422 for ranges and long texts', async () => {
+    await expectError(await explain({ text: 1 }), 400, 'invalid_request');
+    await expectError(await explain({ text: 'a', layers: 'all' }), 400, 'invalid_request');
+    expect(
+      await expectError(await explain({ text: 'a', layers: [2] }), 422, 'out_of_range'),
+    ).toMatch(/layers\[0\] = 2 is out of range: the model has 2 layers/);
+    await expectError(await explain({ text: 'a', heads: [4] }), 422, 'out_of_range');
+    await expectError(await explain({ text: '가'.repeat(501) }), 422, 'text_too_long');
+    // A model without explain (a stand-in) answers 501.
+    const bare = createServer({
+      labels: model.labels,
+      placement: { device: 'cpu', dtype: 'float32' },
+      predict: (texts) => Promise.resolve(texts.map(() => [])),
+      predictPaths: (texts) => Promise.resolve(texts.map(() => [])),
+    });
+    const answer = await bare.app.inject({
+      method: 'POST',
+      url: '/v1/explain',
+      payload: { text: 'a' },
+    });
+    expect(answer.statusCode).toBe(501);
+    expect(answer.json()).toMatchObject({ error: { code: 'not_implemented' } });
+    await bare.close();
   });
 
   it('answers unknown routes and methods with a JSON 404', async () => {
@@ -554,9 +646,7 @@ describe('HTTP server: cost, lanes, departed clients, every refusal in the API s
   }, 20_000);
 });
 
-// CI installs Chromium (scripts/setup.sh), so there a missing browser fails rather than skips.
-const haveChromium = existsSync(CHROMIUM) || process.env.CI === 'true';
-if (!haveChromium) console.warn(`page test skipped: ${CHROMIUM} is absent`);
+if (!haveChromium) console.warn('page test skipped: no Chromium');
 
 describe.skipIf(!haveShared || !haveChromium)('the page in headless Chromium', () => {
   let tmp: string;
@@ -576,21 +666,8 @@ describe.skipIf(!haveShared || !haveChromium)('the page in headless Chromium', (
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('highlights the entities of a typed sentence with their type and score', async () => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+  it('highlights the entities of a typed sentence; a click shows probabilities and attention', async () => {
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 900, height: 760 } });
       const errors: string[] = [];
@@ -625,9 +702,47 @@ describe.skipIf(!haveShared || !haveChromium)('the page in headless Chromium', (
       expect(await page.$$eval('#list tr', (rows) => rows.length)).toBe(marks.length + 1);
       expect(await page.textContent('#markup')).toContain(':PER>');
       expect(await page.textContent('#status')).toMatch(/개 개체/);
-      const shot = path.join(os.tmpdir(), 'koner-serve-page.png');
-      await page.screenshot({ path: shot, fullPage: true });
-      expect(statSync(shot).size).toBeGreaterThan(1000);
+
+      // The explain view arrives below; clicking the second entity selects its first piece.
+      await page.waitForSelector('#explain .kv-svg');
+      const view = (await (
+        await fetch(`${url}/v1/explain`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ text }),
+        })
+      ).json()) as ExplainView;
+      const N = view.tokens.length;
+      expect(await page.$$eval('#explain .kv-piece', (n) => n.length)).toBe(N);
+      const lines = () => page.$$eval('#explain .kv-lines line', (n) => n.length);
+      const allLines = await lines();
+      expect(allLines).toBeGreaterThan(N);
+      await page.click('#highlighted mark.ent >> nth=1');
+      const start = Number(
+        await page.$eval(
+          '#highlighted mark.ent >> nth=1',
+          (n) => (n as unknown as DomNode).dataset.start,
+        ),
+      );
+      const q = view.tokens.findIndex((t, i) => i > 0 && t.end > start);
+      expect(await page.textContent('#explain .kv-selected-piece')).toBe(view.tokens[q].piece);
+      expect(await page.$$eval('#explain .kv-detail .kv-bar', (n) => n.length)).toBe(
+        view.tokens[q].top.length,
+      );
+      expect(await page.textContent('#explain .kv-detail .kv-bar-tag')).toBe('B-PER');
+      const selectedLines = await lines();
+      expect(selectedLines).toBeGreaterThan(0);
+      expect(selectedLines).toBeLessThanOrEqual(N);
+      // Another layer and head: the lines of that map.
+      await page.selectOption('#explain select.kv-layer', '1');
+      await page.selectOption('#explain select.kv-head', '3');
+      expect(await page.textContent('#explain .kv-caption')).toContain('layer 1 · 헤드 head 3');
+      // Clicking a piece selects it.
+      await page.click(`#explain .kv-piece[data-index="1"]`);
+      expect(await page.textContent('#explain .kv-selected-piece')).toBe(view.tokens[1].piece);
+
+      const shot = await page.screenshot({ fullPage: true });
+      expect(await distinctColours(browser, shot)).toBeGreaterThan(20);
       expect(errors).toEqual([]);
     } finally {
       await browser.close();

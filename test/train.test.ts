@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { bundledTokenizerFiles } from '../lib/model/default-model.js';
 import {
   batchingFingerprint,
   collate,
@@ -116,6 +117,8 @@ describe('train config', () => {
       head: 'crf',
       dropout: 0.1,
       rnnHiddenSize: null,
+      posWeight: null,
+      syllables: false,
     });
     expect(c.output).toBe('/runs/exp/out');
     expect(c.tokenizer).toEqual(TOKENIZER);
@@ -178,7 +181,7 @@ describe('train config', () => {
       });
       expect(parseTrainConfig(minimal(), CONFIG_FILE).tokenizer).toEqual(files);
     } else {
-      expect(files).toBeNull();
+      expect(files).toEqual(bundledTokenizerFiles());
     }
     const missing = (() => {
       try {

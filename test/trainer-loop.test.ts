@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -11,6 +11,7 @@ import {
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { readKmouCorpus } from '../lib/corpus/index.js';
@@ -274,8 +275,8 @@ function spawnCli(args: string[]) {
 const CHECKPOINT_FILES = [
   'config.json',
   'model.safetensors',
-  'tokenizer_78b3253a26.model',
-  'kobertvocab_f38b8a4d6d.json',
+  'tokenizer.model',
+  'vocab.json',
   'optimizer.safetensors',
   'trainer-state.json',
   'train.json',
@@ -374,6 +375,89 @@ describe.skipIf(!hasTrainer)('koner train', () => {
     // The log reads as one run: the resumed start replaces nothing (it resumed at a checkpoint).
     const { events } = await readMetrics(split);
     expect(events.filter((e) => e.type === 'eval').map((e) => e.step)).toEqual([4, 8, 12]);
+  });
+
+  it('trains with the auxiliary POS head and the syllable channel; the model tags with syllables', async () => {
+    const output = path.join(tmp, 'pos-syllables');
+    // The tiny corpus keeps only 3 lines per block: give it the morpheme lines too.
+    const train = path.join(tmp, 'train-morphemes.txt');
+    const blocks = readFileSync(path.join(KMOU, 'train', 'EXOBRAIN_NE_CORPUS_001.txt'), 'utf8')
+      .split(/\r?\n\s*\r?\n/)
+      .filter((b) => b.startsWith('## '))
+      .slice(0, 40);
+    writeFileSync(train, blocks.join('\n\n') + '\n');
+    const config = tinyConfig(output, {
+      corpus: { format: 'kmou', train, validation: path.join(TINY, 'val.txt') },
+      model: {
+        ...JSON.parse(readFileSync(path.join(CONFIGS, 'tiny-ci.json'), 'utf8')).model,
+        posWeight: 0.5,
+        syllables: true,
+      },
+    });
+    const result = await run({ config });
+    expect(result.reason).toBe('completed');
+    const { events } = await readMetrics(output);
+    expect(events.some((e) => e.type === 'train' && Number.isFinite(e.loss))).toBe(true);
+    const dir = path.join(output, 'last');
+    const saved = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(saved.pos_labels).toContain('NNP');
+    expect(saved.syllable_vocab_size).toBeGreaterThan(11172);
+    const names = (await weights(dir)).keys();
+    expect([...names]).toEqual(
+      expect.arrayContaining([
+        'pos_classifier.weight',
+        'bert.embeddings.syllable_embeddings.weight',
+      ]),
+    );
+    const model = await NerModel.load(dir);
+    const text = '오에 겐자부로는 일본 현대문학의 초석을 놓은 작가이다.';
+    const entities = await model.predict([text, text.repeat(12)], { windowOverlap: 8 });
+    for (const e of entities.flat())
+      expect(e.text).toBe((e.start < text.length ? text : text.repeat(12)).slice(e.start, e.end));
+    await expect(model.logits([[2, 3]])).rejects.toThrow(/syllable channel/);
+    // A POS head needs gold morphemes: a CoNLL corpus is refused, naming the field.
+    expect(() =>
+      tinyConfig(output, {
+        corpus: { format: 'conll', train, validation: train },
+        model: { init: 'scratch', posWeight: 1 },
+      }),
+    ).toThrow(/model\.posWeight" needs the gold morphemes of a KMOU corpus/);
+  });
+
+  it('distils a teacher into a student over the corpus and unlabelled text', async () => {
+    const teacher = path.join(tmp, 'ci', 'best');
+    const text = path.join(tmp, 'unlabelled.txt.gz');
+    const lines = execFileSync('bash', [
+      '-c',
+      `zcat ${path.join(SHARED, 'kowiki-text', 'kowiki-part-00.txt.gz')} | head -n 30`,
+    ]).toString();
+    writeFileSync(text, gzipSync(lines));
+    const output = path.join(tmp, 'distilled');
+    const config = tinyConfig(output, {
+      distill: { teacher, weight: 0.5, temperature: 2, text: [text], paragraphs: 20 },
+    });
+    const result = await run({ config });
+    expect(result.reason).toBe('completed');
+    const { events } = await readMetrics(output);
+    const trainEvents = events.filter((e) => e.type === 'train');
+    expect(trainEvents.length).toBeGreaterThan(0);
+    for (const e of trainEvents) {
+      expect(e.type === 'train' && e.distillLoss! > 0 && e.taggingLoss! > 0).toBe(true);
+    }
+    const start = events.find((e) => e.type === 'start');
+    expect(start?.totalSteps).toBeGreaterThan(5); // 40 sentences plus the paragraphs' windows
+    // A teacher of other labels is refused, naming it.
+    const other = path.join(tmp, 'other-teacher');
+    mkdirSync(other, { recursive: true });
+    const teacherConfig = JSON.parse(readFileSync(path.join(teacher, 'config.json'), 'utf8'));
+    teacherConfig.id2label = { 0: 'O', 1: 'B-X', 2: 'I-X' };
+    delete teacherConfig.label2id;
+    writeFileSync(path.join(other, 'config.json'), JSON.stringify(teacherConfig));
+    await expect(
+      run({ config: tinyConfig(path.join(tmp, 'bad-teacher'), { distill: { teacher: other } }) }),
+    ).rejects.toThrow(
+      /distill\.teacher: .*other-teacher tags 3 labels \(O, B-X, I-X, …\), not the corpus's 21/,
+    );
   });
 
   it('refuses to start over an existing run without --resume', async () => {

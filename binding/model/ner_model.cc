@@ -38,14 +38,15 @@ Head& NerModelImpl::head() {
 
 torch::Tensor NerModelImpl::Hidden(const torch::Tensor& ids, const torch::Tensor& mask,
                                    const torch::Tensor& tokenTypeIds,
-                                   const torch::Tensor& syllables) {
-  return bert(ids, mask, tokenTypeIds, syllables);
+                                   const torch::Tensor& syllables, AttentionCapture* attentions) {
+  return bert(ids, mask, tokenTypeIds, syllables, attentions);
 }
 
 torch::Tensor NerModelImpl::Emissions(const torch::Tensor& ids, const torch::Tensor& mask,
                                       const torch::Tensor& tokenTypeIds,
-                                      const torch::Tensor& syllables) {
-  return head().Emissions(Hidden(ids, mask, tokenTypeIds, syllables), mask);
+                                      const torch::Tensor& syllables,
+                                      AttentionCapture* attentions) {
+  return head().Emissions(Hidden(ids, mask, tokenTypeIds, syllables, attentions), mask);
 }
 
 void NerModelImpl::ResetAuxiliary() {

@@ -291,6 +291,26 @@ Batch BatchArgs(const Napi::CallbackInfo& info, const ModelConfig& c, size_t ext
   return {ids, MaskOf(lengths, T), lengths, SyllablesArg(info[extraIndex], B, T, c)};
 }
 
+// A non-empty array of indices into 0..count-1 (layers or heads), in the caller's order.
+std::vector<int64_t> IndexListArg(const Napi::Value& value, int64_t count,
+                                  const std::string& what) {
+  if (!value.IsArray() || value.As<Napi::Array>().Length() == 0) {
+    throw TypeError(what + ": expected a non-empty array of indices, got " + Describe(value));
+  }
+  auto array = value.As<Napi::Array>();
+  std::vector<int64_t> out;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value v = array.Get(i);
+    double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!(x >= 0 && x < static_cast<double>(count)) || std::floor(x) != x) {
+      throw std::out_of_range(what + "[" + std::to_string(i) + "] = " + Describe(v) +
+                              " is not an index from 0 to " + std::to_string(count - 1));
+    }
+    out.push_back(static_cast<int64_t>(x));
+  }
+  return out;
+}
+
 // Emissions [B, T, K] computed elsewhere (stitched from windows, so T may exceed the positions).
 struct EmissionBatch {
   torch::Tensor emissions;  // [B, T, K] float32
@@ -446,6 +466,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            InstanceMethod<&ModelWrap::Placement>("placement"),
                            InstanceMethod<&ModelWrap::Emissions>("emissions"),
                            InstanceMethod<&ModelWrap::Hidden>("hidden"),
+                           InstanceMethod<&ModelWrap::Attentions>("attentions"),
                            InstanceMethod<&ModelWrap::Decode>("decode"),
                            InstanceMethod<&ModelWrap::DecodeEmissions>("decodeEmissions"),
                            InstanceMethod<&ModelWrap::Loss>("loss"),
@@ -606,6 +627,44 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
             });
           },
           TensorToJs);
+    });
+  }
+
+  // attentions(ids, shape, lengths, layers: number[], heads: number[], inputs?) -> Promise<{
+  // emissions: Float32Array [B, T, K], attentions: Float32Array [B, layers, heads, T, T] }>: one
+  // forward that keeps the listed layers' attention probabilities (as float32) for the listed
+  // heads, in the order given; 0 beyond each length (emission rows, attention query rows).
+  Napi::Value Attentions(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckLive();
+      auto batch = BatchArgs(info, config(), 5);
+      auto layers = IndexListArg(info[3], config().numHiddenLayers, "layers");
+      auto heads = IndexListArg(info[4], config().numAttentionHeads, "heads");
+      auto state = state_;
+      return PromiseWorker<std::pair<torch::Tensor, torch::Tensor>>::Start(
+          info.Env(),
+          [state, batch, layers, heads] {
+            return Shared(state, [&](model::NerModelImpl& m) {
+              auto in = Place(batch, m);
+              model::AttentionCapture capture;
+              capture.layers = layers;
+              auto e = m.Emissions(in.ids, in.mask, {}, in.syllables, &capture);
+              auto headIndex = torch::tensor(heads, torch::kInt64).to(m.device());
+              std::vector<torch::Tensor> picked;
+              for (const auto& p : capture.probs) picked.push_back(p.index_select(1, headIndex));
+              const int64_t B = in.mask.size(0), T = in.mask.size(1);
+              auto queries = in.mask.view({B, 1, 1, T, 1});
+              auto probs = torch::stack(picked, 1).to(torch::kFloat32) * queries;
+              return std::make_pair(ForJs(ValidOnly(e, in.mask), torch::kFloat32),
+                                    ForJs(probs, torch::kFloat32));
+            });
+          },
+          [](Napi::Env env, std::pair<torch::Tensor, torch::Tensor>& out) -> Napi::Value {
+            auto result = Napi::Object::New(env);
+            result.Set("emissions", TypedArrayOf(env, out.first));
+            result.Set("attentions", TypedArrayOf(env, out.second));
+            return result;
+          });
     });
   }
 

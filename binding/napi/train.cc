@@ -39,7 +39,9 @@ train::TrainerOptions OptionsArg(const Napi::Value& value) {
                     Describe(value));
   }
   auto o = value.As<Napi::Object>();
-  OnlyKnownKeys(o, "options", {"weightDecay", "betas", "eps", "clipNorm", "autocast", "posWeight"});
+  OnlyKnownKeys(o, "options",
+                {"weightDecay", "betas", "eps", "clipNorm", "autocast", "posWeight",
+                 "distillWeight", "distillTemperature"});
   auto required = [&](const char* field) {
     Napi::Value v = o.Get(field);
     if (v.IsUndefined()) throw TypeError(std::string("options.") + field + ": missing");
@@ -55,9 +57,13 @@ train::TrainerOptions OptionsArg(const Napi::Value& value) {
   options.beta2 = NumberArg(betas.As<Napi::Array>().Get(1u), "options.betas[1]");
   options.eps = NumberArg(required("eps"), "options.eps");
   options.clipNorm = NumberArg(required("clipNorm"), "options.clipNorm");
-  if (!o.Get("posWeight").IsUndefined()) {
-    options.posWeight = NumberArg(o.Get("posWeight"), "options.posWeight");
-  }
+  auto optional = [&](const char* field, double& into) {
+    if (!o.Get(field).IsUndefined())
+      into = NumberArg(o.Get(field), std::string("options.") + field);
+  };
+  optional("posWeight", options.posWeight);
+  optional("distillWeight", options.distillWeight);
+  optional("distillTemperature", options.distillTemperature);
   Napi::Value autocast = o.Get("autocast");
   if (!autocast.IsUndefined()) {
     const std::string name = StringArg(autocast, "options.autocast");
@@ -137,8 +143,24 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
     }
     batch.tags = IntTensorArg(o.Get("tags"), shape, what + ".tags").to(torch::kInt64);
     const int64_t K = config.numLabels();
-    checkRange(batch.tags, "tags", 0, K,
-               "0.." + std::to_string(K - 1) + " (" + std::to_string(K) + " labels)", false);
+    const Napi::Value tagged = o.Get("tagged");
+    if (!tagged.IsUndefined()) batch.tagged = BoolTensorArg(tagged, {B}, what + ".tagged");
+    // Rows whose tags do not count may hold anything.
+    auto rows =
+        batch.tagged.defined() ? batch.tagged.unsqueeze(1) : torch::ones({B, 1}, torch::kBool);
+    auto bad =
+        rows.logical_and(batch.mask).logical_and((batch.tags < 0).logical_or(batch.tags >= K));
+    if (bad.any().item<bool>()) {
+      auto [b, t] = FirstOf(bad);
+      throw std::invalid_argument(what + ".tags[" + std::to_string(b) + "][" + std::to_string(t) +
+                                  "] = " + std::to_string(batch.tags[b][t].item<int64_t>()) +
+                                  " is outside 0.." + std::to_string(K - 1) + " (" +
+                                  std::to_string(K) + " labels)");
+    }
+    if (batch.tagged.defined()) {
+      batch.tags =
+          torch::where(rows.logical_and(batch.mask), batch.tags, torch::zeros_like(batch.tags));
+    }
   }
   if (!o.Get("posTags").IsUndefined()) {
     const int64_t P = static_cast<int64_t>(config.posLabels.size());
@@ -146,7 +168,6 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
     batch.posTags = IntTensorArg(o.Get("posTags"), shape, what + ".posTags").to(torch::kInt64);
     checkRange(batch.posTags, "posTags", -1, P, "-1.." + std::to_string(P - 1) + " (-1: no target)",
                false);
-    batch.posPieces = batch.posTags.ge(0).logical_and(batch.mask).sum().item<int64_t>();
   }
   if (!o.Get("mlmLabels").IsUndefined()) {
     if (!config.mlmHead)
@@ -155,10 +176,30 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
         IntTensorArg(o.Get("mlmLabels"), shape, what + ".mlmLabels").to(torch::kInt64);
     checkRange(batch.mlmLabels, "mlmLabels", -1, config.vocabSize,
                "-1.." + std::to_string(config.vocabSize - 1) + " (-1: not masked)", false);
-    batch.maskedPieces = batch.mlmLabels.ge(0).logical_and(batch.mask).sum().item<int64_t>();
   }
-  if (!hasTags && !batch.posTags.defined() && !batch.mlmLabels.defined()) {
-    throw std::invalid_argument(what + ": no targets (tags, posTags or mlmLabels)");
+  if (!o.Get("softTargets").IsUndefined()) {
+    if (config.head == model::HeadKind::None) {
+      throw std::invalid_argument(what + ".softTargets: the model has no tagging head (head none)");
+    }
+    const int64_t K = config.numLabels();
+    batch.softTargets = FloatTensorArg(o.Get("softTargets"), {B, T, K}, what + ".softTargets");
+    // Each target row is a distribution (sums to 1) or all zeros (no target); padding is free.
+    auto rows = batch.softTargets.sum(-1);
+    auto bad =
+        batch.mask.logical_and(batch.softTargets.lt(0)
+                                   .any(-1)
+                                   .logical_or(batch.softTargets.isnan().any(-1))
+                                   .logical_or(rows.gt(0).logical_and((rows - 1).abs().gt(1e-3))));
+    if (bad.any().item<bool>()) {
+      auto [b, t] = FirstOf(bad);
+      throw std::invalid_argument(
+          what + ".softTargets[" + std::to_string(b) + "][" + std::to_string(t) +
+          "]: must be a distribution over the labels (values >= 0 " + "summing to 1) or all zeros");
+    }
+  }
+  if (!hasTags && !batch.posTags.defined() && !batch.mlmLabels.defined() &&
+      !batch.softTargets.defined()) {
+    throw std::invalid_argument(what + ": no targets (tags, posTags, mlmLabels or softTargets)");
   }
   Napi::Value syllables = o.Get("syllables");
   if (config.syllableVocabSize > 0) {
@@ -184,6 +225,7 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
   }
   batch.sentences = B;
   batch.pieces = lengths.sum().item<int64_t>();
+  train::CountTargets(batch, config.head);
   return batch;
 }
 
@@ -203,9 +245,10 @@ std::vector<train::MicroBatch> BatchesArg(const Napi::Value& value,
 Napi::Value StepResultToJs(Napi::Env env, train::StepResult& r) {
   auto out = Napi::Object::New(env);
   out.Set("loss", r.loss);
-  out.Set("taggingLoss", r.taggingLoss);
-  out.Set("posLoss", r.posLoss);
-  out.Set("mlmLoss", r.mlmLoss);
+  out.Set("taggingLoss", r.losses[train::kTagging]);
+  out.Set("posLoss", r.losses[train::kPos]);
+  out.Set("mlmLoss", r.losses[train::kMlm]);
+  out.Set("distillLoss", r.losses[train::kDistill]);
   out.Set("mlmAccuracy", r.mlmAccuracy);
   out.Set("gradNorm", r.gradNorm);
   out.Set("sentences", static_cast<double>(r.sentences));

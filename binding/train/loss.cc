@@ -11,8 +11,50 @@ Normaliser NormaliserOf(model::HeadKind head) {
   return model::HasCrf(head) ? Normaliser::Sentences : Normaliser::Pieces;
 }
 
+const char* ObjectiveName(Objective objective) {
+  switch (objective) {
+    case kTagging:
+      return "tagging";
+    case kPos:
+      return "pos";
+    case kMlm:
+      return "mlm";
+    case kDistill:
+      return "distill";
+    case kObjectives:
+      break;
+  }
+  return "?";
+}
+
+void CountTargets(MicroBatch& batch, model::HeadKind head) {
+  batch.targets = {};
+  if (batch.tags.defined()) {
+    if (batch.tagged.defined()) {
+      const auto rows = batch.tagged.to(torch::kFloat64);
+      batch.targets[kTagging] =
+          CountOf(NormaliserOf(head), rows.sum().item<double>(),
+                  (batch.mask.sum(1).to(torch::kFloat64) * rows).sum().item<double>());
+    } else {
+      batch.targets[kTagging] = CountOf(NormaliserOf(head), static_cast<double>(batch.sentences),
+                                        static_cast<double>(batch.pieces));
+    }
+  }
+  if (batch.posTags.defined()) {
+    batch.targets[kPos] = batch.posTags.ge(0).logical_and(batch.mask).sum().item<double>();
+  }
+  if (batch.mlmLabels.defined()) {
+    batch.targets[kMlm] = batch.mlmLabels.ge(0).logical_and(batch.mask).sum().item<double>();
+  }
+  if (batch.softTargets.defined()) {
+    auto present = batch.softTargets.sum(-1).gt(0).logical_and(batch.mask);
+    batch.targets[kDistill] = present.sum().item<double>();
+  }
+}
+
 SummedLosses SumLosses(model::NerModelImpl& model, const MicroBatch& batch,
-                       torch::ScalarType autocast) {
+                       torch::ScalarType autocast, double temperature) {
+  namespace F = torch::nn::functional;
   const auto device = model.device();
   auto ids = batch.ids.to(device);
   auto mask = batch.mask.to(device);
@@ -23,11 +65,27 @@ SummedLosses SumLosses(model::NerModelImpl& model, const MicroBatch& batch,
                           batch.syllables.defined() ? batch.syllables.to(device) : torch::Tensor());
   }
   SummedLosses out;
+  torch::Tensor emissions;
+  if (batch.tags.defined() || batch.softTargets.defined()) {
+    emissions = model.head().Emissions(hidden, mask);
+  }
   if (batch.tags.defined()) {
     // Padding tags may be anything (-1): zero them so that no kernel ever indexes with them.
     auto tags = torch::where(batch.mask, batch.tags, torch::zeros_like(batch.tags)).to(device);
-    auto emissions = model.head().Emissions(hidden, mask);
-    out.tagging = model.head().Loss(emissions, tags, mask, crf::Reduction::Sum);
+    if (batch.tagged.defined()) {
+      // Per sentence, then only the tagged rows.
+      auto perRow = model.head().Loss(emissions, tags, mask, crf::Reduction::None);
+      out.sums[kTagging] = (perRow * batch.tagged.to(device, perRow.scalar_type())).sum();
+    } else {
+      out.sums[kTagging] = model.head().Loss(emissions, tags, mask, crf::Reduction::Sum);
+    }
+  }
+  if (batch.softTargets.defined()) {
+    // Cross entropy of the student's per-piece distribution against the teacher's; rows of
+    // padding and pieces without a target hold zeros and add nothing.
+    auto targets = batch.softTargets.to(device) * mask.unsqueeze(-1).to(torch::kFloat32);
+    auto logp = torch::log_softmax(emissions / temperature, -1);
+    out.sums[kDistill] = -(targets * logp).sum() * (temperature * temperature);
   }
   if (batch.posTags.defined()) {
     auto* pos = model.posClassifier();
@@ -35,20 +93,21 @@ SummedLosses SumLosses(model::NerModelImpl& model, const MicroBatch& batch,
     auto logits = pos->forward(hidden.to(torch::kFloat32));
     // -1 (no target) is cross entropy's ignored index; padding carries -1 too.
     auto targets = torch::where(batch.mask, batch.posTags, torch::full_like(batch.posTags, -1));
-    out.pos = torch::nn::functional::cross_entropy(
-        logits.flatten(0, 1), targets.to(device).flatten(),
-        torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1).reduction(torch::kSum));
+    out.sums[kPos] =
+        F::cross_entropy(logits.flatten(0, 1), targets.to(device).flatten(),
+                         F::CrossEntropyFuncOptions().ignore_index(-1).reduction(torch::kSum));
   }
   if (batch.mlmLabels.defined()) {
     auto* mlm = model.mlm();
     if (!mlm) throw std::invalid_argument("mlmLabels: this model has no masked-LM head");
     auto labels = batch.mlmLabels.to(device);
     auto where = labels.ge(0).logical_and(mask).nonzero();  // [M, 2]
-    auto selected = hidden.index({where.select(1, 0), where.select(1, 1)}).to(torch::kFloat32);
-    auto targets = labels.index({where.select(1, 0), where.select(1, 1)});
+    auto rows = where.select(1, 0), cols = where.select(1, 1);
+    auto selected = hidden.index({rows, cols}).to(torch::kFloat32);
+    auto targets = labels.index({rows, cols});
     auto logits = mlm->forward(selected, model.bert->embeddings->wordEmbeddings->weight);
-    out.mlm = torch::nn::functional::cross_entropy(
-        logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    out.sums[kMlm] =
+        F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().reduction(torch::kSum));
     out.mlmCorrect = logits.detach().argmax(1).eq(targets).sum();
   }
   return out;
@@ -56,7 +115,7 @@ SummedLosses SumLosses(model::NerModelImpl& model, const MicroBatch& batch,
 
 torch::Tensor SummedLoss(model::NerModelImpl& model, const MicroBatch& batch,
                          torch::ScalarType autocast) {
-  return SumLosses(model, batch, autocast).tagging;
+  return SumLosses(model, batch, autocast).sums[kTagging];
 }
 
 }  // namespace koner::train

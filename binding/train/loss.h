@@ -9,6 +9,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <array>
 #include <cstdint>
 
 #include "model/config.h"
@@ -16,18 +17,34 @@
 
 namespace koner::train {
 
+// The objectives a batch can train. Each is normalised by its own global count, so that a step
+// over micro-batches that train different ones (a labelled batch and an unlabelled one) weighs
+// each objective as a step over all of its targets at once would.
+enum Objective : int {
+  kTagging,  // the head's loss on gold tags; counted in sentences or pieces (above)
+  kPos,      // cross entropy of the auxiliary POS head, per POS target
+  kMlm,      // masked LM, per masked piece
+  kDistill,  // cross entropy against a teacher's tag distribution, per piece that has one
+  kObjectives,
+};
+using PerObjective = std::array<double, kObjectives>;
+const char* ObjectiveName(Objective objective);
+
 // One micro-batch as validated from JS, on the CPU. Which objectives it trains follows from which
-// targets it carries: tags (the tagging loss), posTags (the auxiliary POS loss), mlmLabels (masked
-// LM); a pretraining batch carries mlmLabels only.
+// targets it carries; a pretraining batch carries mlmLabels only, an unlabelled distillation
+// batch softTargets only.
 struct MicroBatch {
-  torch::Tensor ids;        // [B, T] int64
-  torch::Tensor mask;       // [B, T] bool, a prefix of each row
-  torch::Tensor tags;       // [B, T] int64 within 0..K-1 inside the mask, or undefined
-  torch::Tensor posTags;    // [B, T] int64, a POS id or -1 (no target), or undefined
-  torch::Tensor mlmLabels;  // [B, T] int64, the original id of a masked piece or -1, or undefined
-  torch::Tensor syllables;  // [B, T, S] int64 for a model with a syllable channel, or undefined
+  torch::Tensor ids;          // [B, T] int64
+  torch::Tensor mask;         // [B, T] bool, a prefix of each row
+  torch::Tensor tags;         // [B, T] int64 within 0..K-1 inside the mask, or undefined
+  torch::Tensor tagged;       // [B] bool: rows whose tags count (undefined: all), e.g. not the
+                              // unlabelled text of distillation
+  torch::Tensor posTags;      // [B, T] int64, a POS id or -1 (no target), or undefined
+  torch::Tensor mlmLabels;    // [B, T] int64, the original id of a masked piece or -1
+  torch::Tensor softTargets;  // [B, T, K] float32, a distribution or all 0 (no target)
+  torch::Tensor syllables;    // [B, T, S] int64 for a model with a syllable channel
   int64_t sentences = 0, pieces = 0;
-  int64_t posPieces = 0, maskedPieces = 0;  // targets of the POS and masked-LM losses
+  PerObjective targets{};  // how many targets of each objective the batch holds
 };
 
 enum class Normaliser { Sentences, Pieces };
@@ -36,18 +53,22 @@ inline double CountOf(Normaliser n, double sentences, double pieces) {
   return n == Normaliser::Sentences ? sentences : pieces;
 }
 
+// Fills batch.targets from its targets (validated) and the head's normaliser.
+void CountTargets(MicroBatch& batch, model::HeadKind head);
+
 // The summed losses of one micro-batch (float32 scalars on the model's device, undefined for an
 // objective the batch does not train) and the masked-LM hits, for accuracy.
 struct SummedLosses {
-  torch::Tensor tagging, pos, mlm;
-  torch::Tensor mlmCorrect;  // int64 scalar: masked pieces whose argmax is the original id
+  std::array<torch::Tensor, kObjectives> sums;
+  torch::Tensor mlmCorrect;  // masked pieces whose argmax is the original id
 };
 
 // The summed losses in the model's current mode. The encoder runs under autocast to `autocast`
 // (CUDA; float32 for none); the heads outside it, so that they compute in float32 as in
-// inference.
+// inference. `temperature` softens the student's distribution for kDistill (the sum is scaled
+// by temperature², as in Hinton et al., so its gradients keep their size).
 SummedLosses SumLosses(model::NerModelImpl& model, const MicroBatch& batch,
-                       torch::ScalarType autocast);
+                       torch::ScalarType autocast, double temperature = 1.0);
 
 // The tagging loss alone (what `Model.loss` and the tests of the step compare).
 torch::Tensor SummedLoss(model::NerModelImpl& model, const MicroBatch& batch,

@@ -18,6 +18,9 @@ struct TrainerOptions {
   double clipNorm = 0.0;
   // Weight of the auxiliary POS loss beside the tagging loss (batches with posTags only).
   double posWeight = 1.0;
+  // Weight and temperature of the distillation loss (batches with softTargets only).
+  double distillWeight = 1.0;
+  double distillTemperature = 1.0;
   // The encoder's autocast dtype on CUDA; float32 turns autocast off (the only choice on CPU).
   torch::ScalarType autocast = torch::kFloat32;
 };
@@ -36,6 +39,12 @@ inline void Validate(const TrainerOptions& o) {
   if (!std::isfinite(o.eps) || o.eps <= 0) bad("eps", "must be a finite number > 0", o.eps);
   if (!std::isfinite(o.posWeight) || o.posWeight < 0) {
     bad("posWeight", "must be a finite number >= 0", o.posWeight);
+  }
+  if (!std::isfinite(o.distillWeight) || o.distillWeight < 0) {
+    bad("distillWeight", "must be a finite number >= 0", o.distillWeight);
+  }
+  if (!std::isfinite(o.distillTemperature) || o.distillTemperature <= 0) {
+    bad("distillTemperature", "must be a finite number > 0", o.distillTemperature);
   }
   if (!std::isfinite(o.clipNorm) || o.clipNorm < 0) {
     bad("clipNorm", "must be a finite number >= 0 (0: no clipping)", o.clipNorm);

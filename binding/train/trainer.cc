@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
@@ -67,63 +68,56 @@ StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist
   GradientsCleared cleared(parameters_);
   FollowParameters(*optimizer_, parameters_);
 
-  // Each objective is normalised by its own global count (train/loss.h), known from the batches'
-  // shapes before any forward: so the counts are summed over the ranks first, and every
-  // micro-batch's loss is divided before its backward.
+  // Each objective is normalised by its own global count (train/loss.h), known from the batches
+  // before any forward: so the counts are summed over the ranks first, and every micro-batch's
+  // losses are divided before its backward.
   StepResult result;
-  double counts[4] = {0, 0, 0, 0};  // sentences, pieces, POS targets, masked pieces
+  PerObjective counts{};
+  double sentences = 0, pieces = 0;
   for (const auto& batch : batches) {
-    counts[0] += static_cast<double>(batch.sentences);
-    counts[1] += static_cast<double>(batch.pieces);
-    counts[2] += static_cast<double>(batch.posPieces);
-    counts[3] += static_cast<double>(batch.maskedPieces);
+    for (int o = 0; o < kObjectives; ++o) counts[o] += batch.targets[o];
+    sentences += static_cast<double>(batch.sentences);
+    pieces += static_cast<double>(batch.pieces);
   }
   if (group) {
-    auto sums =
-        group->AllreduceScalars({counts[0], counts[1], counts[2], counts[3]}, dist::ReduceOp::kSum);
-    for (int i = 0; i < 4; ++i) counts[i] = sums[i];
+    std::vector<double> local(counts.begin(), counts.end());
+    local.push_back(sentences);
+    local.push_back(pieces);
+    auto sums = group->AllreduceScalars(local, dist::ReduceOp::kSum);
+    for (int o = 0; o < kObjectives; ++o) counts[o] = sums[o];
+    sentences = sums[kObjectives];
+    pieces = sums[kObjectives + 1];
   }
-  if (counts[0] <= 0) throw std::invalid_argument("batches: no sentences in this step on any rank");
-  const double taggingCount = CountOf(NormaliserOf(m.config().head), counts[0], counts[1]);
-  const double posCount = std::max(1.0, counts[2]), mlmCount = std::max(1.0, counts[3]);
+  if (sentences <= 0) throw std::invalid_argument("batches: no sentences in this step on any rank");
+  const PerObjective weights = Weights();
 
   auto zero = [&] { return torch::zeros({}, torch::TensorOptions().device(m.device())); };
-  torch::Tensor tagging = zero(), pos = zero(), mlm = zero(), mlmCorrect = zero();
+  std::array<torch::Tensor, kObjectives> sums;
+  for (auto& sum : sums) sum = zero();
+  torch::Tensor mlmCorrect = zero();
   for (const auto& batch : batches) {
-    auto losses = SumLosses(m, batch, options_.autocast);
+    auto losses = SumLosses(m, batch, options_.autocast, options_.distillTemperature);
     torch::Tensor objective = zero();
-    if (losses.tagging.defined()) {
-      tagging += losses.tagging.detach();
-      objective = objective + losses.tagging / taggingCount;
+    for (int o = 0; o < kObjectives; ++o) {
+      if (!losses.sums[o].defined()) continue;
+      sums[o] += losses.sums[o].detach();
+      objective = objective + losses.sums[o] * (weights[o] / std::max(1.0, counts[o]));
     }
-    if (losses.pos.defined()) {
-      pos += losses.pos.detach();
-      objective = objective + losses.pos * (options_.posWeight / posCount);
-    }
-    if (losses.mlm.defined()) {
-      mlm += losses.mlm.detach();
-      mlmCorrect += losses.mlmCorrect.to(torch::kFloat32);
-      objective = objective + losses.mlm / mlmCount;
-    }
+    if (losses.mlmCorrect.defined()) mlmCorrect += losses.mlmCorrect.to(torch::kFloat32);
     if (objective.requires_grad()) (scale == 1.0 ? objective : objective * scale).backward();
   }
 
-  double sums[4] = {tagging.item<double>(), pos.item<double>(), mlm.item<double>(),
-                    mlmCorrect.item<double>()};
+  std::vector<double> totals;
+  for (auto& sum : sums) totals.push_back(sum.item<double>());
+  totals.push_back(mlmCorrect.item<double>());
   auto gradients = DenseGradients(parameters_);
   if (group) {
-    auto reduced =
-        group->AllreduceScalars({sums[0], sums[1], sums[2], sums[3]}, dist::ReduceOp::kSum);
-    for (int i = 0; i < 4; ++i) sums[i] = reduced[i];
+    totals = group->AllreduceScalars(totals, dist::ReduceOp::kSum);
     SumOverRanks(*group, gradients);
   }
-  result.sentences = static_cast<int64_t>(counts[0]);
-  result.pieces = static_cast<int64_t>(counts[1]);
-  result.taggingLoss = sums[0] / taggingCount;
-  result.posLoss = sums[1] / posCount;
-  result.mlmLoss = sums[2] / mlmCount;
-  result.mlmAccuracy = sums[3] / mlmCount;
-  result.loss = result.taggingLoss + options_.posWeight * result.posLoss + result.mlmLoss;
+  result.sentences = static_cast<int64_t>(sentences);
+  result.pieces = static_cast<int64_t>(pieces);
+  Summarise(result, totals, counts, weights);
   DivideGradients(gradients, scale);
 
   result.gradNorm = ClipGradNorm(parameters_, options_.clipNorm);
@@ -142,28 +136,39 @@ StepResult Trainer::Evaluate(const std::vector<MicroBatch>& batches) {
   auto& m = *model_;
   torch::NoGradGuard noGrad;
   StepResult result;
-  double sums[4] = {0, 0, 0, 0}, counts[4] = {0, 0, 0, 0};
+  std::vector<double> totals(kObjectives + 1, 0.0);
+  PerObjective counts{};
   for (const auto& batch : batches) {
-    auto losses = SumLosses(m, batch, options_.autocast);
-    if (losses.tagging.defined()) sums[0] += losses.tagging.item<double>();
-    if (losses.pos.defined()) sums[1] += losses.pos.item<double>();
-    if (losses.mlm.defined()) {
-      sums[2] += losses.mlm.item<double>();
-      sums[3] += losses.mlmCorrect.item<double>();
+    auto losses = SumLosses(m, batch, options_.autocast, options_.distillTemperature);
+    for (int o = 0; o < kObjectives; ++o) {
+      if (losses.sums[o].defined()) totals[o] += losses.sums[o].item<double>();
+      counts[o] += batch.targets[o];
     }
-    counts[0] += static_cast<double>(batch.sentences);
-    counts[1] += static_cast<double>(batch.pieces);
-    counts[2] += static_cast<double>(batch.posPieces);
-    counts[3] += static_cast<double>(batch.maskedPieces);
+    if (losses.mlmCorrect.defined()) totals[kObjectives] += losses.mlmCorrect.item<double>();
+    result.sentences += batch.sentences;
+    result.pieces += batch.pieces;
   }
-  result.sentences = static_cast<int64_t>(counts[0]);
-  result.pieces = static_cast<int64_t>(counts[1]);
-  result.taggingLoss = sums[0] / CountOf(NormaliserOf(m.config().head), counts[0], counts[1]);
-  result.posLoss = sums[1] / std::max(1.0, counts[2]);
-  result.mlmLoss = sums[2] / std::max(1.0, counts[3]);
-  result.mlmAccuracy = sums[3] / std::max(1.0, counts[3]);
-  result.loss = result.taggingLoss + options_.posWeight * result.posLoss + result.mlmLoss;
+  Summarise(result, totals, counts, Weights());
   return result;
+}
+
+PerObjective Trainer::Weights() const {
+  PerObjective weights{};
+  weights[kTagging] = 1.0;
+  weights[kPos] = options_.posWeight;
+  weights[kMlm] = 1.0;
+  weights[kDistill] = options_.distillWeight;
+  return weights;
+}
+
+void Trainer::Summarise(StepResult& result, const std::vector<double>& totals,
+                        const PerObjective& counts, const PerObjective& weights) {
+  result.loss = 0;
+  for (int o = 0; o < kObjectives; ++o) {
+    result.losses[o] = totals[o] / std::max(1.0, counts[o]);
+    result.loss += weights[o] * result.losses[o];
+  }
+  result.mlmAccuracy = totals[kObjectives] / std::max(1.0, counts[kMlm]);
 }
 
 void Trainer::BroadcastParameters(dist::Group& group, int root) {

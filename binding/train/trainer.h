@@ -22,10 +22,11 @@
 namespace koner::train {
 
 struct StepResult {
-  // The objective: taggingLoss + posWeight * posLoss + mlmLoss, each its summed loss over every
-  // micro-batch and rank divided by its own count (0 for an objective the step did not train).
+  // The objective: the sum over objectives of weight × loss, each loss its summed value over
+  // every micro-batch and rank divided by its own count of targets (0 for an objective the step
+  // did not train). Weights: 1 for tagging and masked LM, posWeight, distillWeight.
   double loss = 0;
-  double taggingLoss = 0, posLoss = 0, mlmLoss = 0;
+  PerObjective losses{};
   double mlmAccuracy = 0;  // masked pieces predicted exactly, over masked pieces
   double gradNorm = 0;     // global L2 norm before clipping
   int64_t sentences = 0, pieces = 0;
@@ -57,6 +58,10 @@ class Trainer {
   void ApplyState(OptimizerState state);
 
  private:
+  PerObjective Weights() const;
+  static void Summarise(StepResult& result, const std::vector<double>& totals,
+                        const PerObjective& counts, const PerObjective& weights);
+
   model::NerModel model_;
   TrainerOptions options_;
   // Fixed at construction: Model.to and loadWeights change parameters in place, never the set.

@@ -6,10 +6,10 @@ import { choiceFlag, integerFlag, UsageError, type CliCommand } from './args.js'
 
 export const importUsage = `usage: koner import <checkpoint> <model-dir> [options]
 
-Writes <model-dir>/config.json and model.safetensors from a Hugging Face BERT state dict
-(pytorch_model.bin, with or without "bert."), a BertForTokenClassification, the KoBERT+CRF
-reference project's checkpoint (model_state_dict, module., position_wise_ff, crf), or koner's
-own safetensors. A missing head is initialised.
+Writes <model-dir>/config.json, model.safetensors, tokenizer.model and vocab.json from a Hugging
+Face BERT state dict (pytorch_model.bin, with or without "bert."), a BertForTokenClassification,
+the KoBERT+CRF reference project's checkpoint (model_state_dict, module., position_wise_ff, crf),
+or koner's own safetensors. A missing head is initialised.
 
 options:
   --labels <file>          label names: a JSON list, {"0": "O", ...}, {"O": 0, ...} (such as the
@@ -19,7 +19,12 @@ options:
   --dtype <t>              float32 | float16 | bfloat16 (default: as stored)
   --head <h>               softmax | crf, for a checkpoint without a head (default crf)
   --special-labels <how>   keep | fold the [CLS] [SEP] [PAD] [MASK] labels (default keep)
-  --seed <n>               seed for an initialised head`;
+  --seed <n>               seed for an initialised head
+  --tokenizer-model <file> the SentencePiece model the checkpoint was trained with, and
+  --tokenizer-vocab <file> its vocabulary JSON (default: tokenizer.model and vocab.json, or
+                           KoBERT's files, beside the checkpoint; else KoBERT's own when the
+                           vocabulary has 8002 ids)
+  --no-tokenizer           copy no tokenizer (an encoder to fine-tune with a train.json's)`;
 
 export const importCommand: CliCommand = {
   name: 'import',
@@ -39,6 +44,9 @@ async function importCheckpointCommand(argv: string[]): Promise<number> {
       head: { type: 'string' },
       'special-labels': { type: 'string' },
       seed: { type: 'string' },
+      'tokenizer-model': { type: 'string' },
+      'tokenizer-vocab': { type: 'string' },
+      'no-tokenizer': { type: 'boolean' },
     },
   });
   if (positionals.length !== 2) throw new UsageError('expected <checkpoint> <model-dir>');
@@ -63,6 +71,17 @@ async function importCheckpointCommand(argv: string[]): Promise<number> {
     ] as const);
   }
   if (values.seed !== undefined) options.seed = integerFlag(values.seed, '--seed');
+  const model = values['tokenizer-model'];
+  const vocab = values['tokenizer-vocab'];
+  if ((model === undefined) !== (vocab === undefined)) {
+    throw new UsageError('--tokenizer-model and --tokenizer-vocab go together');
+  }
+  if (values['no-tokenizer']) {
+    if (model !== undefined) throw new UsageError('--no-tokenizer excludes --tokenizer-model');
+    options.tokenizer = null;
+  } else if (model !== undefined && vocab !== undefined) {
+    options.tokenizer = { model, vocab };
+  }
 
   const [file, dir] = positionals;
   const result = await importCheckpoint(file, dir, options);
@@ -74,6 +93,11 @@ async function importCheckpointCommand(argv: string[]): Promise<number> {
   );
   console.log(`  head: ${c.head}, ${c.labels.length} labels (${c.labels.slice(0, 5).join(' ')} …)`);
   console.log(`  wrote ${result.tensors} tensors to ${result.weightsPath}`);
+  console.log(
+    result.tokenizer
+      ? `  tokenizer: ${result.tokenizer.model} and ${result.tokenizer.vocab}`
+      : '  tokenizer: none (NerModel.load needs one given)',
+  );
   if (result.initialised.length) console.log(`  initialised: ${result.initialised.join(', ')}`);
   if (result.foldedLabels.length) console.log(`  folded labels: ${result.foldedLabels.join(' ')}`);
   if (result.dropped.length) {

@@ -3,6 +3,7 @@
 import { runCommand, type CliCommand } from './args.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { explainCommand } from './explain.js';
 import { importCommand } from './import.js';
 import { pretrainCommand } from './pretrain.js';
 import { serveCommand } from './serve.js';
@@ -17,6 +18,7 @@ const COMMANDS: readonly CliCommand[] = [
   tagCommand,
   evalCommand,
   serveCommand,
+  explainCommand,
 ];
 
 const usage = `usage: koner <command>

@@ -11,6 +11,8 @@ export const serveUsage = `usage: koner serve [--model <dir>] [options]
 Serves the model over HTTP until SIGINT or SIGTERM (requests in progress are answered first):
   POST /v1/ner   {"text": "…"} → {"entities": […]}; {"texts": ["…", …]} → {"results": [{"entities": […]}, …]}
                  optional: "nBest" (1-10), "constrained" (default true), "withProbabilities"
+  POST /v1/explain {"text": "…"} → tokens, their likeliest tags and attention maps (koner explain's
+                 view); optional: "layers", "heads", "topTags", "constrained"
   GET  /healthz  model, labels, device, batching counters
   GET  /         a page to try the model in a browser
 

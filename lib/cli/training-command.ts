@@ -8,10 +8,14 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { releaseLargeAllocations } from '../runtime.js';
 import { TrainConfigError } from '../train/config.js';
 import { exitWithLauncher, readDistEnv, type DistEnv } from '../train/dist-env.js';
 import { launch, parseLaunchArgs, WorkerFailedError } from '../train/launch.js';
 import { CommandError, integerFlag, noPositionals, UsageError, type CliCommand } from './args.js';
+
+/** The training commands' threshold of `releaseLargeAllocations`: 1 MiB. */
+export const TRAINING_MMAP_THRESHOLD = 1 << 20;
 
 /** The command-line overrides of the config, to apply to its JSON before validation. */
 export interface ConfigOverrides {
@@ -92,6 +96,8 @@ export function trainingCommand<C>(spec: TrainingCommandSpec<C>): CliCommand {
         }
       }
       if (dist) exitWithLauncher(dist);
+      // This command owns its process: freed activations go back to the system (see runtime.ts).
+      releaseLargeAllocations(TRAINING_MMAP_THRESHOLD);
       await spec.run({ config, resume: values.resume ?? false, stopAfter, dist });
       return 0;
     },

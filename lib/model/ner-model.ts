@@ -11,30 +11,26 @@ import { parseTag } from '../labels/scheme.js';
 import { LIMITS } from '../limits.js';
 import {
   native,
-  packageRoot,
   type NativeDecoded,
   type NativeDtype,
+  type NativeInputs,
   type NativeModel,
 } from '../native.js';
 import { setThreads } from '../runtime.js';
 import { Tokenizer } from '../tokenizer/index.js';
+import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from '../train/batching.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { defaultModelDir } from './default-model.js';
 import { attachPieces } from './entity-pieces.js';
+import { resolveTokenizerFiles, type TokenizerFiles } from './tokenizer-files.js';
+import { planWindows, stitchAttention, stitchEmissions, type PieceWindow } from './windows.js';
 import { checkConfigFitsWeights } from './weights-fit.js';
-import { planWindows, stitchEmissions, type PieceWindow } from './windows.js';
+
+export type { TokenizerFiles } from './tokenizer-files.js';
 
 /** An entity found in a text. `text.slice(start, end)` of the input is `text`. */
 export type NerEntity = DecodedEntity;
-
-/** Where the tokenizer's two files are. */
-export interface TokenizerFiles {
-  /** SentencePiece model (KoBERT's `tokenizer_78b3253a26.model`). */
-  model: string;
-  /** Vocabulary JSON (KoBERT's `kobertvocab_f38b8a4d6d.json`). */
-  vocab: string;
-}
 
 export interface NerModelLoadOptions {
   /** `'cpu'` (default), `'cuda'` or `'cuda:N'`. */
@@ -43,7 +39,7 @@ export interface NerModelLoadOptions {
   threads?: number;
   /** The encoder's dtype (default float32; float16 needs CUDA). The CRF always runs in fp32. */
   dtype?: NativeDtype;
-  /** Tokenizer files; otherwise config.json's, then $KONER_TOKENIZER_DIR, then ../shared. */
+  /** Tokenizer files; otherwise $KONER_TOKENIZER_DIR's, then the model directory's own. */
   tokenizer?: TokenizerFiles;
 }
 
@@ -86,49 +82,63 @@ export interface NerPath {
   entities: NerEntity[];
 }
 
-const DEFAULT_TOKENIZER_DIR = () =>
-  path.resolve(packageRoot, '..', 'shared', 'data', 'kobert-tokenizer');
-const TOKENIZER_MODEL = 'tokenizer_78b3253a26.model';
-const TOKENIZER_VOCAB = 'kobertvocab_f38b8a4d6d.json';
-
-/** The tokenizer files for a model directory: option, config.json, environment, ../shared. */
-export function resolveTokenizerFiles(
-  dir: string,
-  config: ModelConfig,
-  explicit?: TokenizerFiles,
-  defaultDir: string = DEFAULT_TOKENIZER_DIR(),
-): TokenizerFiles {
-  const tried: string[] = [];
-  const usable = (files: TokenizerFiles, source: string): boolean => {
-    const ok = existsSync(files.model) && existsSync(files.vocab);
-    if (!ok) tried.push(`${source} (${files.model}, ${files.vocab})`);
-    return ok;
-  };
-  if (explicit) {
-    if (usable(explicit, 'the tokenizer option')) return explicit;
-  }
-  if (config.tokenizer) {
-    const files = {
-      model: path.resolve(dir, config.tokenizer.model),
-      vocab: path.resolve(dir, config.tokenizer.vocab),
-    };
-    if (usable(files, 'config.json "tokenizer"')) return files;
-  }
-  const fromDir = (d: string) => ({
-    model: path.join(d, TOKENIZER_MODEL),
-    vocab: path.join(d, TOKENIZER_VOCAB),
-  });
-  const env = process.env.KONER_TOKENIZER_DIR;
-  if (env) {
-    if (usable(fromDir(env), '$KONER_TOKENIZER_DIR')) return fromDir(env);
-  }
-  if (usable(fromDir(defaultDir), defaultDir)) return fromDir(defaultDir);
-  throw new Error(
-    `${dir}: the tokenizer files (${TOKENIZER_MODEL} and ${TOKENIZER_VOCAB}) were not found; ` +
-      `looked in: ${tried.join('; ')}. Pass { tokenizer: { model, vocab } } or set ` +
-      `KONER_TOKENIZER_DIR.`,
-  );
+export interface AttentionOptions {
+  /** Encoder layers to return, 0-based, in this order (default: all). */
+  layers?: number[];
+  /** Attention heads to return, 0-based, in this order (default: all). */
+  heads?: number[];
+  /** Overlap, in pieces, between windows of a text longer than the model's positions. */
+  windowOverlap?: number;
 }
+
+/** A token of the sequence the encoder reads: `[CLS]`, the text's pieces, `[SEP]`. */
+export interface AttentionToken {
+  piece: string;
+  /** UTF-16 offsets into the text (`[CLS]` is `[0, 0)`, `[SEP]` `[length, length)`). */
+  start: number;
+  end: number;
+}
+
+/** What `NerModel.attentions` returns. */
+export interface AttentionMaps {
+  text: string;
+  /** `[CLS]`, the pieces, `[SEP]`: N tokens, the rows and columns of every map. */
+  tokens: AttentionToken[];
+  layers: number[];
+  heads: number[];
+  /**
+   * `attentions[i][j]`: layer `layers[i]`, head `heads[j]`, an N × N row-major Float32Array
+   * whose row q is how token q spreads its attention over the tokens (each row sums to 1).
+   */
+  attentions: Float32Array[][];
+  /**
+   * The windows of pieces (`[start, end)`, piece indices) the text was encoded in: one when it
+   * fits the model's positions. Otherwise each token's row comes from the window `predict` takes
+   * its emissions from, with 0 for the tokens outside that window.
+   */
+  windows: PieceWindow[];
+}
+
+export interface ExplainOptions extends AttentionOptions {
+  /** As in `predict` (default true). */
+  constrained?: boolean;
+  /** As in `predict` (default true). */
+  refine?: boolean;
+}
+
+/** What `NerModel.explain` returns: the attention maps and the tagging they led to. */
+export interface Explanation extends AttentionMaps {
+  entities: NerEntity[];
+  /** The tag names, by id (the columns of `marginals`). */
+  labels: readonly string[];
+  /** The best path's tag of every token (`[CLS]` and `[SEP]` included). */
+  tags: string[];
+  /** P(tag | text) of every token and tag, N × K row-major: the CRF's marginals. */
+  marginals: Float32Array;
+}
+
+/** The most attention values (floats) one call may return: 2^26, 256 MiB. */
+export const MAX_ATTENTION_VALUES = 2 ** 26;
 
 /** BIO constraints over a label list: `allowed[i*K+j]`, `allowedStart[j]`, `allowedEnd[i]`. */
 export function bioConstraints(labels: readonly string[]) {
@@ -287,12 +297,138 @@ export class NerModel {
   }
 
   /**
+   * The attention probabilities of a text (Hugging Face's `output_attentions`), for the chosen
+   * layers and heads, with the tokens they are over. They come from the forward pass `predict`
+   * runs, kept only when asked for. A text longer than the model's positions is read in the
+   * windows `predict` uses and the maps are stitched (see `AttentionMaps.windows`).
+   */
+  async attentions(text: string, options: AttentionOptions = {}): Promise<AttentionMaps> {
+    const { maps } = await this.#attend(text, options, 'attentions');
+    return maps;
+  }
+
+  /**
+   * `attentions` together with what they led to, from the same forward pass: the entities (as
+   * `predict` finds them), every token's tag and the CRF's marginals.
+   */
+  async explain(text: string, options: ExplainOptions = {}): Promise<Explanation> {
+    const { maps, encoded, emissions } = await this.#attend(text, options, 'explain');
+    const K = this.labels.length;
+    const N = maps.tokens.length;
+    const decoded = await this.#model().decodeEmissions(emissions, [1, N, K], Int32Array.of(N), {
+      nBest: 1,
+      constraints: options.constrained === false ? undefined : bioConstraints(this.labels),
+      marginals: true,
+    });
+    const { best } = this.#entities(encoded, decoded, 0, N, 1, { refine: options.refine });
+    return {
+      ...maps,
+      entities: best,
+      labels: this.labels,
+      tags: Array.from(decoded.tags, (t) => this.labels[t]),
+      marginals: decoded.marginals!,
+    };
+  }
+
+  /** One forward over a text's windows keeping attentions: the stitched maps and emissions. */
+  async #attend(text: string, options: AttentionOptions, method: string) {
+    if (typeof text !== 'string') {
+      throw new TypeError(`${method} takes a string, got ${describe(text)}`);
+    }
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`${method}: options must be an object, got ${describe(options)}`);
+    }
+    const layers = indexList(options.layers, this.config.numHiddenLayers, 'layers', 'layer');
+    const heads = indexList(options.heads, this.config.numAttentionHeads, 'heads', 'head');
+    const maxPieces = this.config.maxPositionEmbeddings - 2;
+    const overlap = checkOverlap(options.windowOverlap, maxPieces);
+    const e = this.tokenizer.encode(text);
+    const encoded: Encoded = { text, ...e, windows: planWindows(e.ids.length, maxPieces, overlap) };
+    const n = e.ids.length;
+    const N = n + 2;
+    const values = N * N * layers.length * heads.length;
+    if (values > MAX_ATTENTION_VALUES) {
+      throw new RangeError(
+        `${method}: ${N} tokens × ${layers.length} layers × ${heads.length} heads make ` +
+          `${values} attention values, more than ${MAX_ATTENTION_VALUES}; ask for fewer layers ` +
+          `or heads, or a shorter text`,
+      );
+    }
+    const model = this.#model();
+    const K = this.labels.length;
+    const H = heads.length;
+    // Each window's maps [layer][head] and emission rows, one native call per window (a window's
+    // maps for every head of every layer can be large; windows are few).
+    const windowMaps: Float32Array[][][] = [];
+    const windowRows: Float32Array[] = [];
+    for (const w of encoded.windows) {
+      const seq = this.#withSpecials(e.ids.subarray(w.start, w.end));
+      const T = seq.length;
+      const out = await model.attentions(
+        seq,
+        [1, T],
+        Int32Array.of(T),
+        layers,
+        heads,
+        this.#syllables([{ text, offsets: e.offsets.slice(w.start, w.end) }], T),
+      );
+      windowRows.push(out.emissions);
+      windowMaps.push(
+        layers.map((_, l) =>
+          heads.map((_, h) =>
+            out.attentions.subarray((l * H + h) * T * T, (l * H + h + 1) * T * T),
+          ),
+        ),
+      );
+    }
+    const strides = encoded.windows.map((w) => w.end - w.start + 2);
+    const attentions = layers.map((_, l) =>
+      heads.map((_, h) =>
+        stitchAttention(
+          n,
+          encoded.windows,
+          windowMaps.map((m) => m[l][h]),
+          strides,
+        ),
+      ),
+    );
+    const tokens: AttentionToken[] = [
+      { piece: '[CLS]', start: 0, end: 0 },
+      ...e.pieces.map((piece, p) => ({ piece, start: e.offsets[p][0], end: e.offsets[p][1] })),
+      { piece: '[SEP]', start: text.length, end: text.length },
+    ];
+    const maps: AttentionMaps = {
+      text,
+      tokens,
+      layers,
+      heads,
+      attentions,
+      windows: encoded.windows.map((w) => ({ ...w })),
+    };
+    return { maps, encoded, emissions: stitchEmissions(n, K, encoded.windows, windowRows) };
+  }
+
+  #withSpecials(ids: Int32Array): Int32Array {
+    const seq = new Int32Array(ids.length + 2);
+    seq[0] = this.tokenizer.specialIds.cls;
+    seq.set(ids, 1);
+    seq[seq.length - 1] = this.tokenizer.specialIds.sep;
+    return seq;
+  }
+
+  /**
    * Emissions for sequences of token ids that already include [CLS] and [SEP]: one Float32Array
    * of T×K (row-major) per sequence.
    */
   async logits(ids: ArrayLike<number>[]): Promise<Float32Array[]> {
     if (!Array.isArray(ids) || ids.length === 0) {
       throw new TypeError('ids must be a non-empty array of token-id arrays');
+    }
+    if (this.config.syllableVocabSize) {
+      throw new Error(
+        'logits(ids) cannot give a model with a syllable channel its syllables (they come from ' +
+          'the text): use predict or predictPaths',
+      );
     }
     const K = this.labels.length;
     const maxT = this.config.maxPositionEmbeddings;
@@ -354,10 +490,7 @@ export class NerModel {
       throw new TypeError(`batchSize must be a positive integer, got ${String(options.batchSize)}`);
     }
     const maxPieces = this.config.maxPositionEmbeddings - 2;
-    const overlap = options.windowOverlap ?? Math.floor(maxPieces / 4);
-    if (!Number.isInteger(overlap) || overlap < 0 || overlap >= maxPieces) {
-      throw new TypeError(`windowOverlap must be an integer from 0 to ${maxPieces - 1}`);
-    }
+    const overlap = checkOverlap(options.windowOverlap, maxPieces);
     const encoded = texts.map((text): Encoded => {
       const e = this.tokenizer.encode(text);
       return { text, ...e, windows: planWindows(e.ids.length, maxPieces, overlap) };
@@ -392,7 +525,17 @@ export class NerModel {
       plan.signal?.throwIfAborted();
       const seqs = batch.map((t) => this.#withSpecials(plan.encoded[t].ids));
       const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
-      const decoded = await model.decode(data, [batch.length, T], lengths, decodeOptions);
+      const rows = batch.map((t) => ({
+        text: plan.encoded[t].text,
+        offsets: plan.encoded[t].offsets,
+      }));
+      const decoded = await model.decode(
+        data,
+        [batch.length, T],
+        lengths,
+        decodeOptions,
+        this.#syllables(rows, T),
+      );
       batch.forEach((t, b) => settle(t, decoded, b, T));
     }
 
@@ -440,13 +583,23 @@ export class NerModel {
     const order = windows.map((_, k) => k);
     for (const batch of lengthBatches(order, (k) => windows[k].pieces, plan.batchSize)) {
       plan.signal?.throwIfAborted();
-      const seqs = batch.map((k) => {
-        const { text, window } = windows[k];
-        const w = plan.encoded[text].windows[window];
-        return this.#withSpecials(plan.encoded[text].ids.subarray(w.start, w.end));
+      const spans = batch.map((k) => {
+        const e = plan.encoded[windows[k].text];
+        const w = e.windows[windows[k].window];
+        return {
+          ids: e.ids.subarray(w.start, w.end),
+          text: e.text,
+          offsets: e.offsets.slice(w.start, w.end),
+        };
       });
+      const seqs = spans.map((span) => this.#withSpecials(span.ids));
       const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
-      const emissions = await model.emissions(data, [batch.length, T], lengths);
+      const emissions = await model.emissions(
+        data,
+        [batch.length, T],
+        lengths,
+        this.#syllables(spans, T),
+      );
       batch.forEach((k, b) => {
         const { text, window } = windows[k];
         rows[text][window] = emissions.subarray(b * T * K, (b * T + lengths[b]) * K);
@@ -455,14 +608,20 @@ export class NerModel {
     return rows;
   }
 
-  /** `[CLS] ids [SEP]`. */
-  #withSpecials(ids: Int32Array): Int32Array {
-    const special = this.tokenizer.specialIds;
-    const seq = new Int32Array(ids.length + 2);
-    seq[0] = special.cls;
-    seq.set(ids, 1);
-    seq[seq.length - 1] = special.sep;
-    return seq;
+  /**
+   * The syllable ids of `[CLS] pieces [SEP]` rows of `T` positions, for a model with a syllable
+   * channel (undefined for any other).
+   */
+  #syllables(
+    rows: { text: string; offsets: [number, number][] }[],
+    T: number,
+  ): NativeInputs | undefined {
+    if (!this.config.syllableVocabSize) return undefined;
+    const batch = collateSyllables(
+      rows.map((r) => pieceSyllables(r.text, r.offsets)),
+      T,
+    );
+    return { syllables: batch.ids, syllablesPerPiece: batch.syllables };
   }
 
   #entities(
@@ -472,7 +631,7 @@ export class NerModel {
     T: number,
     nBest: number,
     options: PredictOptions,
-  ): TextResult {
+  ): { best: NerEntity[]; paths: NerPath[]; tags: string[]; offsets: [number, number][] } {
     const K = this.labels.length;
     const n = e.ids.length;
     const marginals = decoded.marginals!;
@@ -506,19 +665,44 @@ export class NerModel {
   }
 }
 
-interface TextResult {
-  best: NerEntity[];
-  paths: NerPath[];
-  tags: string[];
-  offsets: [number, number][];
+/** The window overlap option, defaulting to a quarter of a window. */
+function checkOverlap(value: number | undefined, maxPieces: number): number {
+  const overlap = value ?? Math.floor(maxPieces / 4);
+  if (!Number.isInteger(overlap) || overlap < 0 || overlap >= maxPieces) {
+    throw new TypeError(`windowOverlap must be an integer from 0 to ${maxPieces - 1}`);
+  }
+  return overlap;
 }
 
-/** What `#run` works from: the checked options and every text tokenized. */
-interface Plan {
-  encoded: Encoded[];
-  batchSize: number;
-  constraints: ReturnType<typeof bioConstraints> | undefined;
-  signal: AbortSignal | undefined;
+/** A layers/heads option: every index when absent, else a non-empty array of valid indices. */
+function indexList(value: unknown, count: number, name: string, noun: string): number[] {
+  if (value === undefined) return Array.from({ length: count }, (_, i) => i);
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new TypeError(
+      `${name} must be a non-empty array of ${noun} indices, got ${describe(value)}`,
+    );
+  }
+  value.forEach((v: unknown, i) => {
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      throw new TypeError(`${name}[${i}] must be an integer, got ${describe(v)}`);
+    }
+    if (v < 0 || v >= count) {
+      throw new RangeError(
+        `${name}[${i}] = ${v} is out of range: the model has ${count} ${noun}s (0 to ${count - 1})`,
+      );
+    }
+  });
+  return [...(value as number[])];
+}
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value);
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'function') return 'a function';
+  return String(value);
 }
 
 function checkTexts(input: string | string[]): string[] {
@@ -552,4 +736,19 @@ function lengthBatches<T>(
     batches.push(order.slice(i, i + batchSize).map((o) => o.item));
   }
   return batches;
+}
+
+interface TextResult {
+  best: NerEntity[];
+  paths: NerPath[];
+  tags: string[];
+  offsets: [number, number][];
+}
+
+/** What `#run` works from: the checked options and every text tokenized. */
+interface Plan {
+  encoded: Encoded[];
+  batchSize: number;
+  constraints: ReturnType<typeof bioConstraints> | undefined;
+  signal: AbortSignal | undefined;
 }

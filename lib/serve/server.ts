@@ -1,5 +1,6 @@
 /**
- * The HTTP API (fastify): `POST /v1/ner`, `GET /healthz` and the demo page at `GET /`. Texts of
+ * The HTTP API (fastify): `POST /v1/ner`, `POST /v1/explain`, `GET /healthz` and the demo page at
+ * `GET /`. Texts of
  * concurrent requests are batched into shared model calls by a {@link MicroBatcher}.
  */
 import { STATUS_CODES } from 'node:http';
@@ -8,11 +9,24 @@ import type { Duplex } from 'node:stream';
 
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 
+import { explainView } from '../explain/view.js';
 import { LIMITS } from '../limits.js';
-import type { NerEntity, NerPath, PredictOptions } from '../model/ner-model.js';
+import type {
+  ExplainOptions,
+  Explanation,
+  NerEntity,
+  NerPath,
+  PredictOptions,
+} from '../model/ner-model.js';
 import { BatcherClosedError, MicroBatcher, QueueFullError } from './batcher.js';
 import { PAGE_HTML } from './page.js';
-import { DEFAULT_LIMITS, HttpError, parseNerRequest, type RequestLimits } from './request.js';
+import {
+  DEFAULT_LIMITS,
+  HttpError,
+  parseExplainRequest,
+  parseNerRequest,
+  type RequestLimits,
+} from './request.js';
 
 /**
  * What the server needs of a model: `NerModel` is one. Tests and wrappers (a model that counts
@@ -27,6 +41,8 @@ export interface NerPredictor {
   readonly config?: { head: string; maxPositionEmbeddings: number };
   predict(texts: string[], options: PredictOptions): Promise<NerEntity[][]>;
   predictPaths(texts: string[], nBest: number, options: PredictOptions): Promise<NerPath[][]>;
+  /** For `POST /v1/explain` (answered 501 `not_implemented` without it). */
+  explain?(text: string, options: ExplainOptions): Promise<Explanation>;
 }
 
 /** Options of {@link createServer}. */
@@ -93,8 +109,8 @@ const HEAVY_BATCH = 4;
  * Every refusal is JSON `{ error: { code, message } }`: 400 `invalid_json` / `invalid_request` /
  * `bad_request`, 404 `not_found`, 408 `request_timeout`, 413 `payload_too_large`, 415
  * `unsupported_media_type`, 422 `too_many_texts` / `text_too_long` / `request_too_long` /
- * `n_best_too_large`, 431 `headers_too_large`, 503 `overloaded` / `shutting_down`, 500
- * `internal_error`.
+ * `n_best_too_large` / `out_of_range`, 431 `headers_too_large`, 501 `not_implemented`, 503
+ * `overloaded` / `shutting_down`, 500 `internal_error`.
  */
 export function createServer(model: NerPredictor, options: ServerOptions = {}): NerServer {
   const limits: RequestLimits = {
@@ -102,6 +118,7 @@ export function createServer(model: NerPredictor, options: ServerOptions = {}): 
     maxTextLength: options.maxTextLength ?? DEFAULT_LIMITS.maxTextLength,
     maxTotalLength: options.maxTotalLength ?? DEFAULT_LIMITS.maxTotalLength,
     maxNBest: options.maxNBest ?? DEFAULT_LIMITS.maxNBest,
+    maxExplainLength: options.maxExplainLength ?? DEFAULT_LIMITS.maxExplainLength,
   };
   if (!(
     Number.isInteger(limits.maxNBest) &&
@@ -238,6 +255,30 @@ export function createServer(model: NerPredictor, options: ServerOptions = {}): 
     } finally {
       reply.raw.off('close', onClose);
     }
+  });
+
+  // Not batched: one text's attention maps, straight from the model (which queues its calls).
+  app.post('/v1/explain', async (request) => {
+    const req = parseExplainRequest(request.body, limits);
+    if (!model.explain) {
+      throw new HttpError(501, 'not_implemented', 'this model cannot explain its predictions');
+    }
+    let explanation: Explanation;
+    try {
+      explanation = await model.explain(req.text, {
+        layers: req.layers,
+        heads: req.heads,
+        constrained: req.constrained,
+      });
+    } catch (error) {
+      // A layer or head the model does not have.
+      if (error instanceof RangeError) throw new HttpError(422, 'out_of_range', error.message);
+      throw error;
+    }
+    return explainView(explanation, {
+      topTags: req.topTags,
+      model: model.dir ? path.basename(model.dir) : undefined,
+    });
   });
 
   app.addHook('preClose', async () => {

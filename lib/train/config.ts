@@ -33,6 +33,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { HEAD_KINDS, type HeadKind } from '../model/config.js';
+import { bundledTokenizerFiles } from '../model/default-model.js';
 import { readJsonFile } from '../text-file.js';
 
 /** Corpus file formats `corpus.format` accepts. */
@@ -70,7 +71,8 @@ export interface TrainConfig {
   };
   /**
    * Default: KoBERT's files in `../shared/data/kobert-tokenizer/` beside the package root, when
-   * they exist there; otherwise the field is required. The tokenizer of a pretrained encoder must
+   * they exist there, else the bundled model's copies (`models/kmou-small/tokenizer.model` and
+   * `vocab.json`); otherwise the field is required. The tokenizer of a pretrained encoder must
    * be the one it was trained with.
    */
   tokenizer: TokenizerFiles;
@@ -88,6 +90,17 @@ export interface TrainConfig {
     dropout: number;
     /** Hidden size per direction of a bilstm/bigru head (default hiddenSize / 2). */
     rnnHiddenSize: number | null;
+    /**
+     * Weight of an auxiliary POS loss beside the tagging loss (default `null`: no POS head). The
+     * targets are the corpus's gold morphemes (KMOU only), one Sejong tag per piece
+     * (`lib/labels/pos.ts`); the head is used in training only.
+     */
+    posWeight: number | null;
+    /**
+     * Adds the syllable channel (default false): each piece's syllables, embedded and averaged
+     * into its embedding (`lib/tokenizer/syllables.ts`). A model directory that has one keeps it.
+     */
+    syllables: boolean;
   };
   /**
    * Longest input in pieces, [CLS] and [SEP] included (default 128). A longer training sentence
@@ -142,6 +155,21 @@ export interface TrainConfig {
    * checkpoint then follows validation entity F1.
    */
   earlyStopping: { patience: number; metric: EarlyStopMetric; minDelta: number } | null;
+  /**
+   * Knowledge distillation (default `null`: none). A `teacher` model directory (same tokenizer
+   * and labels) gives every training piece its tag distribution, which the model learns with
+   * weight `weight` (default 1) at `temperature` (default 1) beside the gold tags; with `text`
+   * (gzip or plain files, one paragraph per line), its first `paragraphs` paragraphs (default
+   * 10,000; those sharing text with the validation set are dropped) join the training data as
+   * unlabelled sentences, taught by the teacher alone.
+   */
+  distill: {
+    teacher: string;
+    weight: number;
+    temperature: number;
+    text: string[];
+    paragraphs: number;
+  } | null;
   /** Output directory: checkpoints `best/` and `last/`, `metrics.jsonl`. Required. */
   output: string;
   /** `cpu` (default), `cuda` or `cuda:N`. */
@@ -276,16 +304,22 @@ export function packageRoot(): string | null {
   return packageRootCache;
 }
 
-/** KoBERT's tokenizer files beside the package root, when both exist; otherwise null. */
+/**
+ * KoBERT's tokenizer files: beside the package root (the repository's data) when both exist
+ * there, else the bundled model's copies (an installed package); null when neither exists.
+ */
 export function defaultTokenizerFiles(): TokenizerFiles | null {
   const root = packageRoot();
   if (root === null) return null;
   const dir = path.resolve(root, KOBERT_TOKENIZER.dir);
-  const files = {
+  const shared = {
     model: path.join(dir, KOBERT_TOKENIZER.model),
     vocab: path.join(dir, KOBERT_TOKENIZER.vocab),
   };
-  return existsSync(files.model) && existsSync(files.vocab) ? files : null;
+  for (const files of [shared, bundledTokenizerFiles()]) {
+    if (existsSync(files.model) && existsSync(files.vocab)) return files;
+  }
+  return null;
 }
 
 /** Options of {@link parseTrainConfig}. */
@@ -316,6 +350,7 @@ const FIELDS = {
     'seed',
     'evalEvery',
     'earlyStopping',
+    'distill',
     'output',
     'device',
     'dtype',
@@ -323,8 +358,9 @@ const FIELDS = {
     'logEvery',
   ],
   corpus: ['format', 'train', 'validation'],
+  distill: ['teacher', 'weight', 'temperature', 'text', 'paragraphs'],
   tokenizer: ['model', 'vocab'],
-  model: ['init', 'size', 'head', 'dropout', 'rnnHiddenSize'],
+  model: ['init', 'size', 'head', 'dropout', 'rnnHiddenSize', 'posWeight', 'syllables'],
   size: [
     'hiddenSize',
     'numHiddenLayers',
@@ -690,7 +726,22 @@ export function parseTrainConfig(
       describe: 'a probability in [0, 1)',
     }),
     rnnHiddenSize: null,
+    posWeight: null,
+    syllables: false,
   };
+  if (m.posWeight !== undefined && m.posWeight !== null) {
+    model.posWeight = r.number(m, 'posWeight', 'model', {
+      above: 0,
+      describe: 'a positive number (null: no POS head)',
+    });
+  }
+  if (m.syllables !== undefined) {
+    if (typeof m.syllables !== 'boolean') {
+      r.fail('model.syllables', `must be true or false, got ${show(m.syllables)}`);
+    } else {
+      model.syllables = m.syllables;
+    }
+  }
   if (m.rnnHiddenSize !== undefined) {
     if (head !== 'bilstm-crf' && head !== 'bigru-crf') {
       r.fail(
@@ -713,6 +764,12 @@ export function parseTrainConfig(
     train: corpusRaw ? r.paths(c, 'train', 'corpus') : [],
     validation: corpusRaw ? r.paths(c, 'validation', 'corpus') : [],
   };
+  if (model.posWeight !== null && corpus.format !== 'kmou') {
+    r.fail(
+      'model.posWeight',
+      `needs the gold morphemes of a KMOU corpus (corpus.format is "${corpus.format}")`,
+    );
+  }
 
   const tokRaw = r.object(raw, 'tokenizer', '', FIELDS.tokenizer);
   let tokenizer: TokenizerFiles;
@@ -841,6 +898,26 @@ export function parseTrainConfig(
     };
   }
 
+  let distill: TrainConfig['distill'] = null;
+  if (raw.distill !== undefined && raw.distill !== null) {
+    const d: Json = r.object(raw, 'distill', '', FIELDS.distill) ?? {};
+    distill = {
+      teacher: r.path(d, 'teacher', 'distill') ?? '',
+      weight: r.number(d, 'weight', 'distill', {
+        fallback: 1,
+        above: 0,
+        describe: 'a positive number',
+      }),
+      temperature: r.number(d, 'temperature', 'distill', {
+        fallback: 1,
+        above: 0,
+        describe: 'a positive number',
+      }),
+      text: d.text === undefined ? [] : r.paths(d, 'text', 'distill'),
+      paragraphs: r.integer(d, 'paragraphs', 'distill', 1, 10000),
+    };
+  }
+
   const output = r.path(raw, 'output', '') ?? '';
   let device = 'cpu';
   if (raw.device !== undefined) {
@@ -885,6 +962,7 @@ export function parseTrainConfig(
     seed: r.integer(raw, 'seed', '', 0, recipe.seed, 0xffffffff),
     evalEvery: r.integer(raw, 'evalEvery', '', 0, recipe.evalEvery),
     earlyStopping,
+    distill,
     output,
     device,
     dtype,
@@ -907,6 +985,8 @@ export function trainConfigToJson(config: TrainConfig): Json {
   };
   if (config.model.size) model.size = { ...config.model.size };
   if (config.model.rnnHiddenSize !== null) model.rnnHiddenSize = config.model.rnnHiddenSize;
+  if (config.model.posWeight !== null) model.posWeight = config.model.posWeight;
+  if (config.model.syllables) model.syllables = true;
   const schedule: Json =
     config.schedule.warmupSteps !== undefined
       ? { kind: 'linear', warmupSteps: config.schedule.warmupSteps }
@@ -931,6 +1011,7 @@ export function trainConfigToJson(config: TrainConfig): Json {
     seed: config.seed,
     evalEvery: config.evalEvery,
     earlyStopping: config.earlyStopping ? { ...config.earlyStopping } : null,
+    distill: config.distill ? { ...config.distill, text: [...config.distill.text] } : null,
     output: config.output,
     device: config.device,
     dtype: config.dtype,
@@ -982,7 +1063,8 @@ async function kindOf(p: string): Promise<'file' | 'dir' | 'other' | 'missing'> 
  * Checks what {@link parseTrainConfig} cannot see without the file system, so a typo in a path
  * fails before any data is read: corpus paths exist (KMOU: files or directories; CoNLL: files),
  * the tokenizer files exist, `model.init` holds a readable `config.json` whose
- * `max_position_embeddings` admits `maxLength`, and `output` is not a file.
+ * `max_position_embeddings` admits `maxLength`, the distillation teacher is a model directory and
+ * its text files exist, and `output` is not a file.
  *
  * @throws TrainConfigError listing every problem, each with its field path.
  */
@@ -1016,6 +1098,13 @@ export async function checkTrainConfigPaths(
   }
   await expect('tokenizer.model', config.tokenizer.model, ['file']);
   await expect('tokenizer.vocab', config.tokenizer.vocab, ['file']);
+  if (config.distill) {
+    await expect('distill.teacher', path.join(config.distill.teacher, 'config.json'), ['file']);
+    const text = config.distill.text;
+    for (let i = 0; i < text.length; i++) {
+      await expect(text.length === 1 ? 'distill.text' : `distill.text[${i}]`, text[i], ['file']);
+    }
+  }
   if (config.model.init !== 'scratch') {
     const file = path.join(config.model.init, 'config.json');
     let raw: unknown;

@@ -12,7 +12,7 @@
  * @packageDocumentation
  */
 import { readConll, readKmouCorpus } from '../corpus/index.js';
-import type { CorpusWarning, Sentence } from '../corpus/types.js';
+import type { CorpusWarning, KmouSentence, Sentence } from '../corpus/types.js';
 import {
   addAlignmentStats,
   alignEntities,
@@ -25,7 +25,9 @@ import {
   createLabelScheme,
   type LabelScheme,
 } from '../labels/scheme.js';
+import { posTargets, POS_IGNORE } from '../labels/pos.js';
 import type { Tokenizer } from '../tokenizer/index.js';
+import { pieceSyllables, type PieceSyllables } from '../tokenizer/syllables.js';
 import type { TokenizedExample } from './batching.js';
 import type { CorpusFormat } from './config.js';
 
@@ -77,6 +79,14 @@ export function schemeForCorpus(
 export interface TrainingExample extends TokenizedExample {
   ids: Int32Array;
   labels: Int32Array;
+  /** POS id per position ({@link POS_IGNORE} on [CLS], [SEP] and pieces without one), when asked. */
+  posTags?: Int32Array;
+  /** The pieces' syllable ids (pieces × maxSyllables, without [CLS]/[SEP]), when asked. */
+  syllables?: PieceSyllables;
+  /** A teacher's tag distribution per position (length × K), for distillation (lib/train/distill). */
+  softTargets?: Float32Array;
+  /** False for unlabelled text: its `labels` are placeholders that train nothing. */
+  tagged?: boolean;
   /** Index of the sentence in the list given to {@link prepareExamples}. */
   sentence: number;
   /** Piece range `[start, end)` of the sentence this example covers. */
@@ -106,6 +116,10 @@ export interface PrepareOptions {
   scheme: LabelScheme;
   /** Longest example in pieces, [CLS] and [SEP] included (≥ 3). */
   maxLength: number;
+  /** Add POS targets from the sentences' gold morphemes (KMOU sentences only). */
+  pos?: boolean;
+  /** Add each piece's syllable ids, at most this many per piece. */
+  maxSyllables?: number;
 }
 
 /**
@@ -157,7 +171,7 @@ export function prepareExamples(
   tokenizer: Tokenizer,
   options: PrepareOptions,
 ): PreparedData {
-  const { scheme, maxLength } = options;
+  const { scheme, maxLength, maxSyllables } = options;
   if (!Number.isInteger(maxLength) || maxLength < 3) {
     throw new RangeError(`maxLength must be an integer ≥ 3, got ${maxLength}`);
   }
@@ -185,6 +199,14 @@ export function prepareExamples(
     }
     const windows = splitWindows(aligned.labels, encoding.pieces, maxLength - 2);
     if (windows.length > 1) windowedSentences++;
+    let pos: Int32Array | undefined;
+    if (options.pos) {
+      const morphemes = (sentence as Partial<KmouSentence>).morphemes;
+      if (!morphemes) {
+        throw new Error(`sentence ${index} (${describe(sentence)}): no morphemes for POS targets`);
+      }
+      pos = posTargets(sentence.text, encoding.offsets, morphemes);
+    }
     for (const { start, end } of windows) {
       const ids = new Int32Array(end - start + 2);
       const labels = new Int32Array(end - start + 2).fill(outside);
@@ -196,7 +218,19 @@ export function prepareExamples(
         if (p === start && label.startsWith('I-')) label = `B-${label.slice(2)}`;
         labels[p - start + 1] = scheme.label2id[label];
       }
-      examples.push({ ids, labels, sentence: index, start, end });
+      const example: TrainingExample = { ids, labels, sentence: index, start, end };
+      if (pos) {
+        example.posTags = new Int32Array(ids.length).fill(POS_IGNORE);
+        example.posTags.set(pos.subarray(start, end), 1);
+      }
+      if (maxSyllables !== undefined) {
+        example.syllables = pieceSyllables(
+          sentence.text,
+          encoding.offsets.slice(start, end),
+          maxSyllables,
+        );
+      }
+      examples.push(example);
     }
   });
   return {

@@ -51,6 +51,10 @@ export interface TrainEvent extends EventBase {
   elapsedSeconds: number;
   /** Pretraining: masked pieces predicted exactly, over masked pieces, since the last summary. */
   mlmAccuracy?: number;
+  /** Each objective's mean loss, when the run trains more than the tags. */
+  taggingLoss?: number;
+  posLoss?: number;
+  distillLoss?: number;
 }
 
 /** Precision, recall and F1 of entities, with the number of gold entities. */
@@ -104,12 +108,7 @@ export interface EndEvent extends EventBase {
 
 /** Every event of `metrics.jsonl`. */
 export type MetricsEvent =
-  | StartEvent
-  | TrainEvent
-  | EvalEvent
-  | MlmEvalEvent
-  | CheckpointEvent
-  | EndEvent;
+  StartEvent | TrainEvent | EvalEvent | MlmEvalEvent | CheckpointEvent | EndEvent;
 
 /** An event to append; `time` is optional and filled with the current time. */
 export type MetricsEventInput = MetricsEvent extends infer E

@@ -11,10 +11,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
+import { POS_TAGS } from '../labels/pos.js';
 import type { LabelScheme } from '../labels/scheme.js';
 import { readModelConfig, type ModelConfig } from '../model/config.js';
 import { native, type NativeModel } from '../native.js';
 import type { Tokenizer } from '../tokenizer/index.js';
+import { SYLLABLE_VOCAB_SIZE } from '../tokenizer/syllables.js';
 import type { TrainConfig } from './config.js';
 
 /** The weights file of a model directory. */
@@ -39,6 +41,7 @@ export async function runModelConfig(
     attentionProbsDropoutProb: m.dropout,
     head: m.head,
     labels: [...scheme.labels],
+    posLabels: m.posWeight === null ? undefined : [...POS_TAGS],
   };
   if (m.init === 'scratch') {
     const size = m.size!;
@@ -55,6 +58,7 @@ export async function runModelConfig(
       initializerRange: 0.02,
       padTokenId: tokenizer.specialIds.pad,
       rnnHiddenSize: m.rnnHiddenSize ?? Math.max(1, Math.floor(size.hiddenSize / 2)),
+      syllableVocabSize: m.syllables ? SYLLABLE_VOCAB_SIZE : undefined,
     };
   }
   const base = await readModelConfig(m.init);
@@ -74,6 +78,8 @@ export async function runModelConfig(
     tokenizer: undefined,
     // A pretraining checkpoint's masked-LM head is left behind: tagging never runs it.
     mlmHead: undefined,
+    // A channel the directory has is kept (its weights are part of the encoder).
+    syllableVocabSize: m.syllables ? SYLLABLE_VOCAB_SIZE : base.syllableVocabSize,
   };
 }
 
@@ -103,8 +109,12 @@ export async function createModel(
   const base = await readModelConfig(dir);
   const names = (await native().inspectCheckpoint(weights)).map((t) => t.name);
   const prefixed = names.some((n) => n.startsWith('bert.'));
+  const same = (a: readonly string[] = [], b: readonly string[] = []): boolean =>
+    a.length === b.length && a.every((x, i) => x === b[i]);
   const sameHead =
     base.head === modelConfig.head &&
+    same(base.posLabels, modelConfig.posLabels) &&
+    (base.syllableVocabSize ?? 0) === (modelConfig.syllableVocabSize ?? 0) &&
     base.rnnHiddenSize === modelConfig.rnnHiddenSize &&
     base.labels.length === modelConfig.labels.length &&
     base.labels.every((l, i) => l === modelConfig.labels[i]);
@@ -128,6 +138,10 @@ export async function createModel(
   const why =
     base.head !== modelConfig.head
       ? `its head is ${base.head}, the run's ${modelConfig.head}`
-      : `its labels (${base.labels.length}) differ from the corpus's (${modelConfig.labels.length})`;
+      : !same(base.labels, modelConfig.labels)
+        ? `its labels (${base.labels.length}) differ from the corpus's (${modelConfig.labels.length})`
+        : !same(base.posLabels, modelConfig.posLabels)
+          ? "its POS head differs from the run's"
+          : 'the run adds a syllable channel';
   return { model, init: 'encoder', note: `${dir}: loaded the encoder only (${why}); fresh head` };
 }

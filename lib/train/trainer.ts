@@ -36,11 +36,14 @@ import {
 } from '../native.js';
 import { makeDirectory } from '../output-dir.js';
 import { setThreads } from '../runtime.js';
+import { POS_IGNORE } from '../labels/pos.js';
 import { Tokenizer } from '../tokenizer/index.js';
+import { collateSyllables, DEFAULT_MAX_SYLLABLES } from '../tokenizer/syllables.js';
 import {
   batchingFingerprint,
   collate,
   iterateBatches,
+  padSequences,
   planSteps,
   type BatchCursor,
   type BatchingOptions,
@@ -76,6 +79,7 @@ import { writeConfusion, writeCurves } from './plots.js';
 import { ProgressReporter, formatDuration, type ProgressStream } from './progress.js';
 import { Rng } from './rng.js';
 import { LinearSchedule, warmupStepsFor } from './schedule.js';
+import { addTeacherTargets, unlabelledSentences, withUnlabelled } from './distill.js';
 
 /** Options of {@link train}. */
 export interface TrainOptions {
@@ -165,7 +169,54 @@ function trainerOf(model: NativeModel, config: TrainConfig): NativeTrainer {
     eps: config.optimizer.eps,
     clipNorm: config.clipNorm,
     autocast: config.device === 'cpu' ? 'float32' : config.dtype,
+    posWeight: config.model.posWeight ?? undefined,
+    distillWeight: config.distill?.weight,
+    distillTemperature: config.distill?.temperature,
   });
+}
+
+/**
+ * The training data with the teacher's soft targets on every example, and the unlabelled text
+ * appended when `distill.text` names some (lib/train/distill.ts).
+ */
+async function distillationData(
+  config: TrainConfig,
+  labelled: PreparedData,
+  sentences: Sentence[],
+  validation: Sentence[],
+  tokenizer: Tokenizer,
+  scheme: LabelScheme,
+): Promise<{ data: PreparedData; message: string }> {
+  const distill = config.distill!;
+  let data = labelled;
+  let all = sentences;
+  let message = `distillation from ${distill.teacher} (weight ${distill.weight}, temperature ${distill.temperature})`;
+  if (distill.text.length > 0) {
+    const { sentences: extra, leaks } = await unlabelledSentences(
+      distill.text,
+      distill.paragraphs,
+      validation,
+    );
+    const prepared = prepareExamples(extra, tokenizer, {
+      scheme,
+      maxLength: config.maxLength,
+      maxSyllables: config.model.syllables ? DEFAULT_MAX_SYLLABLES : undefined,
+    });
+    data = withUnlabelled(labelled, prepared);
+    all = [...sentences, ...extra];
+    message +=
+      `; unlabelled: ${extra.length} paragraphs → ${prepared.examples.length} examples` +
+      (leaks > 0 ? ` (${leaks} sharing text with the validation set dropped)` : '');
+  }
+  const { seconds } = await addTeacherTargets(
+    distill.teacher,
+    data,
+    all,
+    tokenizer,
+    scheme,
+    config.batchSize,
+  );
+  return { data, message: `${message}; teacher targets in ${seconds.toFixed(1)} s` };
 }
 
 function describeModel(c: ModelConfig, parameters: number): string {
@@ -309,13 +360,40 @@ async function evaluationPoint(
 }
 
 function nativeBatch(data: PreparedData, indices: number[], padId: number): NativeTrainBatch {
+  const examples = indices.map((i) => data.examples[i]);
   // Tags past each length are never read (the loss masks by length); O keeps them valid ids.
-  const { ids, labels } = collate(
-    indices.map((i) => data.examples[i]),
-    padId,
-    0,
-  );
-  return { ids: ids.data, shape: [ids.rows, ids.cols], lengths: ids.lengths, tags: labels.data };
+  const { ids, labels } = collate(examples, padId, 0);
+  const batch: NativeTrainBatch = {
+    ids: ids.data,
+    shape: [ids.rows, ids.cols],
+    lengths: ids.lengths,
+    tags: labels.data,
+  };
+  // Unlabelled examples (distillation) have no POS targets and no tags that count.
+  if (examples.some((e) => e.posTags)) {
+    batch.posTags = padSequences(
+      examples.map((e) => e.posTags ?? new Int32Array(e.ids.length).fill(POS_IGNORE)),
+      POS_IGNORE,
+    ).data;
+  }
+  if (examples.some((e) => e.tagged === false)) {
+    batch.tagged = Uint8Array.from(examples, (e) => (e.tagged === false ? 0 : 1));
+  }
+  if (examples[0].softTargets) {
+    const K = examples[0].softTargets.length / examples[0].ids.length;
+    const targets = new Float32Array(ids.rows * ids.cols * K);
+    examples.forEach((e, b) => targets.set(e.softTargets!, b * ids.cols * K));
+    batch.softTargets = targets;
+  }
+  if (examples[0].syllables) {
+    const syllables = collateSyllables(
+      examples.map((e) => e.syllables!),
+      ids.cols,
+    );
+    batch.syllables = syllables.ids;
+    batch.syllablesPerPiece = syllables.syllables;
+  }
+  return batch;
 }
 
 /**
@@ -366,11 +444,25 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const trainSentences = await readSentences(config.corpus.format, config.corpus.train);
     const validation = await readSentences(config.corpus.format, config.corpus.validation);
     const scheme = schemeForCorpus(config.corpus.format, trainSentences, validation);
-    const data = prepareExamples(trainSentences, tokenizer, {
+    let data = prepareExamples(trainSentences, tokenizer, {
       scheme,
       maxLength: config.maxLength,
+      pos: config.model.posWeight !== null,
+      maxSyllables: config.model.syllables ? DEFAULT_MAX_SYLLABLES : undefined,
     });
     say(formatPreparedData('train', data));
+    if (config.distill) {
+      const taught = await distillationData(
+        config,
+        data,
+        trainSentences,
+        validation,
+        tokenizer,
+        scheme,
+      );
+      data = taught.data;
+      say(taught.message);
+    }
     say(`validation: ${validation.length} sentences`);
     if (data.examples.length === 0) throw new Error('the training data holds no examples');
     if (validation.length === 0) throw new Error('the validation data holds no sentences');
@@ -595,7 +687,17 @@ async function loop(
   );
   const evaluations: EvaluationPoint[] = [];
   // Since the last `train` event, and since the last evaluation.
-  const sinceLog = { loss: 0, steps: 0, sentences: 0, tokens: 0, seconds: 0, gradNorm: 0 };
+  const sinceLog = {
+    loss: 0,
+    steps: 0,
+    sentences: 0,
+    tokens: 0,
+    seconds: 0,
+    gradNorm: 0,
+    taggingLoss: 0,
+    posLoss: 0,
+    distillLoss: 0,
+  };
   const sinceEval = { sentences: 0, seconds: 0 };
   let warnedNonFinite = false;
   run.progress?.start();
@@ -628,6 +730,9 @@ async function loop(
 
     run.progress?.update({ step: run.step, epoch, loss: step.loss, sentences: step.sentences, lr });
     sinceLog.loss += step.loss;
+    sinceLog.taggingLoss += step.taggingLoss;
+    sinceLog.posLoss += step.posLoss;
+    sinceLog.distillLoss += step.distillLoss;
     sinceLog.steps++;
     sinceLog.sentences += step.sentences;
     // Other workers' batches are about as long: tokens are counted here and scaled.
@@ -646,9 +751,27 @@ async function loop(
         gradNorm: sinceLog.gradNorm,
         sentencesPerSecond: sinceLog.sentences / Math.max(sinceLog.seconds, 1e-9),
         tokensPerSecond: sinceLog.tokens / Math.max(sinceLog.seconds, 1e-9),
+        // Each objective alone, when the run trains more than the tags.
+        ...(config.model.posWeight !== null || config.distill
+          ? {
+              taggingLoss: sinceLog.taggingLoss / sinceLog.steps,
+              posLoss:
+                config.model.posWeight !== null ? sinceLog.posLoss / sinceLog.steps : undefined,
+              distillLoss: config.distill ? sinceLog.distillLoss / sinceLog.steps : undefined,
+            }
+          : {}),
         elapsedSeconds: run.elapsed,
       });
-      Object.assign(sinceLog, { loss: 0, steps: 0, sentences: 0, tokens: 0, seconds: 0 });
+      Object.assign(sinceLog, {
+        loss: 0,
+        steps: 0,
+        sentences: 0,
+        tokens: 0,
+        seconds: 0,
+        taggingLoss: 0,
+        posLoss: 0,
+        distillLoss: 0,
+      });
     }
 
     const epochEnd = run.cursor.epoch !== epoch;

@@ -1,0 +1,354 @@
+/**
+ * `koner pretrain` (lib/pretrain/config.ts, lib/pretrain/pretrainer.ts, lib/cli/pretrain.ts):
+ * the config's validation, a small run on real Korean Wikipedia lines end to end, an exact
+ * resume, and `koner train` starting from the pretrained encoder. The data side (streaming,
+ * leak guard, masking, batches) is test/pretrain-data.test.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { readModelConfig } from '../lib/model/config.js';
+import { native, packageRoot } from '../lib/native.js';
+import { parsePretrainConfig, type PretrainConfig } from '../lib/pretrain/config.js';
+import { pretrain, PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
+import { readMetrics } from '../lib/train/metrics-log.js';
+import { parseTrainConfig } from '../lib/train/config.js';
+import { train } from '../lib/train/trainer.js';
+
+const SHARED = path.resolve(packageRoot, '..', 'shared', 'data');
+const KOWIKI = path.join(SHARED, 'kowiki-text', 'kowiki-part-00.txt.gz');
+const haveData = existsSync(KOWIKI) && existsSync(path.join(SHARED, 'kmou-ner', 'val'));
+if (!haveData)
+  console.warn(`skipping the pretraining runs: ${SHARED} has no kowiki-text or kmou-ner`);
+
+const quiet = { write: () => true, isTTY: false };
+let tmp: string;
+let text: string[];
+let validation: string;
+
+beforeAll(() => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'koner-pretrain-'));
+  if (!haveData) return;
+  // Two small parts of real Wikipedia lines (the first 400 of part 00), and a validation file of
+  // KMOU sentences, one of which is planted in the text to be caught.
+  const lines = execFileSync('bash', ['-c', `zcat ${KOWIKI} | head -n 400`], {
+    maxBuffer: 1 << 26,
+  })
+    .toString()
+    .trimEnd()
+    .split('\n');
+  const planted = '이순신 장군은 1545년 한성 건천동에서 태어나 임진왜란 때 수군을 이끌었다.';
+  lines[10] = `${lines[10]} ${planted}`;
+  text = [path.join(tmp, 'a.txt.gz'), path.join(tmp, 'b.txt.gz')];
+  writeFileSync(text[0], gzipSync(lines.slice(0, 250).join('\n') + '\n'));
+  writeFileSync(text[1], gzipSync(lines.slice(250).join('\n') + '\n'));
+  validation = path.join(tmp, 'val.txt');
+  writeFileSync(
+    validation,
+    `## 1\n## ${planted}\n## <이순신:PER> 장군은 <1545년:DAT> <한성:LOC> 건천동에서 태어나 ` +
+      `<임진왜란:DAT> 때 수군을 이끌었다.\n`,
+  );
+});
+
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+function tinyConfig(output: string, changes: Record<string, unknown> = {}): PretrainConfig {
+  return parsePretrainConfig(
+    {
+      text,
+      validation: { format: 'kmou', paths: [validation] },
+      model: {
+        size: {
+          hiddenSize: 32,
+          numHiddenLayers: 2,
+          numAttentionHeads: 2,
+          intermediateSize: 64,
+          maxPositionEmbeddings: 64,
+        },
+      },
+      maxLength: 64,
+      batchSize: 8,
+      maxSteps: 8,
+      warmupSteps: 2,
+      evalEvery: 4,
+      evalParagraphs: 20,
+      logEvery: 2,
+      threads: 1,
+      output,
+      ...changes,
+    },
+    path.join(tmp, 'pretrain.json'),
+  );
+}
+
+async function weights(dir: string): Promise<Map<string, Float32Array>> {
+  const tensors = await native().readTensors(path.join(dir, 'model.safetensors'), null, true);
+  return new Map(
+    Object.entries(tensors).map(([name, t]) => [
+      name,
+      new Float32Array(Uint8Array.from(t.data).buffer),
+    ]),
+  );
+}
+
+describe('pretrain.json', () => {
+  const base = {
+    text: ['a.txt.gz'],
+    validation: { format: 'kmou', paths: ['val'] },
+    maxSteps: 10,
+    output: 'out',
+  };
+
+  it('fills in the defaults and resolves paths against the config file', () => {
+    const config = parsePretrainConfig(base, '/configs/pretrain.json', {
+      defaultTokenizer: { model: '/t/m.model', vocab: '/t/v.json' },
+    });
+    expect(config).toMatchObject({
+      text: ['/configs/a.txt.gz'],
+      validation: { format: 'kmou', paths: ['/configs/val'] },
+      output: '/configs/out',
+      maxLength: 128,
+      batchSize: 64,
+      masking: { probability: 0.15, mask: 0.8, random: 0.1 },
+      warmupSteps: 1,
+      evalEvery: 500,
+      device: 'cpu',
+    });
+  });
+
+  it('reports every bad field at once, by name', () => {
+    const bad = {
+      ...base,
+      maxSteps: 0,
+      batchSize: 'many',
+      masking: { probability: 0, mask: 0.9, random: 0.2 },
+      optimizer: { lr: -1, betas: [0.9] },
+      model: { size: { hiddenSize: 30, numAttentionHeads: 4 }, dropuot: 0.1 },
+      dtype: 'bfloat16',
+      validation: undefined,
+    };
+    let message = '';
+    try {
+      parsePretrainConfig(bad, '/c/pretrain.json', { defaultTokenizer: null });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    for (const field of [
+      'maxSteps',
+      'batchSize',
+      'masking.probability',
+      'masking.random',
+      'optimizer.lr',
+      'optimizer.betas',
+      'model.size.numAttentionHeads',
+      'model.dropuot',
+      'dtype',
+      'validation',
+      'tokenizer',
+    ]) {
+      expect(message).toContain(`field "${field}"`);
+    }
+    expect(message).toMatch(
+      /"model\.dropuot" is not a known field \(did you mean "model\.dropout"\?\)/,
+    );
+  });
+});
+
+describe.skipIf(!haveData)('koner pretrain', () => {
+  it('pretrains end to end: held-out loss, metrics, a model directory koner train starts from', async () => {
+    const output = path.join(tmp, 'run');
+    const result = await pretrain({
+      config: tinyConfig(output),
+      progress: quiet,
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(result).toMatchObject({ reason: 'completed', step: 8, totalSteps: 8 });
+    expect(result.evaluations.map((e) => e.step)).toEqual([4, 8]);
+    for (const e of result.evaluations) {
+      expect(e.loss).toBeGreaterThan(0);
+      expect(e.mlmAccuracy).toBeGreaterThanOrEqual(0);
+    }
+    const last = path.join(output, 'last');
+    expect(readdirSync(last).sort()).toEqual(
+      [
+        'config.json',
+        'eval.json',
+        'vocab.json',
+        'model.safetensors',
+        'optimizer.safetensors',
+        PRETRAIN_STATE_FILE,
+        'pretrain.json',
+        'tokenizer.model',
+      ].sort(),
+    );
+    const config = await readModelConfig(last);
+    expect(config).toMatchObject({ head: 'none', labels: [], mlmHead: true, hiddenSize: 32 });
+    const state = JSON.parse(readFileSync(path.join(last, PRETRAIN_STATE_FILE), 'utf8'));
+    // The planted validation sentence's paragraph was dropped and counted, once per pass over the
+    // text (one buffer of 8192 windows takes several passes over these 400 lines).
+    const { leaks, paragraphs } = state.data.stats;
+    expect(leaks).toBeGreaterThanOrEqual(1);
+    // 380 training lines a pass (20 are held out), one of them the leak.
+    expect(paragraphs / leaks).toBeGreaterThan(370);
+    expect(paragraphs / leaks).toBeLessThanOrEqual(380);
+    const { events } = await readMetrics(output);
+    const types = new Set(events.map((e) => e.type));
+    expect(types).toEqual(new Set(['start', 'train', 'mlm-eval', 'checkpoint', 'end']));
+    const trainEvents = events.filter((e) => e.type === 'train');
+    expect(trainEvents.every((e) => e.type === 'train' && e.mlmAccuracy !== undefined)).toBe(true);
+
+    // koner train takes the pretrained encoder as model.init: the encoder as saved, a fresh head.
+    const tinyTrain = JSON.parse(
+      readFileSync(path.join(packageRoot, 'configs/tiny-ci.json'), 'utf8'),
+    );
+    const trainDir = path.join(tmp, 'train-data');
+    mkdirSync(trainDir, { recursive: true });
+    writeFileSync(path.join(trainDir, 'val.txt'), readFileSync(validation));
+    const trainConfig = parseTrainConfig(
+      {
+        ...tinyTrain,
+        corpus: { format: 'kmou', train: validation, validation },
+        model: { init: last },
+        maxLength: 64,
+        epochs: 1,
+        output: path.join(tmp, 'finetuned'),
+      },
+      path.join(packageRoot, 'configs/tiny-ci.json'),
+    );
+    const trained = await train({
+      config: trainConfig,
+      progress: quiet,
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(trained.reason).toBe('completed');
+    const pretrained = await weights(last);
+    const finetuned = await weights(path.join(tmp, 'finetuned', 'last'));
+    expect([...finetuned.keys()].some((n) => n.startsWith('cls.'))).toBe(false);
+    expect(finetuned.has('crf.transitions')).toBe(true);
+    for (const name of finetuned.keys()) {
+      if (name.startsWith('bert.')) expect(pretrained.has(name), name).toBe(true);
+    }
+  });
+
+  it('continues from a model directory: its weights, and the text where its run stopped', async () => {
+    const first = path.join(tmp, 'run', 'last');
+    const output = path.join(tmp, 'continued');
+    const lines: string[] = [];
+    const result = await pretrain({
+      config: tinyConfig(output, { model: { init: first }, maxSteps: 2, evalEvery: 2 }),
+      progress: { write: (line: string) => lines.push(line), isTTY: false },
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(result.step).toBe(2);
+    expect(lines.join('')).toMatch(/loaded its encoder and masked-LM head/);
+    expect(lines.join('')).toMatch(/text: continuing where .* stopped/);
+    const before = JSON.parse(readFileSync(path.join(first, PRETRAIN_STATE_FILE), 'utf8'));
+    const after = JSON.parse(readFileSync(path.join(output, 'last', PRETRAIN_STATE_FILE), 'utf8'));
+    expect(after.data.stats.batches).toBe(before.data.stats.batches + 2);
+    // A size beside a model directory is refused.
+    expect(() => tinyConfig(output, { model: { init: first, size: { hiddenSize: 8 } } })).toThrow(
+      /model\.size" is only for "init": "scratch"/,
+    );
+  });
+
+  it('resumes to the same weights as an uninterrupted run (dropout on)', async () => {
+    const straight = path.join(tmp, 'straight');
+    await pretrain({
+      config: tinyConfig(straight),
+      progress: quiet,
+      out: () => undefined,
+      metricsSync: false,
+    });
+    const split = path.join(tmp, 'split');
+    const first = await pretrain({
+      config: tinyConfig(split),
+      stopAfter: 3,
+      progress: quiet,
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(first).toMatchObject({ reason: 'stopped', step: 3 });
+    await expect(
+      pretrain({ config: tinyConfig(split), progress: quiet, out: () => undefined }),
+    ).rejects.toThrow(/already holds a pretraining run \(last\): pass --resume/);
+    const second = await pretrain({
+      config: tinyConfig(split),
+      resume: true,
+      progress: quiet,
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(second).toMatchObject({ reason: 'completed', step: 8 });
+    const a = await weights(path.join(straight, 'last'));
+    const b = await weights(path.join(split, 'last'));
+    let max = 0;
+    for (const [name, x] of a) {
+      const y = b.get(name)!;
+      for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs(x[i] - y[i]));
+    }
+    expect(max).toBeLessThan(1e-6);
+    // A resume under other stream options is refused, naming the option.
+    await expect(
+      pretrain({
+        config: tinyConfig(split, { batchSize: 4, maxSteps: 12 }),
+        resume: true,
+        progress: quiet,
+        out: () => undefined,
+      }),
+    ).rejects.toThrow(/batchSize/);
+  });
+
+  it('koner pretrain: a bad config exits 2 naming the field; a missing text file names it', async () => {
+    const { pretrainCommand } = await import('../lib/cli/pretrain.js');
+    const { runCommand } = await import('../lib/cli/args.js');
+    const file = path.join(tmp, 'bad.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        text: text,
+        validation: { paths: [validation] },
+        maxSteps: -1,
+        output: 'x',
+      }),
+    );
+    const errors: string[] = [];
+    const original = console.error;
+    console.error = (message: string) => errors.push(message);
+    try {
+      expect(await runCommand(pretrainCommand, ['--config', file])).toBe(2);
+      expect(errors.join('\n')).toMatch(/field "maxSteps" must be an integer ≥ 1, got -1/);
+      writeFileSync(
+        file,
+        JSON.stringify({
+          text: [path.join(tmp, 'missing.txt.gz')],
+          validation: { paths: [validation] },
+          maxSteps: 1,
+          output: 'x',
+        }),
+      );
+      errors.length = 0;
+      expect(await runCommand(pretrainCommand, ['--config', file])).toBe(1);
+      expect(errors.join('\n')).toMatch(/missing\.txt\.gz/);
+      expect(await runCommand(pretrainCommand, ['--config', file, '--max-steps', 'ten'])).toBe(2);
+    } finally {
+      console.error = original;
+    }
+  });
+});
