@@ -32,6 +32,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { parseDevice } from '../device.js';
 import { HEAD_KINDS, type HeadKind } from '../model/config.js';
 import { bundledTokenizerFiles } from '../model/default-model.js';
 import { readJsonFile } from '../text-file.js';
@@ -921,7 +922,7 @@ export function parseTrainConfig(
   const output = r.path(raw, 'output', '') ?? '';
   let device = 'cpu';
   if (raw.device !== undefined) {
-    if (typeof raw.device !== 'string' || !/^(cpu|cuda(:(0|[1-9]\d*))?)$/.test(raw.device)) {
+    if (typeof raw.device !== 'string' || parseDevice(raw.device) === null) {
       r.fail('device', `must be "cpu", "cuda" or "cuda:N", got ${show(raw.device)}`);
     } else {
       device = raw.device;
