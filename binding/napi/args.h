@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace koner::napi {
 
@@ -16,6 +17,8 @@ std::string Describe(const Napi::Value& v);
 std::string StringArg(const Napi::Value& v, const std::string& what);
 double NumberArg(const Napi::Value& v, const std::string& what);
 bool BooleanArg(const Napi::Value& v, const std::string& what);
+// An array of strings; an entry that is not one is named (`what: entry 3 must be a string`).
+std::vector<std::string> StringListArg(const Napi::Value& v, const std::string& what);
 // An integer within [min, max].
 int64_t IntegerArg(const Napi::Value& v, const std::string& what, double min, double max);
 

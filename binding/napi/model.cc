@@ -108,6 +108,7 @@ class TensorThread {
 
 // ---- arguments ------------------------------------------------------------------------------
 
+// config.<field>, required.
 Napi::Value Field(const Napi::Object& config, const char* field) {
   Napi::Value v = config.Get(field);
   if (v.IsUndefined()) throw TypeError(std::string("config.") + field + ": missing");
@@ -115,29 +116,16 @@ Napi::Value Field(const Napi::Object& config, const char* field) {
 }
 
 int64_t IntField(const Napi::Object& config, const char* field, int64_t min) {
-  Napi::Value v = Field(config, field);
-  double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-  if (!(x >= static_cast<double>(min)) || std::floor(x) != x || x > 9.0e15) {
-    throw TypeError(std::string("config.") + field +
-                    ": must be an integer >= " + std::to_string(min) + ", got " + Describe(v));
-  }
-  return static_cast<int64_t>(x);
+  return IntegerArg(Field(config, field), std::string("config.") + field, static_cast<double>(min),
+                    9.0e15);
 }
 
 double NumberField(const Napi::Object& config, const char* field) {
-  Napi::Value v = Field(config, field);
-  if (!v.IsNumber()) {
-    throw TypeError(std::string("config.") + field + ": must be a number, got " + Describe(v));
-  }
-  return v.As<Napi::Number>().DoubleValue();
+  return NumberArg(Field(config, field), std::string("config.") + field);
 }
 
 std::string StringField(const Napi::Object& config, const char* field) {
-  Napi::Value v = Field(config, field);
-  if (!v.IsString()) {
-    throw TypeError(std::string("config.") + field + ": must be a string, got " + Describe(v));
-  }
-  return v.As<Napi::String>().Utf8Value();
+  return StringArg(Field(config, field), std::string("config.") + field);
 }
 
 // The camel-cased ModelConfig of lib/model/config.ts, checked field by field (types here, ranges
@@ -166,41 +154,12 @@ ModelConfig ConfigArg(const Napi::Value& value) {
   c.padTokenId = IntField(o, "padTokenId", 0);
   c.head = model::ParseHeadKind(StringField(o, "head"));
   c.rnnHiddenSize = IntField(o, "rnnHiddenSize", 1);
-  Napi::Value labels = Field(o, "labels");
-  if (!labels.IsArray()) {
-    throw TypeError("config.labels: must be an array of tag names, got " + Describe(labels));
-  }
-  auto array = labels.As<Napi::Array>();
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    Napi::Value name = array.Get(i);
-    if (!name.IsString()) {
-      throw TypeError("config.labels: entry " + std::to_string(i) + " must be a string, got " +
-                      Describe(name));
-    }
-    c.labels.push_back(name.As<Napi::String>().Utf8Value());
-  }
+  c.labels = StringListArg(Field(o, "labels"), "config.labels");
   // The optional parts (absent in a plain BERT config).
   Napi::Value mlm = o.Get("mlmHead");
-  if (!mlm.IsUndefined()) {
-    if (!mlm.IsBoolean())
-      throw TypeError("config.mlmHead: must be a boolean, got " + Describe(mlm));
-    c.mlmHead = mlm.As<Napi::Boolean>().Value();
-  }
+  if (!mlm.IsUndefined()) c.mlmHead = BooleanArg(mlm, "config.mlmHead");
   Napi::Value pos = o.Get("posLabels");
-  if (!pos.IsUndefined()) {
-    if (!pos.IsArray()) {
-      throw TypeError("config.posLabels: must be an array of POS tag names, got " + Describe(pos));
-    }
-    auto tags = pos.As<Napi::Array>();
-    for (uint32_t i = 0; i < tags.Length(); ++i) {
-      Napi::Value name = tags.Get(i);
-      if (!name.IsString()) {
-        throw TypeError("config.posLabels: entry " + std::to_string(i) + " must be a string, got " +
-                        Describe(name));
-      }
-      c.posLabels.push_back(name.As<Napi::String>().Utf8Value());
-    }
-  }
+  if (!pos.IsUndefined()) c.posLabels = StringListArg(pos, "config.posLabels");
   if (!o.Get("syllableVocabSize").IsUndefined()) {
     c.syllableVocabSize = IntField(o, "syllableVocabSize", 0);
   }
