@@ -161,10 +161,14 @@ export function createServer(model: NerPredictor, options: ServerOptions = {}): 
     // Node checks that timeout only every connectionsCheckingInterval (30 s by default), and a
     // request whose headers have arrived expires by headersTimeout (60 s) rather than by it:
     // the 30 s timeout fired after 57–69 s.
-    http: {
-      connectionsCheckingInterval: Math.min(1000, requestTimeout),
-      headersTimeout: requestTimeout,
-    },
+    // (A timeout of 0 turns the check off, as in Node.)
+    http:
+      requestTimeout > 0
+        ? {
+            connectionsCheckingInterval: Math.min(1000, requestTimeout),
+            headersTimeout: requestTimeout,
+          }
+        : undefined,
     // Refusals before fastify sees a request (a garbage request line, 408, 431) in the API's shape.
     clientErrorHandler: clientError,
     // And those fastify makes before routing (a URL that does not decode, `GET /%`).
