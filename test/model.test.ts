@@ -466,7 +466,7 @@ describe('bad input: clear errors, no crash', () => {
     expect(bad({ head: 'lstm' })).toThrow(/config\.head: must be one of/);
     expect(bad({ hiddenAct: 'relu' })).toThrow(/config\.hiddenAct/);
     expect(bad({ labels: [] })).toThrow(/config\.labels/);
-    expect(bad({ labels: ['O', 3] })).toThrow(/config\.labels: entry 1/);
+    expect(bad({ labels: ['O', 3] })).toThrow(/config\.labels\[1\]: expected a string/);
     expect(bad({ layerNormEps: -1 })).toThrow(/config\.layerNormEps/);
     expect(bad({ hiddenDropoutProb: 1 })).toThrow(/config\.hiddenDropoutProb/);
     expect(bad({ padTokenId: 100 })).toThrow(/config\.padTokenId.*below vocabSize/);

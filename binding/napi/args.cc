@@ -37,18 +37,7 @@ bool BooleanArg(const Napi::Value& v, const std::string& what) {
 }
 
 std::vector<std::string> StringListArg(const Napi::Value& v, const std::string& what) {
-  if (!v.IsArray()) throw TypeError(what + ": must be an array of strings, got " + Describe(v));
-  auto array = v.As<Napi::Array>();
-  std::vector<std::string> out;
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    Napi::Value item = array.Get(i);
-    if (!item.IsString()) {
-      throw TypeError(what + ": entry " + std::to_string(i) + " must be a string, got " +
-                      Describe(item));
-    }
-    out.push_back(item.As<Napi::String>().Utf8Value());
-  }
-  return out;
+  return ListArg(v, what, StringArg);
 }
 
 int64_t IntegerArg(const Napi::Value& v, const std::string& what, double min, double max) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "napi/errors.h"
+
 namespace koner::napi {
 
 // A value in words for an error message: its text when short and scalar, else its kind.
@@ -17,7 +19,20 @@ std::string Describe(const Napi::Value& v);
 std::string StringArg(const Napi::Value& v, const std::string& what);
 double NumberArg(const Napi::Value& v, const std::string& what);
 bool BooleanArg(const Napi::Value& v, const std::string& what);
-// An array of strings; an entry that is not one is named (`what: entry 3 must be a string`).
+// An array whose items `read(item, "what[i]")` reads (and names in its errors).
+template <typename Read>
+auto ListArg(const Napi::Value& v, const std::string& what, Read read)
+    -> std::vector<decltype(read(v, what))> {
+  if (!v.IsArray()) throw TypeError(what + ": must be an array, got " + Describe(v));
+  const auto array = v.As<Napi::Array>();
+  std::vector<decltype(read(v, what))> out;
+  out.reserve(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    out.push_back(read(array.Get(i), what + "[" + std::to_string(i) + "]"));
+  }
+  return out;
+}
+
 std::vector<std::string> StringListArg(const Napi::Value& v, const std::string& what);
 // An integer within [min, max].
 int64_t IntegerArg(const Napi::Value& v, const std::string& what, double min, double max);

@@ -74,36 +74,18 @@ dist::GroupOptions OptionsArg(const Napi::Value& value) {
 
 // Copies of the arrays (the work outlives the call), as 1-D float32 tensors.
 std::vector<torch::Tensor> ArraysArg(const Napi::Value& value, const std::string& what) {
-  if (!value.IsArray()) throw TypeError(what + ": expected an array of Float32Array");
-  const auto array = value.As<Napi::Array>();
-  std::vector<torch::Tensor> out;
-  out.reserve(array.Length());
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    Napi::Value item = array.Get(i);
-    const std::string name = what + "[" + std::to_string(i) + "]";
+  return ListArg(value, what, [](const Napi::Value& item, const std::string& name) {
     if (!item.IsTypedArray() ||
         item.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
       throw TypeError(name + ": expected a Float32Array");
     }
     const auto length = static_cast<int64_t>(item.As<Napi::Float32Array>().ElementLength());
-    out.push_back(FloatTensorArg(item, {length}, name));
-  }
-  return out;
+    return FloatTensorArg(item, {length}, name);
+  });
 }
 
 std::vector<double> NumbersArg(const Napi::Value& value, const std::string& what) {
-  if (!value.IsArray()) throw TypeError(what + ": expected an array of numbers");
-  const auto array = value.As<Napi::Array>();
-  std::vector<double> out;
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    Napi::Value item = array.Get(i);
-    if (!item.IsNumber()) {
-      throw TypeError(what + "[" + std::to_string(i) + "]: expected a number, got " +
-                      Describe(item));
-    }
-    out.push_back(item.As<Napi::Number>().DoubleValue());
-  }
-  return out;
+  return ListArg(value, what, NumberArg);
 }
 
 Napi::Value ArraysOf(Napi::Env env, std::vector<torch::Tensor>& tensors) {
