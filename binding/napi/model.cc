@@ -468,6 +468,19 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (state_->disposed) throw std::runtime_error(kDisposedMessage);
   }
 
+  // The inference calls' one shape, once their arguments are checked: work(model, the batch on
+  // the model's device) on the tensor thread under the shared lock, settling a Promise.
+  template <typename R, typename Work, typename ToJs>
+  Napi::Value Infer(Napi::Env env, const Batch& batch, Work work, ToJs toJs) {
+    auto state = state_;
+    return PromiseWorker<R>::Start(
+        env,
+        [state, batch, work] {
+          return Shared(state, [&](model::NerModelImpl& m) { return work(m, Place(batch, m)); });
+        },
+        toJs);
+  }
+
   // loadWeights(path) -> Promise<{ kind: 'model' | 'encoder', ignored: string[] }>. The file is
   // read (off the tensor thread, without the lock) before the load.
   Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
@@ -554,16 +567,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Emissions(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       CheckLive();
-      auto batch = BatchArgs(info, config(), 3);
-      auto state = state_;
-      return PromiseWorker<torch::Tensor>::Start(
-          info.Env(),
-          [state, batch] {
-            return Shared(state, [&](model::NerModelImpl& m) {
-              auto in = Place(batch, m);
-              return ForJs(ValidOnly(m.Emissions(in.ids, in.mask, {}, in.syllables), in.mask),
-                           torch::kFloat32);
-            });
+      return Infer<torch::Tensor>(
+          info.Env(), BatchArgs(info, config(), 3),
+          [](model::NerModelImpl& m, const Placed& in) {
+            return ForJs(ValidOnly(m.Emissions(in.ids, in.mask, {}, in.syllables), in.mask),
+                         torch::kFloat32);
           },
           TensorToJs);
     });
@@ -574,16 +582,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Hidden(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       CheckLive();
-      auto batch = BatchArgs(info, config(), 3);
-      auto state = state_;
-      return PromiseWorker<torch::Tensor>::Start(
-          info.Env(),
-          [state, batch] {
-            return Shared(state, [&](model::NerModelImpl& m) {
-              auto in = Place(batch, m);
-              auto h = m.Hidden(in.ids, in.mask, {}, in.syllables);
-              return ForJs(ValidOnly(h.to(torch::kFloat32), in.mask), torch::kFloat32);
-            });
+      return Infer<torch::Tensor>(
+          info.Env(), BatchArgs(info, config(), 3),
+          [](model::NerModelImpl& m, const Placed& in) {
+            auto h = m.Hidden(in.ids, in.mask, {}, in.syllables);
+            return ForJs(ValidOnly(h.to(torch::kFloat32), in.mask), torch::kFloat32);
           },
           TensorToJs);
     });
@@ -599,24 +602,20 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       auto batch = BatchArgs(info, config(), 5);
       auto layers = IndexListArg(info[3], config().numHiddenLayers, "layers");
       auto heads = IndexListArg(info[4], config().numAttentionHeads, "heads");
-      auto state = state_;
-      return PromiseWorker<std::pair<torch::Tensor, torch::Tensor>>::Start(
-          info.Env(),
-          [state, batch, layers, heads] {
-            return Shared(state, [&](model::NerModelImpl& m) {
-              auto in = Place(batch, m);
-              model::AttentionCapture capture;
-              capture.layers = layers;
-              auto e = m.Emissions(in.ids, in.mask, {}, in.syllables, &capture);
-              auto headIndex = torch::tensor(heads, torch::kInt64).to(m.device());
-              std::vector<torch::Tensor> picked;
-              for (const auto& p : capture.probs) picked.push_back(p.index_select(1, headIndex));
-              const int64_t B = in.mask.size(0), T = in.mask.size(1);
-              auto queries = in.mask.view({B, 1, 1, T, 1});
-              auto probs = torch::stack(picked, 1).to(torch::kFloat32) * queries;
-              return std::make_pair(ForJs(ValidOnly(e, in.mask), torch::kFloat32),
-                                    ForJs(probs, torch::kFloat32));
-            });
+      return Infer<std::pair<torch::Tensor, torch::Tensor>>(
+          info.Env(), batch,
+          [layers, heads](model::NerModelImpl& m, const Placed& in) {
+            model::AttentionCapture capture;
+            capture.layers = layers;
+            auto e = m.Emissions(in.ids, in.mask, {}, in.syllables, &capture);
+            auto headIndex = torch::tensor(heads, torch::kInt64).to(m.device());
+            std::vector<torch::Tensor> picked;
+            for (const auto& p : capture.probs) picked.push_back(p.index_select(1, headIndex));
+            const int64_t B = in.mask.size(0), T = in.mask.size(1);
+            auto queries = in.mask.view({B, 1, 1, T, 1});
+            auto probs = torch::stack(picked, 1).to(torch::kFloat32) * queries;
+            return std::make_pair(ForJs(ValidOnly(e, in.mask), torch::kFloat32),
+                                  ForJs(probs, torch::kFloat32));
           },
           [](Napi::Env env, std::pair<torch::Tensor, torch::Tensor>& out) -> Napi::Value {
             auto result = Napi::Object::New(env);
@@ -636,15 +635,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       CheckLive();
       auto batch = BatchArgs(info, config(), 4);
       auto options = DecodeOptionsArg(info[3], config().numLabels());
-      auto state = state_;
-      return PromiseWorker<Decoded>::Start(
-          info.Env(),
-          [state, batch, options] {
-            return Shared(state, [&](model::NerModelImpl& m) {
-              auto in = Place(batch, m);
-              return DecodeWith(m, m.Emissions(in.ids, in.mask, {}, in.syllables), in.mask,
-                                options);
-            });
+      return Infer<Decoded>(
+          info.Env(), batch,
+          [options](model::NerModelImpl& m, const Placed& in) {
+            return DecodeWith(m, m.Emissions(in.ids, in.mask, {}, in.syllables), in.mask, options);
           },
           DecodedToJs);
     });
@@ -688,15 +682,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                                     "] = " + std::to_string(tags[b][t].item<int64_t>()) +
                                     " is outside 0.." + std::to_string(K - 1));
       }
-      auto state = state_;
-      return PromiseWorker<double>::Start(
-          info.Env(),
-          [state, batch, tags] {
-            return Shared(state, [&](model::NerModelImpl& m) {
-              auto in = Place(batch, m);
-              auto e = m.Emissions(in.ids, in.mask, {}, in.syllables);
-              return m.head().Loss(e, tags.to(m.device()), in.mask).item<double>();
-            });
+      return Infer<double>(
+          info.Env(), batch,
+          [tags](model::NerModelImpl& m, const Placed& in) {
+            auto e = m.Emissions(in.ids, in.mask, {}, in.syllables);
+            return m.head().Loss(e, tags.to(m.device()), in.mask).item<double>();
           },
           [](Napi::Env env, double& x) { return Napi::Number::New(env, x); });
     });
