@@ -9,8 +9,7 @@ import { parseArgs } from 'node:util';
 import type { Sentence } from '../corpus/types.js';
 import { confusionMatrixSvg, writeSvg } from '../eval/svg-plots.js';
 import { createLabelScheme, parseTag, type LabelScheme } from '../labels/scheme.js';
-import { defaultModelDir } from '../model/default-model.js';
-import { NerModel } from '../model/ner-model.js';
+import type { NerModel } from '../model/ner-model.js';
 import { readSentences } from '../train/data.js';
 import {
   formatEvaluation,
@@ -26,6 +25,7 @@ import {
   UsageError,
   type CliCommand,
 } from './args.js';
+import { loadModel, MODEL_OPTIONS, MODEL_USAGE, modelFlags } from './model-flags.js';
 
 export const evalUsage = `usage: koner eval [--model <dir>] --data <path> [options]
 
@@ -38,7 +38,6 @@ Runs the model over the sentences of <path> and prints
 and draws the confusion matrix as an SVG image.
 
 options:
-  --model <dir>         model directory (default: the bundled models/kmou-small)
   --data <path>         a KMOU directory or file (repeatable); CoNLL files with --format conll
   --format <f>          kmou (default) | conll
   --confusion <file>    where to write the SVG (default ./confusion.svg; never into the model
@@ -47,8 +46,7 @@ options:
   --json                print the results as one JSON object instead of the text report
   --limit <n>           only the first n sentences
   --batch-size <n>      sentences per model call (default 32)
-  --device <d>          cpu (default), cuda, cuda:N
-  --threads <n>         LibTorch threads (default: the available cores)`;
+${MODEL_USAGE}`;
 
 export const evalCommand: CliCommand = {
   name: 'eval',
@@ -79,7 +77,6 @@ async function evaluate(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      model: { type: 'string' },
       data: { type: 'string', multiple: true },
       format: { type: 'string' },
       confusion: { type: 'string' },
@@ -87,18 +84,16 @@ async function evaluate(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       limit: { type: 'string' },
       'batch-size': { type: 'string' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
+      ...MODEL_OPTIONS,
     },
   });
   noPositionals(positionals);
-  values.model ??= defaultModelDir();
+  const flags = modelFlags(values);
   if (!values.data?.length) throw new UsageError('--data <path> is required');
   const format =
     values.format === undefined ? 'kmou' : choiceFlag(values.format, '--format', ['kmou', 'conll']);
   const limit = optionalIntegerFlag(values.limit, '--limit', Infinity, 1);
   const batchSize = optionalIntegerFlag(values['batch-size'], '--batch-size', 32, 1);
-  const threads = optionalIntegerFlag(values.threads, '--threads', undefined, 1);
   if (values['no-confusion'] && values.confusion !== undefined) {
     throw new UsageError('--confusion and --no-confusion contradict each other');
   }
@@ -109,7 +104,7 @@ async function evaluate(argv: string[]): Promise<number> {
   });
   const sentences = all.slice(0, limit);
   if (sentences.length === 0) throw new Error(`no sentences in ${values.data.join(', ')}`);
-  const model = await NerModel.load(values.model, { device: values.device, threads });
+  const model = await loadModel(flags);
   let evaluation: Evaluation;
   try {
     evaluation = await run(model, sentences, batchSize);
@@ -117,10 +112,10 @@ async function evaluate(argv: string[]): Promise<number> {
     await model.dispose();
   }
 
-  const title = `${values.model} on ${values.data.join(', ')} (${sentences.length} sentences)`;
+  const title = `${flags.dir} on ${values.data.join(', ')} (${sentences.length} sentences)`;
   if (svgPath) await writeSvg(svgPath, confusionMatrixSvg(evaluation.confusion, { title }));
   if (values.json) {
-    console.log(JSON.stringify(toJson(evaluation, values.model, values.data, svgPath)));
+    console.log(JSON.stringify(toJson(evaluation, flags.dir, values.data, svgPath)));
   } else {
     console.log(formatEvaluation(evaluation));
     console.log(summarizeEvaluation(evaluation));

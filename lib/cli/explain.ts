@@ -9,10 +9,9 @@ import { parseArgs } from 'node:util';
 import { explainHtml } from '../explain/html.js';
 import { DEFAULT_TOP_TAGS, explainView } from '../explain/view.js';
 import { renderMarkup } from '../labels/markup.js';
-import { defaultModelDir } from '../model/default-model.js';
-import { NerModel } from '../model/ner-model.js';
 import { makeDirectory } from '../output-dir.js';
 import { integerFlag, optionalIntegerFlag, UsageError, type CliCommand } from './args.js';
+import { loadModel, MODEL_OPTIONS, MODEL_USAGE, modelFlags } from './model-flags.js';
 
 export const explainUsage = `usage: koner explain [--model <dir>] [options] <text …>
 
@@ -22,15 +21,13 @@ Writes one self-contained HTML file (no network needed to open it) showing what 
 and head at a time, chosen with a selector. Click a piece or an entity to follow it.
 
 options:
-  --model <dir>       model directory (default: the bundled models/kmou-small)
-  --out <file>        where to write (default ./explain.html)
-  --json              write the view's JSON (what POST /v1/explain answers) instead of HTML
-  --layers <list>     layers to include, 0-based, e.g. 0,3 (default: all)
-  --heads <list>      heads to include, 0-based (default: all)
-  --top <n>           likeliest tags kept per piece (default ${DEFAULT_TOP_TAGS})
-  --no-constrained    let the CRF pick any path (default: only valid BIO paths)
-  --device <d>        cpu (default), cuda, cuda:N
-  --threads <n>       LibTorch threads (default: the available cores)`;
+  --out <file>          where to write (default ./explain.html)
+  --json                write the view's JSON (what POST /v1/explain answers) instead of HTML
+  --layers <list>       layers to include, 0-based, e.g. 0,3 (default: all)
+  --heads <list>        heads to include, 0-based (default: all)
+  --top <n>             likeliest tags kept per piece (default ${DEFAULT_TOP_TAGS})
+  --no-constrained      let the CRF pick any path (default: only valid BIO paths)
+${MODEL_USAGE}`;
 
 export const explainCommand: CliCommand = {
   name: 'explain',
@@ -57,7 +54,6 @@ async function explain(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      model: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
       layers: { type: 'string' },
@@ -65,8 +61,7 @@ async function explain(argv: string[]): Promise<number> {
       top: { type: 'string' },
       constrained: { type: 'boolean' },
       'no-constrained': { type: 'boolean' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
+      ...MODEL_OPTIONS,
     },
   });
   if (positionals.length === 0) throw new UsageError('no text given');
@@ -76,11 +71,10 @@ async function explain(argv: string[]): Promise<number> {
   const layers = indexListFlag(values.layers, '--layers');
   const heads = indexListFlag(values.heads, '--heads');
   const topTags = optionalIntegerFlag(values.top, '--top', DEFAULT_TOP_TAGS, 1);
-  const threads = optionalIntegerFlag(values.threads, '--threads', undefined, 1);
   const out = values.out ?? (values.json ? 'explain.json' : 'explain.html');
-  const modelDir = values.model ?? defaultModelDir();
+  const flags = modelFlags(values);
 
-  const model = await NerModel.load(modelDir, { device: values.device, threads });
+  const model = await loadModel(flags);
   try {
     if (layers?.some((l) => l >= model.config.numHiddenLayers)) {
       throw new UsageError(

@@ -1,10 +1,9 @@
 /** `koner serve --model DIR`: the HTTP API and demo page, until SIGINT or SIGTERM. */
 import { parseArgs } from 'node:util';
 
-import { defaultModelDir } from '../model/default-model.js';
-import { NerModel } from '../model/ner-model.js';
 import { createServer } from '../serve/server.js';
 import { noPositionals, optionalIntegerFlag, type CliCommand } from './args.js';
+import { loadModel, MODEL_OPTIONS, MODEL_USAGE, modelFlags } from './model-flags.js';
 
 export const serveUsage = `usage: koner serve [--model <dir>] [options]
 
@@ -17,13 +16,11 @@ Serves the model over HTTP until SIGINT or SIGTERM (requests in progress are ans
   GET  /         a page to try the model in a browser
 
 options:
-  --model <dir>        model directory (default: the bundled models/kmou-small)
-  --port <n>           TCP port (default 8080; 0 picks a free one)
-  --host <addr>        address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
-  --batch-size <n>     most texts in one model call (default 32)
-  --max-wait-ms <n>    how long a text waits for others to share its model call (default 5)
-  --device <d>         cpu (default), cuda, cuda:N
-  --threads <n>        LibTorch threads (default: the available cores)`;
+  --port <n>            TCP port (default 8080; 0 picks a free one)
+  --host <addr>         address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
+  --batch-size <n>      most texts in one model call (default 32)
+  --max-wait-ms <n>     how long a text waits for others to share its model call (default 5)
+${MODEL_USAGE}`;
 
 /** Resolves with the exit code once the server has stopped. */
 export const serveCommand: CliCommand = {
@@ -38,23 +35,20 @@ async function serve(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      model: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
       'batch-size': { type: 'string' },
       'max-wait-ms': { type: 'string' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
+      ...MODEL_OPTIONS,
     },
   });
   noPositionals(positionals);
-  values.model ??= defaultModelDir();
+  const flags = modelFlags(values);
   const port = optionalIntegerFlag(values.port, '--port', 8080, 0, 65535);
   const maxBatch = optionalIntegerFlag(values['batch-size'], '--batch-size', 32, 1);
   const maxWaitMs = optionalIntegerFlag(values['max-wait-ms'], '--max-wait-ms', 5, 0, 10_000);
-  const threads = optionalIntegerFlag(values.threads, '--threads', undefined, 1);
 
-  const model = await NerModel.load(values.model, { device: values.device, threads });
+  const model = await loadModel(flags);
   const server = createServer(model, {
     maxBatch,
     maxWaitMs,
@@ -62,7 +56,7 @@ async function serve(argv: string[]): Promise<number> {
   });
   const url = await server.listen({ port, host: values.host ?? '127.0.0.1' });
   const { device } = model.placement;
-  console.log(`koner serve: ${values.model} on ${device}, listening on ${url}`);
+  console.log(`koner serve: ${flags.dir} on ${device}, listening on ${url}`);
 
   await new Promise<void>((resolve) => {
     let stopping = false;

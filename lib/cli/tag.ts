@@ -16,9 +16,9 @@ import { parseArgs } from 'node:util';
 import { renderMarkup } from '../labels/markup.js';
 import { LIMITS } from '../limits.js';
 import { checkUtf8Stream, InvalidUtf8Error, type TextReadOptions } from '../text-file.js';
-import { defaultModelDir } from '../model/default-model.js';
-import { NerModel, type NerEntity, type NerPath, type PredictOptions } from '../model/ner-model.js';
+import type { NerEntity, NerModel, NerPath, PredictOptions } from '../model/ner-model.js';
 import { choiceFlag, optionalIntegerFlag, UsageError, type CliCommand } from './args.js';
+import { loadModel, MODEL_OPTIONS, MODEL_USAGE, modelFlags } from './model-flags.js';
 
 export const tagUsage = `usage: koner tag [--model <dir>] [options] [file …]
 
@@ -31,15 +31,13 @@ itself. Writes one line per input line, in input order:
   --format markup   the text with <entity:TAG> markup
 
 options:
-  --model <dir>         model directory (default: the bundled models/kmou-small)
   --format <f>          json (default) | markup
   --markup              json format: add "markup" to each record
   --n-best <n>          json format: add "paths", the n best tag paths with their scores
   --constrained         only valid BIO paths (default)
   --no-constrained      let the CRF pick any path
   --batch-size <n>      lines per model call (default 32)
-  --device <d>          cpu (default), cuda, cuda:N
-  --threads <n>         LibTorch threads (default: the available cores)
+${MODEL_USAGE}
   --lenient             skip a malformed JSON line, and read invalid UTF-8 as U+FFFD, with a
                         warning instead of stopping`;
 
@@ -356,18 +354,16 @@ async function tag(argv: string[]): Promise<number> {
     allowPositionals: true,
     allowNegative: true,
     options: {
-      model: { type: 'string' },
       format: { type: 'string' },
       markup: { type: 'boolean' },
       'n-best': { type: 'string' },
       constrained: { type: 'boolean' },
       'batch-size': { type: 'string' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
+      ...MODEL_OPTIONS,
       lenient: { type: 'boolean' },
     },
   });
-  values.model ??= defaultModelDir();
+  const flags = modelFlags(values);
   const format =
     values.format === undefined
       ? 'json'
@@ -384,7 +380,6 @@ async function tag(argv: string[]): Promise<number> {
     batchSize: optionalIntegerFlag(values['batch-size'], '--batch-size', 32, 1),
     lenient: values.lenient ?? false,
   };
-  const threads = optionalIntegerFlag(values.threads, '--threads', undefined, 1);
   // A mistyped file name is better told before the model takes its seconds to load.
   for (const file of positionals) {
     if (file === '-') continue;
@@ -394,14 +389,14 @@ async function tag(argv: string[]): Promise<number> {
       throw new TagInputError(`${file}: cannot read (${(error as NodeJS.ErrnoException).code})`);
     }
   }
-  const model = await NerModel.load(values.model, { device: values.device, threads });
+  const model = await loadModel(flags);
 
   try {
     if (positionals.length === 0 && process.stdin.isTTY) {
       const { device } = model.placement;
       await interactiveTag(model, process.stdin, process.stdout, {
         ...options,
-        banner: `koner tag: ${values.model} on ${device}. Type a sentence and Enter; Ctrl-D quits.\n`,
+        banner: `koner tag: ${flags.dir} on ${device}. Type a sentence and Enter; Ctrl-D quits.\n`,
       });
       return 0;
     }
