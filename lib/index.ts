@@ -1,5 +1,6 @@
 /** koner: Korean named-entity recognition on LibTorch. The public API. */
 export { runtimeInfo, getThreads, setThreads, releaseLargeAllocations } from './runtime.js';
+export { LIMITS } from './limits.js';
 export type { RuntimeInfo } from './runtime.js';
 
 export {

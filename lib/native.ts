@@ -122,6 +122,11 @@ export interface NativeModel {
   parameterInfo(): { name: string; shape: number[] }[];
   /** Seeds LibTorch's generator and re-draws every parameter from it. */
   seed(n: number): Promise<void>;
+  /**
+   * Frees the module's memory once the calls in flight are done; every later call throws
+   * (`… has been disposed`). A second call does nothing.
+   */
+  dispose(): Promise<void>;
 }
 
 /** A tensor of a checkpoint, as binding/napi/io.cc lists it. */
@@ -336,15 +341,8 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   /** glibc: allocations of at least `bytes` get their own mapping from now on (false: not glibc). */
   releaseLargeAllocations(bytes: number): boolean;
-  /** The thread count seen by tensor work on a worker thread. */
-  workerThreads(): Promise<number>;
-  matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[]): Float32Array;
-  matmulAsync(
-    a: Float32Array,
-    aShape: number[],
-    b: Float32Array,
-    bShape: number[],
-  ): Promise<Float32Array>;
+  /** Entry points for the tests alone: not part of koner's contract, may change at any time. */
+  testing: NativeTesting;
   Model: new (config: ModelConfig) => NativeModel;
   Trainer: new (model: NativeModel, options: NativeTrainerOptions) => NativeTrainer;
   /**
@@ -403,7 +401,21 @@ export interface NativeAddon {
     end: Float32Array,
     options?: NativeCrfConstrainedOptions,
   ): Float32Array;
-  /** Test-only: analytic vs finite-difference CRF gradients in float64 on a random problem. */
+}
+
+/** The addon's test-only entry points (`native().testing`). */
+export interface NativeTesting {
+  /** The thread count seen by tensor work on a worker thread. */
+  workerThreads(): Promise<number>;
+  /** A tensor product, synchronous and on a worker: LibTorch's errors reach JS from both. */
+  matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[]): Float32Array;
+  matmulAsync(
+    a: Float32Array,
+    aShape: number[],
+    b: Float32Array,
+    bShape: number[],
+  ): Promise<Float32Array>;
+  /** Analytic vs finite-difference CRF gradients in float64 on a random problem. */
   crfGradcheck(options: {
     batch?: number;
     time?: number;

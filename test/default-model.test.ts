@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 
-import { demoCommand } from '../lib/cli/demo.js';
+import { demo } from '../lib/cli/demo.js';
 import { readKmouCorpus } from '../lib/corpus/index.js';
 import { KMOU_SCHEME } from '../lib/labels/index.js';
 import { readModelConfig } from '../lib/model/config.js';
@@ -81,7 +81,7 @@ describe('the bundled default model', () => {
         done();
       },
     });
-    expect(await demoCommand(out)).toBe(0);
+    expect(await demo(out)).toBe(0);
     expect(text).toMatch(/koner on LibTorch \d+\.\d+/);
     const markup = text.split('\n').filter((l) => /<[^<>]+:(PER|LOC|ORG|DAT|MNY|NOH)>/.test(l));
     expect(markup.length).toBeGreaterThanOrEqual(4);

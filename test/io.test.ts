@@ -844,6 +844,27 @@ describe('corrupt and truncated safetensors', () => {
   });
 });
 
+describe('hostile torch.save files', () => {
+  // scripts/fixtures/io_bombs.py: files of a few hundred kB that ask for gigabytes.
+  let dir: string;
+  beforeAll(() => {
+    dir = path.join(tmp, 'bombs');
+    execFileSync('/usr/bin/python3', [path.join(packageRoot, 'scripts/fixtures/io_bombs.py'), dir]);
+  });
+
+  it('refuses a zip record that would inflate far past the archive, before inflating it', async () => {
+    await expect(native().inspectCheckpoint(path.join(dir, 'zip-bomb.pt'))).rejects.toThrow(
+      /zip-bomb\.pt: data\.pkl would inflate to 67109\d+ bytes from an archive of \d+ \(more than 4x\): refused as a zip bomb/,
+    );
+  });
+
+  it('refuses a pickle that builds far more than its size allows', async () => {
+    await expect(native().inspectCheckpoint(path.join(dir, 'pickle-bomb.pt'))).rejects.toThrow(
+      /pickle-bomb\.pt: data\.pkl: pickle: the pickle builds more than \d+ objects and references from \d+ bytes: refused as a pickle bomb/,
+    );
+  });
+});
+
 describe('corrupt and truncated torch.save files', () => {
   it('a truncated zip archive is an Error naming the file', async () => {
     const whole = readFileSync(fixture('hf_bert.bin'));
@@ -935,7 +956,7 @@ describe('koner import', () => {
   it('fails with a message and exit code 1', () => {
     const run = koner(fixture('reference.pt'), path.join(tmp, 'cli-fail'), '--heads', '4');
     expect(run.status).toBe(1);
-    expect(run.stderr).toMatch(/^koner: .*reference\.pt: the classifier has 25 labels/);
+    expect(run.stderr).toMatch(/^koner import: .*reference\.pt: the classifier has 25 labels/);
     expect(koner(fixture('reference.pt')).status).toBe(2);
     expect(koner('a', 'b', '--dtype', 'int8').stderr).toMatch(/--dtype expects one of float32/);
     expect(koner('a', 'b', '--tokenizer-model', 'm').stderr).toMatch(

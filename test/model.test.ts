@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -466,7 +466,7 @@ describe('bad input: clear errors, no crash', () => {
     expect(bad({ head: 'lstm' })).toThrow(/config\.head: must be one of/);
     expect(bad({ hiddenAct: 'relu' })).toThrow(/config\.hiddenAct/);
     expect(bad({ labels: [] })).toThrow(/config\.labels/);
-    expect(bad({ labels: ['O', 3] })).toThrow(/config\.labels: entry 1/);
+    expect(bad({ labels: ['O', 3] })).toThrow(/config\.labels\[1\]: expected a string/);
     expect(bad({ layerNormEps: -1 })).toThrow(/config\.layerNormEps/);
     expect(bad({ hiddenDropoutProb: 1 })).toThrow(/config\.hiddenDropoutProb/);
     expect(bad({ padTokenId: 100 })).toThrow(/config\.padTokenId.*below vocabSize/);
@@ -570,5 +570,74 @@ describe('bad input: clear errors, no crash', () => {
     );
     // Nothing was half-loaded.
     expect(Array.from(await model.emissions(m.ids, m.shape, m.lengths))).toEqual(ref);
+  });
+});
+
+/** `file` with `name` dropped from its header and its bytes left where they were. */
+function withoutHeaderEntry(file: string, name: string, out: string): void {
+  const bytes = readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
+  delete header[name];
+  const text = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(text.length));
+  writeFileSync(out, Buffer.concat([length, text, bytes.subarray(8 + n)]));
+}
+
+describe('a tensor missing from the header', () => {
+  it('is named, whether its bytes leave a hole or trail the last tensor', async () => {
+    const m = small('crf');
+    const model = new (native().Model)(m.config);
+    // Tensors lie in name order: the first leaves a hole, crf.transitions trailing bytes.
+    for (const name of ['crf.end_transitions', 'crf.transitions']) {
+      const file = path.join(tmp, `without-${name}.safetensors`);
+      withoutHeaderEntry(m.weights, name, file);
+      const message = await model.loadWeights(file).catch((e: Error) => e.message);
+      expect(message).toMatch(new RegExp(`missing \\(1\\): ${name.replace(/\./g, '\\.')}`));
+      expect(message).not.toMatch(/follow the last tensor|a hole of/);
+    }
+    // All tensors there but bytes trailing: the damage itself is the error.
+    const padded = path.join(tmp, 'padded.safetensors');
+    writeFileSync(padded, Buffer.concat([readFileSync(m.weights), Buffer.alloc(16)]));
+    await expect(model.loadWeights(padded)).rejects.toThrow(/16 bytes follow the last tensor/);
+    await model.dispose();
+  });
+});
+
+describe('dispose', () => {
+  it('frees the native memory at once and later calls fail saying so', async () => {
+    // 50,000 × 256 float32 embeddings: about 51 MB, drawn (so resident) at construction.
+    const config = {
+      ...small('crf').config,
+      vocabSize: 50_000,
+      hiddenSize: 256,
+      intermediateSize: 64,
+      numAttentionHeads: 4,
+      rnnHiddenSize: 128,
+    };
+    const rss = () => process.memoryUsage().rss;
+    const models: NativeModel[] = [];
+    const before = rss();
+    for (let i = 0; i < 4; i++) models.push(new (native().Model)(config));
+    const held = rss();
+    expect(held - before).toBeGreaterThan(150e6);
+    await Promise.all(models.map((m) => m.dispose()));
+    // The objects are still referenced, so no garbage collection could have freed them.
+    expect(held - rss()).toBeGreaterThan(150e6);
+    const m = models[0];
+    const ids = Int32Array.of(2, 5, 3);
+    expect(() => m.placement()).toThrow(/has been disposed/);
+    expect(() => m.emissions(ids, [1, 3], Int32Array.of(3))).toThrow(/has been disposed/);
+    expect(() => m.saveWeights(path.join(tmp, 'gone.safetensors'))).toThrow(/has been disposed/);
+    await expect(m.dispose()).resolves.toBeUndefined();
+  });
+
+  it('waits for the calls in flight', async () => {
+    const c = small('crf');
+    const model = await loaded(c);
+    const pending = model.emissions(c.ids, c.shape, c.lengths);
+    await model.dispose();
+    expect((await pending).length).toBeGreaterThan(0);
   });
 });

@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readKmouCorpus } from '../lib/corpus/index.js';
 import { LABELS, parseTag } from '../lib/labels/index.js';
 import { type ModelConfig, writeModelConfig } from '../lib/model/config.js';
+import { attachPieces } from '../lib/model/entity-pieces.js';
 import type { NerEntity } from '../lib/model/ner-model.js';
 import { bioConstraints, MAX_ATTENTION_VALUES, NerModel } from '../lib/model/ner-model.js';
 import {
@@ -155,6 +165,66 @@ describe('BIO constraints', () => {
   });
 });
 
+describe('attachPieces', () => {
+  // Pieces of one character each, every tenth a one-piece entity: 20,000 pieces, 2,000 entities.
+  const n = 20_000;
+  const offsets: [number, number][] = Array.from({ length: n }, (_, p) => [p, p + 1]);
+  const pieces = offsets.map((_, p) => `p${p}`);
+  const tags = offsets.map((_, p) => (p % 10 === 0 ? 'B-LOC' : 'O'));
+  const probs = Float32Array.from(offsets, (_, p) => (p % 100) / 100);
+  const entities: NerEntity[] = [];
+  for (let p = 0; p < n; p += 10) {
+    entities.push({ entity: 'LOC', text: 'x', start: p, end: p + 1, score: 1 });
+  }
+
+  it('gives each entity exactly the pieces that overlap it', () => {
+    const out = attachPieces(entities.slice(0, 50), pieces, offsets, tags, probs);
+    out.forEach((e, i) => {
+      expect(e.pieces).toEqual([
+        {
+          piece: `p${i * 10}`,
+          start: i * 10,
+          end: i * 10 + 1,
+          tag: 'B-LOC',
+          probability: probs[i * 10],
+        },
+      ]);
+    });
+    // An entity over parts of three pieces (a refined edge) gets all three.
+    const wide = attachPieces(
+      [{ entity: 'LOC', text: '', start: 4, end: 7, score: 1 }],
+      ['a', 'bc', 'de', 'fg', 'h'],
+      [
+        [0, 1],
+        [1, 3],
+        [3, 5],
+        [5, 7],
+        [7, 8],
+      ],
+      ['O', 'O', 'B-LOC', 'I-LOC', 'O'],
+      [0.1, 0.2, 0.3, 0.4, 0.5],
+    );
+    expect(wide[0].pieces.map((p) => p.piece)).toEqual(['de', 'fg']);
+  });
+
+  it('reads each piece a bounded number of times however many entities a long text has', () => {
+    // The entity builder once scanned every piece for every entity: 3 s of blocked event loop for
+    // a 100,000-character text. Count the reads of the offsets instead of timing them.
+    let reads = 0;
+    const counted = new Proxy(offsets, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) reads++;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    const out = attachPieces(entities, pieces, counted, tags, probs);
+    expect(out.length).toBe(entities.length);
+    expect(out.every((e) => e.pieces.length === 1)).toBe(true);
+    // A binary search (17 reads) and a step or two per entity.
+    expect(reads).toBeLessThan(entities.length * 25);
+  });
+});
+
 describe.skipIf(!haveShared)('NerModel', () => {
   let tmp: string;
   let dir: string;
@@ -270,6 +340,10 @@ describe.skipIf(!haveShared)('NerModel', () => {
     await expect(model.predict(42 as unknown as string)).rejects.toThrow(TypeError);
     await expect(model.predict([])).rejects.toThrow(/empty array/);
     await expect(model.predict(['a', 7 as unknown as string])).rejects.toThrow(/texts\[1\]/);
+    // eslint-disable-next-line no-sparse-arrays
+    const sparse = [, '부산'] as string[];
+    await expect(model.predict(sparse)).rejects.toThrow(/texts\[0\] is missing/);
+    await expect(model.predictPaths(sparse, 2)).rejects.toThrow(/texts\[0\] is missing/);
     await expect(model.predict('a', { batchSize: 0 })).rejects.toThrow(/batchSize/);
     await expect(model.predict('a', { windowOverlap: 22 })).rejects.toThrow(/windowOverlap/);
     await expect(model.predictPaths('a', 0)).rejects.toThrow(/nBest/);
@@ -498,9 +572,62 @@ describe.skipIf(!haveShared)('NerModel', () => {
     await expect(NerModel.load(path.join(tmp, 'absent'))).rejects.toThrow(/config\.json/);
   });
 
+  it('stops at the next native call once its signal is aborted', async () => {
+    const text = '대한민국 해양대학교는 부산에 있다. '.repeat(40); // many windows
+    const controller = new AbortController();
+    const pending = model.predict(text, { batchSize: 1, signal: controller.signal });
+    controller.abort();
+    await expect(pending).rejects.toThrow(/abort/i);
+    await expect(model.predict('부산', { signal: AbortSignal.abort() })).rejects.toThrow(/abort/i);
+    expect((await model.predict('부산')).length).toBeGreaterThan(0);
+  });
+
+  it('checks config.json against the weights before building the model, naming the field', async () => {
+    const raw = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    const variant = async (name: string, patch: Record<string, unknown>) => {
+      const d = path.join(tmp, name);
+      cpSync(dir, d, { recursive: true });
+      writeFileSync(path.join(d, 'config.json'), JSON.stringify({ ...raw, ...patch }));
+      return d;
+    };
+    // 1000 layers of this model would be built (and drawn) before the load found the mismatch.
+    await expect(
+      NerModel.load(await variant('layers', { num_hidden_layers: 1000 })),
+    ).rejects.toThrow(
+      /field "num_hidden_layers" is 1000, but the weights have 2 \(bert\.encoder\.layer\.0 … /,
+    );
+    // A vocabulary this size cannot be allocated at all: the field, not LibTorch's message.
+    const huge = await NerModel.load(await variant('vocab', { vocab_size: 4_000_000_000 })).catch(
+      (e: Error) => e.message,
+    );
+    expect(huge).toMatch(/field "vocab_size" is 4000000000, but the weights have 8002/);
+    expect(huge).not.toMatch(/allocate/);
+    const labels = await NerModel.load(
+      await variant('labels', { id2label: { 0: 'O', 1: 'B-PER' }, label2id: undefined }),
+    ).catch((e: Error) => e.message);
+    expect(labels).toMatch(
+      /field "id2label \(the number of labels\)" is 2, but the weights have 21/,
+    );
+  });
+
+  it('reads a config.json that starts with a byte-order mark', async () => {
+    const d = path.join(tmp, 'bom');
+    cpSync(dir, d, { recursive: true });
+    const text = readFileSync(path.join(dir, 'config.json'), 'utf8');
+    writeFileSync(path.join(d, 'config.json'), `\uFEFF${text}`);
+    const bom = await NerModel.load(d);
+    expect(bom.config).toEqual(config);
+    await bom.dispose();
+  });
+
   it('cannot be used after dispose', async () => {
     const other = await NerModel.load(dir);
-    other.dispose();
+    await other.dispose();
     await expect(other.predict('부산')).rejects.toThrow(/disposed/);
+    expect(() => other.placement).toThrow(/disposed/);
+    await expect(other.dispose()).resolves.toBeUndefined();
   });
 });

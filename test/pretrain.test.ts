@@ -317,6 +317,7 @@ describe.skipIf(!haveData)('koner pretrain', () => {
 
   it('koner pretrain: a bad config exits 2 naming the field; a missing text file names it', async () => {
     const { pretrainCommand } = await import('../lib/cli/pretrain.js');
+    const { runCommand } = await import('../lib/cli/args.js');
     const file = path.join(tmp, 'bad.json');
     writeFileSync(
       file,
@@ -331,7 +332,7 @@ describe.skipIf(!haveData)('koner pretrain', () => {
     const original = console.error;
     console.error = (message: string) => errors.push(message);
     try {
-      expect(await pretrainCommand(['--config', file])).toBe(2);
+      expect(await runCommand(pretrainCommand, ['--config', file])).toBe(2);
       expect(errors.join('\n')).toMatch(/field "maxSteps" must be an integer ≥ 1, got -1/);
       writeFileSync(
         file,
@@ -343,9 +344,9 @@ describe.skipIf(!haveData)('koner pretrain', () => {
         }),
       );
       errors.length = 0;
-      expect(await pretrainCommand(['--config', file])).toBe(1);
+      expect(await runCommand(pretrainCommand, ['--config', file])).toBe(1);
       expect(errors.join('\n')).toMatch(/missing\.txt\.gz/);
-      expect(await pretrainCommand(['--config', file, '--max-steps', 'ten'])).toBe(2);
+      expect(await runCommand(pretrainCommand, ['--config', file, '--max-steps', 'ten'])).toBe(2);
     } finally {
       console.error = original;
     }

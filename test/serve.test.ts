@@ -1,7 +1,9 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { LABELS } from '../lib/labels/index.js';
 import { NerModel, type NerEntity, type PredictOptions } from '../lib/model/ner-model.js';
@@ -122,6 +124,37 @@ describe('MicroBatcher', () => {
     await batcher.close();
     expect(await pending).toEqual([10]);
     await expect(batcher.submit('k', [1])).rejects.toBeInstanceOf(BatcherClosedError);
+  });
+
+  it('drops the items of a caller that gives up, and stops a batch nobody waits for', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const seen: number[][] = [];
+    const signals: AbortSignal[] = [];
+    const batcher = new MicroBatcher<number, number>(
+      async (_k, items, signal) => {
+        seen.push(items);
+        signals.push(signal);
+        await gate;
+        return items;
+      },
+      { maxBatch: 2, maxWaitMs: 0 },
+    );
+    const a = new AbortController();
+    const b = new AbortController();
+    const first = batcher.submit('k', [1, 2], a.signal); // runs at once, alone in the runner
+    const second = batcher.submit('k', [3], b.signal); // waits behind it
+    await new Promise((r) => setTimeout(r, 5));
+    b.abort(new Error('client gone'));
+    await expect(second).rejects.toThrow('client gone');
+    expect(batcher.stats.queued).toBe(0);
+    a.abort(new Error('client gone'));
+    await expect(first).rejects.toThrow('client gone');
+    expect(signals[0].aborted).toBe(true);
+    release();
+    await batcher.close();
+    expect(seen).toEqual([[1, 2]]);
+    await expect(batcher.submit('k', [1], AbortSignal.abort())).rejects.toThrow();
   });
 
   it('rejects when the runner returns the wrong number of results', async () => {
@@ -476,6 +509,141 @@ describe.skipIf(!haveShared)('HTTP server', () => {
     await closed;
     await expect(fetch(`${otherUrl}/healthz`)).rejects.toThrow();
   });
+});
+
+describe('HTTP server: cost, lanes, departed clients, every refusal in the API shape', () => {
+  /** A stand-in model: a text starting with "slow" waits for `release`; calls are recorded. */
+  function gatedModel() {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const calls: { texts: string[]; signal?: AbortSignal }[] = [];
+    const model: NerPredictor = {
+      labels: ['O'],
+      placement: { device: 'cpu', dtype: 'float32' },
+      async predict(texts, options) {
+        calls.push({ texts, signal: options.signal });
+        if (texts.some((t) => t.startsWith('slow'))) await gate;
+        options.signal?.throwIfAborted();
+        return texts.map(() => []);
+      },
+      predictPaths: (texts) => Promise.resolve(texts.map(() => [])),
+    };
+    return { model, calls, release: () => release() };
+  }
+
+  /** Sends raw bytes and resolves with the status and the parsed JSON body. */
+  function raw(port: number, data: string): Promise<{ status: number; body: unknown }> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(data));
+      let out = '';
+      socket.on('data', (d) => (out += String(d)));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const [head, body] = out.split('\r\n\r\n');
+        resolve({ status: Number(head.split(' ')[1]), body: JSON.parse(body) as unknown });
+      });
+    });
+  }
+
+  const errorShape = { error: { code: expect.any(String), message: expect.any(String) } };
+
+  it('answers a light request while a heavy one holds the model', async () => {
+    const { model, calls, release } = gatedModel();
+    const server = createServer(model, { heavyTextLength: 100 });
+    const heavy = server.app.inject({
+      method: 'POST',
+      url: '/v1/ner',
+      payload: { texts: ['slow'.padEnd(5000, ' 부산'), '짧은 문장'] },
+    });
+    while (calls.length === 0) await new Promise((r) => setTimeout(r, 1));
+    const light = await server.app.inject({
+      method: 'POST',
+      url: '/v1/ner',
+      payload: { text: '서울' },
+    });
+    expect(light.statusCode).toBe(200);
+    release();
+    const answer = await heavy;
+    expect(answer.statusCode).toBe(200);
+    expect(answer.json<{ results: unknown[] }>().results).toHaveLength(2);
+    await server.close();
+  });
+
+  it('limits a request by its characters, not only by its texts', async () => {
+    const { model } = gatedModel();
+    const server = createServer(model);
+    const texts = new Array(3).fill('a'.repeat(100_000));
+    const answer = await server.app.inject({ method: 'POST', url: '/v1/ner', payload: { texts } });
+    expect(answer.statusCode).toBe(422);
+    expect(answer.json()).toEqual({
+      error: {
+        code: 'request_too_long',
+        message: '"texts" have 300000 characters in all; the limit is 200000 per request',
+      },
+    });
+    await server.close();
+  });
+
+  it('drops the work of a client that has gone', async () => {
+    const { model, calls, release } = gatedModel();
+    const server = createServer(model, { heavyTextLength: 100 });
+    const url = new URL(await server.listen({ port: 0 }));
+    const send = (text: string) => {
+      const request = http.request(url.origin + '/v1/ner', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+      });
+      request.on('error', () => {});
+      request.end(JSON.stringify({ text }));
+      return request;
+    };
+    const running = send('slow'.padEnd(500, ' 부산')); // in the heavy lane, waiting at the gate
+    while (calls.length === 0) await new Promise((r) => setTimeout(r, 1));
+    running.destroy();
+    await vi.waitFor(() => expect(calls[0].signal?.aborted).toBe(true));
+    // A light request behind a busy light lane, whose client leaves before its turn.
+    const blocker = send('slow light'); // holds the light lane
+    await vi.waitFor(() => expect(calls).toHaveLength(2));
+    const queued = send('never run');
+    await vi.waitFor(() => expect(server.batcher.stats.queued).toBe(1));
+    queued.destroy();
+    await vi.waitFor(() => expect(server.batcher.stats.queued).toBe(0));
+    release();
+    await new Promise((r) => blocker.on('response', r));
+    expect(calls.flatMap((c) => c.texts)).not.toContain('never run');
+    await server.close();
+  });
+
+  it('answers what Node refuses before routing with { error: { code, message } }', async () => {
+    const { model } = gatedModel();
+    const server = createServer(model, { requestTimeoutMs: 500 });
+    const port = Number(new URL(await server.listen({ port: 0 })).port);
+    const badUrl = await raw(port, 'GET /% HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(badUrl).toEqual({ status: 400, body: errorShape });
+    const garbage = await raw(port, 'HELLO THERE\r\n\r\n');
+    expect(garbage).toEqual({ status: 400, body: errorShape });
+    const big = await raw(
+      port,
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(big).toEqual({
+      status: 431,
+      body: { error: { code: 'headers_too_large', message: expect.any(String) } },
+    });
+    // A body that never arrives: 408 after the timeout (Node once took a minute or more).
+    const started = performance.now();
+    const slow = await raw(
+      port,
+      'POST /v1/ner HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n' +
+        'content-length: 100\r\n\r\n{"te',
+    );
+    expect(slow).toEqual({
+      status: 408,
+      body: { error: { code: 'request_timeout', message: expect.any(String) } },
+    });
+    expect(performance.now() - started).toBeLessThan(10_000);
+    await server.close();
+  }, 20_000);
 });
 
 if (!haveChromium) console.warn('page test skipped: no Chromium');

@@ -1,5 +1,6 @@
-// Runtime facts and settings: LibTorch version, CUDA, threads; plus a tensor product exposed
-// sync and async so that tests can prove LibTorch errors reach JS from both paths.
+// Runtime facts and settings: LibTorch version, CUDA, threads; plus, for the tests only, a tensor
+// product exposed sync and async (LibTorch errors reach JS from both paths) and the thread count
+// a worker thread sees.
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -117,7 +118,7 @@ Napi::Value MatmulAsync(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitRuntime(Napi::Env env, Napi::Object exports) {
+void InitRuntime(Napi::Env env, Napi::Object exports, Napi::Object testing) {
   exports.Set("version", Napi::Function::New(env, Version));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
@@ -125,9 +126,9 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("releaseLargeAllocations", Napi::Function::New(env, ReleaseLargeAllocations));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
-  exports.Set("workerThreads", Napi::Function::New(env, WorkerThreads));
-  exports.Set("matmul", Napi::Function::New(env, Matmul));
-  exports.Set("matmulAsync", Napi::Function::New(env, MatmulAsync));
+  testing.Set("workerThreads", Napi::Function::New(env, WorkerThreads));
+  testing.Set("matmul", Napi::Function::New(env, Matmul));
+  testing.Set("matmulAsync", Napi::Function::New(env, MatmulAsync));
 }
 
 }  // namespace koner::napi

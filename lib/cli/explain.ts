@@ -2,16 +2,16 @@
  * `koner explain "문장"`: writes a self-contained HTML file showing what the model saw in a
  * sentence: the tagged sentence, each piece's likeliest tags and a head view of the attention.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { explainHtml } from '../explain/html.js';
 import { DEFAULT_TOP_TAGS, explainView } from '../explain/view.js';
 import { renderMarkup } from '../labels/markup.js';
-import { defaultModelDir } from '../model/default-model.js';
-import { NerModel } from '../model/ner-model.js';
-import { integerFlag, runCommand, UsageError } from './args.js';
+import { makeDirectory } from '../output-dir.js';
+import { integerFlag, optionalIntegerFlag, UsageError, type CliCommand } from './args.js';
+import { loadModel, MODEL_OPTIONS, MODEL_USAGE, modelFlags } from './model-flags.js';
 
 export const explainUsage = `usage: koner explain [--model <dir>] [options] <text …>
 
@@ -21,20 +21,20 @@ Writes one self-contained HTML file (no network needed to open it) showing what 
 and head at a time, chosen with a selector. Click a piece or an entity to follow it.
 
 options:
-  --model <dir>       model directory (default: the bundled models/kmou-small)
-  --out <file>        where to write (default ./explain.html)
-  --json              write the view's JSON (what POST /v1/explain answers) instead of HTML
-  --layers <list>     layers to include, 0-based, e.g. 0,3 (default: all)
-  --heads <list>      heads to include, 0-based (default: all)
-  --top <n>           likeliest tags kept per piece (default ${DEFAULT_TOP_TAGS})
-  --no-constrained    let the CRF pick any path (default: only valid BIO paths)
-  --device <d>        cpu (default), cuda, cuda:N
-  --threads <n>       LibTorch threads (default: the available cores)`;
+  --out <file>          where to write (default ./explain.html)
+  --json                write the view's JSON (what POST /v1/explain answers) instead of HTML
+  --layers <list>       layers to include, 0-based, e.g. 0,3 (default: all)
+  --heads <list>        heads to include, 0-based (default: all)
+  --top <n>             likeliest tags kept per piece (default ${DEFAULT_TOP_TAGS})
+  --no-constrained      let the CRF pick any path (default: only valid BIO paths)
+${MODEL_USAGE}`;
 
-/** Runs the command; resolves with the exit code. Never rejects. */
-export function explainCommand(argv: string[]): Promise<number> {
-  return runCommand('explain', explainUsage, () => explain(argv));
-}
+export const explainCommand: CliCommand = {
+  name: 'explain',
+  summary: "an HTML file showing a sentence's tag probabilities and attention",
+  usage: explainUsage,
+  run: explain,
+};
 
 function indexListFlag(value: string | undefined, flag: string): number[] | undefined {
   if (value === undefined) return undefined;
@@ -54,7 +54,6 @@ async function explain(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      model: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
       layers: { type: 'string' },
@@ -62,28 +61,20 @@ async function explain(argv: string[]): Promise<number> {
       top: { type: 'string' },
       constrained: { type: 'boolean' },
       'no-constrained': { type: 'boolean' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+      ...MODEL_OPTIONS,
     },
   });
-  if (values.help) {
-    console.log(explainUsage);
-    return 0;
-  }
   if (positionals.length === 0) throw new UsageError('no text given');
   const text =
     positionals.length === 1 && positionals[0] === '-' ? await readStdin() : positionals.join(' ');
   if (text.trim() === '') throw new UsageError('the text is empty');
   const layers = indexListFlag(values.layers, '--layers');
   const heads = indexListFlag(values.heads, '--heads');
-  const topTags = values.top === undefined ? DEFAULT_TOP_TAGS : integerFlag(values.top, '--top', 1);
-  const threads =
-    values.threads === undefined ? undefined : integerFlag(values.threads, '--threads', 1);
+  const topTags = optionalIntegerFlag(values.top, '--top', DEFAULT_TOP_TAGS, 1);
   const out = values.out ?? (values.json ? 'explain.json' : 'explain.html');
-  const modelDir = values.model ?? defaultModelDir();
+  const flags = modelFlags(values);
 
-  const model = await NerModel.load(modelDir, { device: values.device, threads });
+  const model = await loadModel(flags);
   try {
     if (layers?.some((l) => l >= model.config.numHiddenLayers)) {
       throw new UsageError(
@@ -103,7 +94,7 @@ async function explain(argv: string[]): Promise<number> {
       constrained: !values['no-constrained'],
     });
     const view = explainView(explanation, { topTags, model: path.basename(model.dir) });
-    await mkdir(path.dirname(path.resolve(out)), { recursive: true });
+    await makeDirectory(path.dirname(path.resolve(out)));
     await writeFile(out, values.json ? JSON.stringify(view) : explainHtml(view), 'utf8');
     const entities = explanation.entities.map((e) => ({ ...e, label: e.entity }));
     console.log(renderMarkup({ text, entities }));
@@ -113,6 +104,6 @@ async function explain(argv: string[]): Promise<number> {
     );
     return 0;
   } finally {
-    model.dispose();
+    await model.dispose();
   }
 }

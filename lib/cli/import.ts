@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 
 import { importCheckpoint, type ImportOptions } from '../model/import.js';
+import { choiceFlag, integerFlag, UsageError, type CliCommand } from './args.js';
 
 export const importUsage = `usage: koner import <checkpoint> <model-dir> [options]
 
@@ -25,21 +26,14 @@ options:
                            vocabulary has 8002 ids)
   --no-tokenizer           copy no tokenizer (an encoder to fine-tune with a train.json's)`;
 
-function integer(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} expects a non-negative integer`);
-  return n;
-}
+export const importCommand: CliCommand = {
+  name: 'import',
+  summary: 'a checkpoint (safetensors or torch.save) to a model directory',
+  usage: importUsage,
+  run: importCheckpointCommand,
+};
 
-function oneOf<T extends string>(value: string, flag: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new Error(`${flag} expects one of ${allowed.join(', ')}, got '${value}'`);
-  }
-  return value as T;
-}
-
-/** Runs the command; returns the exit code. */
-export async function importCommand(argv: string[]): Promise<number> {
+async function importCheckpointCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -53,40 +47,37 @@ export async function importCommand(argv: string[]): Promise<number> {
       'tokenizer-model': { type: 'string' },
       'tokenizer-vocab': { type: 'string' },
       'no-tokenizer': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) {
-    console.log(importUsage);
-    return 0;
-  }
-  if (positionals.length !== 2) {
-    console.error(`koner import: expected <checkpoint> <model-dir>\n\n${importUsage}`);
-    return 2;
-  }
+  if (positionals.length !== 2) throw new UsageError('expected <checkpoint> <model-dir>');
   const options: ImportOptions = {};
   if (values.labels !== undefined) options.labels = values.labels;
-  if (values.heads !== undefined) options.numAttentionHeads = integer(values.heads, '--heads');
+  if (values.heads !== undefined)
+    options.numAttentionHeads = integerFlag(values.heads, '--heads', 1);
   if (values.dtype !== undefined) {
-    options.dtype = oneOf(values.dtype, '--dtype', ['float32', 'float16', 'bfloat16'] as const);
+    options.dtype = choiceFlag(values.dtype, '--dtype', [
+      'float32',
+      'float16',
+      'bfloat16',
+    ] as const);
   }
   if (values.head !== undefined) {
-    options.head = oneOf(values.head, '--head', ['softmax', 'crf'] as const);
+    options.head = choiceFlag(values.head, '--head', ['softmax', 'crf'] as const);
   }
   if (values['special-labels'] !== undefined) {
-    options.specialLabels = oneOf(values['special-labels'], '--special-labels', [
+    options.specialLabels = choiceFlag(values['special-labels'], '--special-labels', [
       'keep',
       'fold',
     ] as const);
   }
-  if (values.seed !== undefined) options.seed = integer(values.seed, '--seed');
+  if (values.seed !== undefined) options.seed = integerFlag(values.seed, '--seed');
   const model = values['tokenizer-model'];
   const vocab = values['tokenizer-vocab'];
   if ((model === undefined) !== (vocab === undefined)) {
-    throw new Error('--tokenizer-model and --tokenizer-vocab go together');
+    throw new UsageError('--tokenizer-model and --tokenizer-vocab go together');
   }
   if (values['no-tokenizer']) {
-    if (model !== undefined) throw new Error('--no-tokenizer excludes --tokenizer-model');
+    if (model !== undefined) throw new UsageError('--no-tokenizer excludes --tokenizer-model');
     options.tokenizer = null;
   } else if (model !== undefined && vocab !== undefined) {
     options.tokenizer = { model, vocab };

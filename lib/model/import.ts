@@ -39,6 +39,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { LABELS as KMOU_LABELS } from '../labels/scheme.js';
+import { makeDirectory } from '../output-dir.js';
 import { native, type CheckpointTensor, type CheckpointExtra } from '../native.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import {
@@ -655,7 +656,7 @@ export async function importCheckpoint(
   const tokenizer = await chooseTokenizer(file, options.tokenizer, dims.vocab);
 
   const weightsPath = path.join(outDir, 'model.safetensors');
-  await fs.mkdir(outDir, { recursive: true });
+  await makeDirectory(outDir);
   await addon.convertCheckpoint(file, weightsPath, keptRenames, {
     dtype: options.dtype,
     extra,

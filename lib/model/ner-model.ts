@@ -8,15 +8,24 @@ import path from 'node:path';
 
 import { decodeEntities, type DecodedEntity } from '../labels/decode.js';
 import { parseTag } from '../labels/scheme.js';
-import { native, type NativeDtype, type NativeInputs, type NativeModel } from '../native.js';
+import { LIMITS } from '../limits.js';
+import {
+  native,
+  type NativeDecoded,
+  type NativeDtype,
+  type NativeInputs,
+  type NativeModel,
+} from '../native.js';
 import { setThreads } from '../runtime.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from '../train/batching.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { defaultModelDir } from './default-model.js';
+import { attachPieces } from './entity-pieces.js';
 import { resolveTokenizerFiles, type TokenizerFiles } from './tokenizer-files.js';
 import { planWindows, stitchAttention, stitchEmissions, type PieceWindow } from './windows.js';
+import { checkConfigFitsWeights } from './weights-fit.js';
 
 export type { TokenizerFiles } from './tokenizer-files.js';
 
@@ -45,6 +54,11 @@ export interface PredictOptions {
   withProbabilities?: boolean;
   /** Overlap, in pieces, between windows of a text longer than the model's positions. */
   windowOverlap?: number;
+  /**
+   * Stops the work when aborted: the call rejects with the signal's reason before its next
+   * native call (a batch of at most `batchSize` sequences).
+   */
+  signal?: AbortSignal;
 }
 
 /** One piece of an entity, with the posterior probability of its tag. */
@@ -162,11 +176,19 @@ export class NerModel {
   readonly tokenizer: Tokenizer;
   readonly dir: string;
   #native: NativeModel | null;
+  readonly #owned: boolean;
   // Labels that are not BIO tags (e.g. the reference project's [CLS] [SEP] [PAD] [MASK]) mean O.
   readonly #bioLabels: string[];
 
-  private constructor(dir: string, config: ModelConfig, tokenizer: Tokenizer, model: NativeModel) {
+  private constructor(
+    dir: string,
+    config: ModelConfig,
+    tokenizer: Tokenizer,
+    model: NativeModel,
+    owned: boolean,
+  ) {
     this.dir = dir;
+    this.#owned = owned;
     this.config = config;
     this.labels = config.labels;
     this.tokenizer = tokenizer;
@@ -184,7 +206,7 @@ export class NerModel {
     tokenizer: Tokenizer,
     dir: string,
   ): NerModel {
-    return new NerModel(path.resolve(dir), config, tokenizer, model);
+    return new NerModel(path.resolve(dir), config, tokenizer, model, false);
   }
 
   /** Loads the model that ships with koner (see `defaultModelDir`). */
@@ -204,14 +226,23 @@ export class NerModel {
           `${config.vocabSize}`,
       );
     }
-    const model = new (native().Model)(config);
     const weights = path.join(dir, 'model.safetensors');
     if (!existsSync(weights)) throw new Error(`${dir}: model.safetensors is missing`);
-    await model.loadWeights(weights);
-    if (options.device !== undefined || options.dtype !== undefined) {
-      await model.to(options.device ?? 'cpu', options.dtype ?? 'float32');
+    // The sizes first, from the header alone: a config that its weights contradict must not
+    // allocate the model it describes.
+    const tensors = await native().inspectCheckpoint(weights);
+    checkConfigFitsWeights(config, tensors, path.join(dir, 'config.json'), weights);
+    const model = new (native().Model)(config);
+    try {
+      await model.loadWeights(weights);
+      if (options.device !== undefined || options.dtype !== undefined) {
+        await model.to(options.device ?? 'cpu', options.dtype ?? 'float32');
+      }
+    } catch (error) {
+      await model.dispose();
+      throw error;
     }
-    return new NerModel(path.resolve(dir), config, tokenizer, model);
+    return new NerModel(path.resolve(dir), config, tokenizer, model, true);
   }
 
   /** Where the model runs now. */
@@ -254,8 +285,10 @@ export class NerModel {
     nBest: number,
     options: PredictOptions = {},
   ): Promise<unknown> {
-    if (!Number.isInteger(nBest) || nBest < 1 || nBest > 1000) {
-      throw new TypeError(`nBest must be an integer from 1 to 1000, got ${String(nBest)}`);
+    if (!Number.isInteger(nBest) || nBest < 1 || nBest > LIMITS.maxNBest) {
+      throw new TypeError(
+        `nBest must be an integer from 1 to ${LIMITS.maxNBest}, got ${String(nBest)}`,
+      );
     }
     const texts = checkTexts(input);
     const results = await this.#run(texts, options, nBest);
@@ -399,27 +432,20 @@ export class NerModel {
     }
     const K = this.labels.length;
     const maxT = this.config.maxPositionEmbeddings;
-    ids.forEach((seq, i) => {
+    for (let i = 0; i < ids.length; i++) {
+      const seq = ids[i] as ArrayLike<number> | undefined;
       if (!seq || typeof seq.length !== 'number' || seq.length === 0) {
         throw new TypeError(`ids[${i}] must be a non-empty array of token ids`);
       }
       if (seq.length > maxT) {
         throw new RangeError(`ids[${i}] has ${seq.length} ids; the model takes at most ${maxT}`);
       }
-    });
+    }
     const out: Float32Array[] = new Array(ids.length);
-    for (const batch of lengthBatches(
-      ids.map((s) => s.length),
-      32,
-    )) {
-      const {
-        data,
-        lengths,
-        cols: T,
-      } = padSequences(
-        batch.map((i) => ids[i]),
-        this.config.padTokenId,
-      );
+    const order = ids.map((_, i) => i);
+    for (const batch of lengthBatches(order, (i) => ids[i].length, 32)) {
+      const seqs = batch.map((i) => ids[i]);
+      const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
       const emissions = await this.#model().emissions(data, [batch.length, T], lengths);
       batch.forEach((seq, b) => {
         out[seq] = emissions.slice(b * T * K, (b * T + lengths[b]) * K);
@@ -440,9 +466,16 @@ export class NerModel {
     return results.map((r) => ({ entities: r.best, tags: r.tags, offsets: r.offsets }));
   }
 
-  /** Frees the native model now instead of at garbage collection; the model is unusable after. */
-  dispose(): void {
+  /**
+   * Frees the native model's memory now instead of at garbage collection, once the calls in
+   * flight are done (the Promise resolves then). Every later call fails saying the model was
+   * disposed; a second `dispose` does nothing.
+   */
+  dispose(): Promise<void> {
+    const model = this.#native;
     this.#native = null;
+    // A view made by fromNative only lets go: the native model belongs to whoever made it.
+    return model && this.#owned ? model.dispose() : Promise.resolve();
   }
 
   #model(): NativeModel {
@@ -450,86 +483,117 @@ export class NerModel {
     return this.#native;
   }
 
-  async #run(texts: string[], options: PredictOptions, nBest: number) {
+  /** Checks the options, then tokenizes each text and plans its windows. */
+  #plan(texts: string[], options: PredictOptions): Plan {
     const batchSize = options.batchSize ?? 32;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new TypeError(`batchSize must be a positive integer, got ${String(options.batchSize)}`);
     }
     const maxPieces = this.config.maxPositionEmbeddings - 2;
     const overlap = checkOverlap(options.windowOverlap, maxPieces);
-    const model = this.#model();
-    const K = this.labels.length;
-
-    const encoded: Encoded[] = texts.map((text) => {
+    const encoded = texts.map((text): Encoded => {
       const e = this.tokenizer.encode(text);
       return { text, ...e, windows: planWindows(e.ids.length, maxPieces, overlap) };
     });
+    return {
+      encoded,
+      batchSize,
+      constraints: options.constrained === false ? undefined : bioConstraints(this.labels),
+      signal: options.signal,
+    };
+  }
 
-    const constraints = options.constrained === false ? undefined : bioConstraints(this.labels);
-    const results: {
-      best: NerEntity[];
-      paths: NerPath[];
-      tags: string[];
-      offsets: [number, number][];
-    }[] = new Array(texts.length);
-    const lengthsOf = encoded.map((e) => e.ids.length + 2);
-    const withSpecials = (ids: Int32Array) => this.#withSpecials(ids);
+  /**
+   * Every text's paths. Native calls go one at a time (awaited in turn, each of at most
+   * `batchSize` sequences), so calls of other requests interleave with a long text's, and an
+   * aborted `signal` stops the work at the next call.
+   */
+  async #run(texts: string[], options: PredictOptions, nBest: number): Promise<TextResult[]> {
+    options.signal?.throwIfAborted();
+    const model = this.#model();
+    const plan = this.#plan(texts, options);
+    const results: TextResult[] = new Array(texts.length);
+    const decodeOptions = { nBest, constraints: plan.constraints, marginals: true };
+    const settle = (t: number, decoded: NativeDecoded, b: number, T: number) => {
+      results[t] = this.#entities(plan.encoded[t], decoded, b, T, nBest, options);
+    };
 
     // Texts that fit in one window (nearly all): encoder and CRF in one native call per batch of
     // similar lengths, so the emissions never cross into JS and back.
-    const whole = encoded.flatMap((e, t) => (e.windows.length === 1 ? [t] : []));
-    for (const group of lengthBatches(
-      whole.map((t) => lengthsOf[t]),
-      batchSize,
-    )) {
-      const batch = group.map((i) => whole[i]);
-      const {
-        data,
-        lengths,
-        cols: T,
-      } = padSequences(
-        batch.map((t) => withSpecials(encoded[t].ids)),
-        this.config.padTokenId,
-      );
+    const whole = plan.encoded.flatMap((e, t) => (e.windows.length === 1 ? [t] : []));
+    for (const batch of lengthBatches(whole, (t) => plan.encoded[t].ids.length, plan.batchSize)) {
+      plan.signal?.throwIfAborted();
+      const seqs = batch.map((t) => this.#withSpecials(plan.encoded[t].ids));
+      const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
+      const rows = batch.map((t) => ({
+        text: plan.encoded[t].text,
+        offsets: plan.encoded[t].offsets,
+      }));
       const decoded = await model.decode(
         data,
         [batch.length, T],
         lengths,
-        { nBest, constraints, marginals: true },
-        this.#syllables(
-          batch.map((t) => ({ text: encoded[t].text, offsets: encoded[t].offsets })),
-          T,
-        ),
+        decodeOptions,
+        this.#syllables(rows, T),
       );
-      batch.forEach((t, b) => {
-        results[t] = this.#entities(encoded[t], decoded, b, T, nBest, options);
-      });
+      batch.forEach((t, b) => settle(t, decoded, b, T));
     }
 
-    // Longer texts. Encoder: every window of every such text, batched by length.
-    const windowed = encoded.flatMap((e, t) => (e.windows.length > 1 ? [t] : []));
-    const windowList: { text: number; window: number; length: number }[] = [];
-    for (const t of windowed) {
-      encoded[t].windows.forEach((w, i) =>
-        windowList.push({ text: t, window: i, length: w.end - w.start + 2 }),
-      );
-    }
-    const windowRows: Float32Array[][] = encoded.map((e) => new Array(e.windows.length));
+    // Longer texts: the encoder over every window, then the CRF over each text as a whole.
+    const windowed = plan.encoded.flatMap((e, t) => (e.windows.length > 1 ? [t] : []));
+    if (windowed.length === 0) return results;
+    const rows = await this.#windowEmissions(model, plan, windowed);
+    const K = this.labels.length;
     for (const batch of lengthBatches(
-      windowList.map((w) => w.length),
-      batchSize,
+      windowed,
+      (t) => plan.encoded[t].ids.length,
+      plan.batchSize,
     )) {
-      const seqs = batch.map((k) => {
-        const { text, window } = windowList[k];
-        const w = encoded[text].windows[window];
-        return withSpecials(encoded[text].ids.subarray(w.start, w.end));
+      plan.signal?.throwIfAborted();
+      const T = Math.max(...batch.map((t) => plan.encoded[t].ids.length + 2));
+      const emissions = new Float32Array(batch.length * T * K);
+      const lengths = new Int32Array(batch.length);
+      batch.forEach((t, b) => {
+        const e = plan.encoded[t];
+        emissions.set(stitchEmissions(e.ids.length, K, e.windows, rows[t]), b * T * K);
+        lengths[b] = e.ids.length + 2;
       });
-      const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
+      const decoded = await model.decodeEmissions(
+        emissions,
+        [batch.length, T, K],
+        lengths,
+        decodeOptions,
+      );
+      batch.forEach((t, b) => settle(t, decoded, b, T));
+    }
+    return results;
+  }
+
+  /** The emissions of every window of the given texts, batched by length: `rows[text][window]`. */
+  async #windowEmissions(
+    model: NativeModel,
+    plan: Plan,
+    texts: number[],
+  ): Promise<Float32Array[][]> {
+    const K = this.labels.length;
+    const windows = texts.flatMap((text) =>
+      plan.encoded[text].windows.map((w, window) => ({ text, window, pieces: w.end - w.start })),
+    );
+    const rows: Float32Array[][] = plan.encoded.map((e) => new Array(e.windows.length));
+    const order = windows.map((_, k) => k);
+    for (const batch of lengthBatches(order, (k) => windows[k].pieces, plan.batchSize)) {
+      plan.signal?.throwIfAborted();
       const spans = batch.map((k) => {
-        const { text, window } = windowList[k];
-        const w = encoded[text].windows[window];
-        return { text: encoded[text].text, offsets: encoded[text].offsets.slice(w.start, w.end) };
+        const e = plan.encoded[windows[k].text];
+        const w = e.windows[windows[k].window];
+        return {
+          ids: e.ids.subarray(w.start, w.end),
+          text: e.text,
+          offsets: e.offsets.slice(w.start, w.end),
+        };
       });
+      const seqs = spans.map((span) => this.#withSpecials(span.ids));
+      const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
       const emissions = await model.emissions(
         data,
         [batch.length, T],
@@ -537,35 +601,11 @@ export class NerModel {
         this.#syllables(spans, T),
       );
       batch.forEach((k, b) => {
-        const { text, window } = windowList[k];
-        windowRows[text][window] = emissions.subarray(b * T * K, (b * T + lengths[b]) * K);
+        const { text, window } = windows[k];
+        rows[text][window] = emissions.subarray(b * T * K, (b * T + lengths[b]) * K);
       });
     }
-
-    // CRF: each such text's stitched emissions, batched by length.
-    for (const group of lengthBatches(
-      windowed.map((t) => lengthsOf[t]),
-      batchSize,
-    )) {
-      const batch = group.map((i) => windowed[i]);
-      const T = Math.max(...batch.map((t) => lengthsOf[t]));
-      const emissions = new Float32Array(batch.length * T * K);
-      const lengths = new Int32Array(batch.length);
-      batch.forEach((t, b) => {
-        const e = encoded[t];
-        emissions.set(stitchEmissions(e.ids.length, K, e.windows, windowRows[t]), b * T * K);
-        lengths[b] = lengthsOf[t];
-      });
-      const decoded = await model.decodeEmissions(emissions, [batch.length, T, K], lengths, {
-        nBest,
-        constraints,
-        marginals: true,
-      });
-      batch.forEach((t, b) => {
-        results[t] = this.#entities(encoded[t], decoded, b, T, nBest, options);
-      });
-    }
-    return results;
+    return rows;
   }
 
   /**
@@ -586,7 +626,7 @@ export class NerModel {
 
   #entities(
     e: Encoded,
-    decoded: { tags: Int32Array; scores: Float32Array; marginals?: Float32Array },
+    decoded: NativeDecoded,
     b: number,
     T: number,
     nBest: number,
@@ -609,26 +649,14 @@ export class NerModel {
         tags[p] = this.#bioLabels[tag];
         probs[p] = marginals[(b * T + p + 1) * K + tag];
       }
-      if (k === 0) bestTags = tags;
-      const entities = decodeEntities(e.text, e.offsets, tags, {
+      let entities = decodeEntities(e.text, e.offsets, tags, {
         scores: probs,
         refine: options.refine ?? true,
       });
-      if (options.withProbabilities && k === 0) {
-        for (const entity of entities as NerEntityWithPieces[]) {
-          entity.pieces = [];
-          for (let p = 0; p < n; p++) {
-            const [s, t] = e.offsets[p];
-            if (t > entity.start && s < entity.end) {
-              entity.pieces.push({
-                piece: e.pieces[p],
-                start: s,
-                end: t,
-                tag: tags[p],
-                probability: probs[p],
-              });
-            }
-          }
+      if (k === 0) {
+        bestTags = tags;
+        if (options.withProbabilities) {
+          entities = attachPieces(entities, e.pieces, e.offsets, tags, probs);
         }
       }
       paths.push({ score, entities });
@@ -683,16 +711,44 @@ function checkTexts(input: string | string[]): string[] {
     throw new TypeError(`predict takes a string or an array of strings, got ${typeof input}`);
   }
   if (input.length === 0) throw new TypeError('predict was given an empty array of texts');
-  input.forEach((t, i) => {
-    if (typeof t !== 'string') throw new TypeError(`texts[${i}] is ${typeof t}, not a string`);
-  });
+  // A plain loop: forEach skips the holes of a sparse array ([, 'text']).
+  for (let i = 0; i < input.length; i++) {
+    const t: unknown = input[i];
+    if (typeof t !== 'string') {
+      const what = i in input ? typeof t : 'missing (a hole in a sparse array)';
+      throw new TypeError(`texts[${i}] is ${what}, not a string`);
+    }
+  }
   return input;
 }
 
-/** Indices grouped into batches of similar length (sorted by length, stable). */
-function lengthBatches(lengths: number[], batchSize: number): number[][] {
-  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
-  const batches: number[][] = [];
-  for (let i = 0; i < order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
+/** Items grouped into batches of similar length (sorted by length, stable). */
+function lengthBatches<T>(
+  items: readonly T[],
+  length: (item: T) => number,
+  batchSize: number,
+): T[][] {
+  const order = items
+    .map((item, i) => ({ item, i, n: length(item) }))
+    .sort((a, b) => a.n - b.n || a.i - b.i);
+  const batches: T[][] = [];
+  for (let i = 0; i < order.length; i += batchSize) {
+    batches.push(order.slice(i, i + batchSize).map((o) => o.item));
+  }
   return batches;
+}
+
+interface TextResult {
+  best: NerEntity[];
+  paths: NerPath[];
+  tags: string[];
+  offsets: [number, number][];
+}
+
+/** What `#run` works from: the checked options and every text tokenized. */
+interface Plan {
+  encoded: Encoded[];
+  batchSize: number;
+  constraints: ReturnType<typeof bioConstraints> | undefined;
+  signal: AbortSignal | undefined;
 }

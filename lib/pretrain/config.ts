@@ -20,6 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import { parseDevice } from '../device.js';
 import {
   DEFAULT_SCRATCH_SIZE,
   defaultTokenizerFiles,
@@ -253,7 +254,7 @@ export function parsePretrainConfig(
 
   let device = 'cpu';
   if (raw.device !== undefined) {
-    if (typeof raw.device !== 'string' || !/^(cpu|cuda(:(0|[1-9]\d*))?)$/.test(raw.device)) {
+    if (typeof raw.device !== 'string' || parseDevice(raw.device) === null) {
       r.fail('device', `must be "cpu", "cuda" or "cuda:N", got ${show(raw.device)}`);
     } else {
       device = raw.device;

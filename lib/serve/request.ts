@@ -9,7 +9,12 @@ export interface RequestLimits {
   maxTexts: number;
   /** Most UTF-16 code units in one text (default 100 000). */
   maxTextLength: number;
-  /** Largest `nBest` (default 10): each path costs a Viterbi pass. */
+  /**
+   * Most UTF-16 code units in all the texts of one request (default 200 000): what a request
+   * costs the model grows with its characters, not with its count of texts.
+   */
+  maxTotalLength: number;
+  /** Largest `nBest` (default 10, at most LIMITS.maxNBest): each path costs a Viterbi pass. */
   maxNBest: number;
   /** Most UTF-16 code units in the text of `/v1/explain` (default 500): its answer grows with
    * the square of the text's length. */
@@ -20,6 +25,7 @@ export interface RequestLimits {
 export const DEFAULT_LIMITS: RequestLimits = {
   maxTexts: 256,
   maxTextLength: 100_000,
+  maxTotalLength: 200_000,
   maxNBest: 10,
   maxExplainLength: 500,
 };
@@ -152,7 +158,8 @@ export function parseExplainRequest(
  * Checks a parsed request body.
  *
  * @throws {HttpError} 400 `invalid_request` for a wrong shape or type (with the field named), 422
- *   `too_many_texts` / `text_too_long` / `n_best_too_large` for a request over the limits
+ *   `too_many_texts` / `text_too_long` / `request_too_long` / `n_best_too_large` for a request
+ *   over the limits
  */
 export function parseNerRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): NerRequest {
   const b = checkObject(body);
@@ -177,6 +184,14 @@ export function parseNerRequest(body: unknown, limits: RequestLimits = DEFAULT_L
       );
     }
     texts = b.texts.map((t: unknown, i) => checkText(t, `"texts"[${i}]`, limits.maxTextLength));
+    const total = texts.reduce((n, t) => n + t.length, 0);
+    if (total > limits.maxTotalLength) {
+      throw new HttpError(
+        422,
+        'request_too_long',
+        `"texts" have ${total} characters in all; the limit is ${limits.maxTotalLength} per request`,
+      );
+    }
   }
   let nBest = 1;
   if (b.nBest !== undefined) {
