@@ -1,5 +1,6 @@
 /** koner: Korean named-entity recognition on LibTorch. The public API. */
-export { runtimeInfo, getThreads, setThreads } from './runtime.js';
+export { runtimeInfo, getThreads, setThreads, releaseLargeAllocations } from './runtime.js';
+export { LIMITS } from './limits.js';
 export type { RuntimeInfo } from './runtime.js';
 
 export {
@@ -102,9 +103,14 @@ export type {
 /** The linear-chain CRF on plain typed arrays: `crf.nll`, `crf.decode`, `crf.marginals`. */
 export * as crf from './crf/index.js';
 
-export { NerModel, bioConstraints } from './model/ner-model.js';
+export { NerModel, bioConstraints, MAX_ATTENTION_VALUES } from './model/ner-model.js';
 export { defaultModelDir } from './model/default-model.js';
 export type {
+  AttentionMaps,
+  AttentionOptions,
+  AttentionToken,
+  ExplainOptions,
+  Explanation,
   NerEntity,
   NerEntityWithPieces,
   NerModelLoadOptions,
@@ -117,3 +123,6 @@ export { parseModelConfig, readModelConfig, writeModelConfig } from './model/con
 export type { HeadKind, ModelConfig } from './model/config.js';
 export { importCheckpoint } from './model/import.js';
 export type { ImportLayout, ImportOptions, ImportResult } from './model/import.js';
+
+export { explainHtml, explainView } from './explain/index.js';
+export type { ExplainView, TagProbability, ViewToken } from './explain/index.js';

@@ -1,17 +1,30 @@
 /**
  * Loads the native addon: `prebuilds/<platform>-<arch>/` first when `build/` is absent
  * (node-gyp-build's order: build/Release, build/Debug, prebuilds). The typed surface below is
- * the whole contract between `lib/` and `binding/`.
+ * the whole contract between `lib/` and `binding/`. An addon that does not load is an error
+ * saying what to install (lib/install/).
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { explainLoadFailure } from './install/index.js';
+import { libtorchHelp, PREBUILT_LIBTORCH } from './install/libtorch.js';
 import type { ModelConfig } from './model/config.js';
 
-/** Encoder dtypes; the head (classifier, RNN, CRF) always computes in float32. */
-export type NativeDtype = 'float32' | 'float16' | 'bfloat16' | 'int8';
+/** Dtypes of stored parameters; the head (classifier, RNN, CRF) always computes in float32. */
+export type NativeDtype = 'float32' | 'float16' | 'bfloat16';
+
+/**
+ * The encoder's precision at inference: a stored dtype, or `int8` (dynamic quantization of the
+ * encoder's products on a CPU with AVX512_VNNI or AMX-INT8; the parameters stay float32).
+ */
+export type EncoderDtype = NativeDtype | 'int8';
+
+/** Every EncoderDtype, for parsing flags. */
+export const ENCODER_DTYPES: readonly EncoderDtype[] = ['float32', 'float16', 'bfloat16', 'int8'];
 
 /** Allowed transitions as 0/1 bytes: `allowed[i * K + j]` permits tag i followed by tag j. */
 export interface NativeConstraints {
@@ -59,9 +72,13 @@ export interface NativeModel {
   loadWeights(path: string): Promise<{ kind: 'model' | 'encoder'; ignored: string[] }>;
   /** Writes every parameter (default float32) with metadata `{ format: 'pt' }`. */
   saveWeights(path: string, dtype?: NativeDtype): Promise<void>;
-  /** Moves the model; `dtype` is the encoder's (float16 needs CUDA). */
-  to(device: string, dtype?: NativeDtype): Promise<void>;
-  placement(): { device: string; dtype: NativeDtype };
+  /**
+   * Moves the model; `dtype` is the encoder's (float16 needs CUDA; on the CPU, bfloat16 and int8
+   * are the precision of its products and throw, naming the missing feature, where the CPU lacks
+   * it).
+   */
+  to(device: string, dtype?: EncoderDtype): Promise<void>;
+  placement(): { device: string; dtype: EncoderDtype };
   /** Emissions [B, T, K], 0 beyond each length. */
   emissions(
     ids: Int32Array,
@@ -76,6 +93,19 @@ export interface NativeModel {
     lengths: Int32Array,
     inputs?: NativeInputs,
   ): Promise<Float32Array>;
+  /**
+   * One forward that also keeps attention probabilities (Hugging Face's `output_attentions`):
+   * emissions [B, T, K] and, for the listed layers and heads in the order given, attentions
+   * [B, layers, heads, T, T] as float32; both 0 beyond each length (attention: query rows).
+   */
+  attentions(
+    ids: Int32Array,
+    shape: number[],
+    lengths: Int32Array,
+    layers: number[],
+    heads: number[],
+    inputs?: NativeInputs,
+  ): Promise<{ emissions: Float32Array; attentions: Float32Array }>;
   decode(
     ids: Int32Array,
     shape: number[],
@@ -105,6 +135,11 @@ export interface NativeModel {
   parameterInfo(): { name: string; shape: number[] }[];
   /** Seeds LibTorch's generator and re-draws every parameter from it. */
   seed(n: number): Promise<void>;
+  /**
+   * Frees the module's memory once the calls in flight are done; every later call throws
+   * (`… has been disposed`). A second call does nothing.
+   */
+  dispose(): Promise<void>;
 }
 
 /** A tensor of a checkpoint, as binding/napi/io.cc lists it. */
@@ -332,15 +367,10 @@ export interface NativeAddon {
   cpuFeatures(): NativeCpuFeatures;
   getNumThreads(): number;
   setNumThreads(n: number): void;
-  /** The thread count seen by tensor work on a worker thread. */
-  workerThreads(): Promise<number>;
-  matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[]): Float32Array;
-  matmulAsync(
-    a: Float32Array,
-    aShape: number[],
-    b: Float32Array,
-    bShape: number[],
-  ): Promise<Float32Array>;
+  /** glibc: allocations of at least `bytes` get their own mapping from now on (false: not glibc). */
+  releaseLargeAllocations(bytes: number): boolean;
+  /** Entry points for the tests alone: not part of koner's contract, may change at any time. */
+  testing: NativeTesting;
   Model: new (config: ModelConfig) => NativeModel;
   Trainer: new (model: NativeModel, options: NativeTrainerOptions) => NativeTrainer;
   /**
@@ -399,7 +429,21 @@ export interface NativeAddon {
     end: Float32Array,
     options?: NativeCrfConstrainedOptions,
   ): Float32Array;
-  /** Test-only: analytic vs finite-difference CRF gradients in float64 on a random problem. */
+}
+
+/** The addon's test-only entry points (`native().testing`). */
+export interface NativeTesting {
+  /** The thread count seen by tensor work on a worker thread. */
+  workerThreads(): Promise<number>;
+  /** A tensor product, synchronous and on a worker: LibTorch's errors reach JS from both. */
+  matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[]): Float32Array;
+  matmulAsync(
+    a: Float32Array,
+    aShape: number[],
+    b: Float32Array,
+    bShape: number[],
+  ): Promise<Float32Array>;
+  /** Analytic vs finite-difference CRF gradients in float64 on a random problem. */
   crfGradcheck(options: {
     batch?: number;
     time?: number;
@@ -450,6 +494,22 @@ export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 
 let addon: NativeAddon | undefined;
 
+/**
+ * @internal What to do about an addon that does not load from `root`, given node-gyp-build's
+ * error: build it (in a source checkout), or get a LibTorch.
+ */
+export function addonLoadError(root: string, message: string): string {
+  const reason = explainLoadFailure(message.split('\n')[0]);
+  const start = `koner: the native addon could not be loaded from ${root}: ${reason}.`;
+  if (existsSync(path.join(root, 'lib', 'index.ts'))) {
+    return `${start} In a source checkout \`npm run setup\` builds it.`;
+  }
+  return (
+    `${start}\nThe prebuilt addon needs ${PREBUILT_LIBTORCH}; \`npm rebuild koner\` builds one ` +
+    `against another LibTorch.\n${libtorchHelp()}`
+  );
+}
+
 /** The addon, loaded on first use, with LibTorch's thread count set to the available cores. */
 /**
  * Runs `load` with OMP_WAIT_POLICY=passive in the environment, unless OMP_WAIT_POLICY or
@@ -478,10 +538,7 @@ export function native(): NativeAddon {
     try {
       addon = withPassiveOpenMp(() => load(packageRoot));
     } catch (error) {
-      throw new Error(
-        `koner: the native addon could not be loaded from ${packageRoot} ` +
-          `(run \`npm run setup\` to build it): ${(error as Error).message}`,
-      );
+      throw new Error(addonLoadError(packageRoot, (error as Error).message));
     }
     addon.setNumThreads(os.availableParallelism());
   }

@@ -1,7 +1,7 @@
 /**
  * Packs a trained checkpoint directory as a model that ships in the repository: float16 weights,
- * config.json without tokenizer paths (the loader finds KoBERT's tokenizer files by option,
- * $KONER_TOKENIZER_DIR or ../shared/data/kobert-tokenizer), and the checkpoint's eval.json.
+ * the checkpoint's tokenizer files (as tokenizer.model and vocab.json) with the config.json that
+ * names them, and the checkpoint's eval.json. The model card (README.md) is written by hand.
  *
  *   npx tsx scripts/package-model.ts <checkpoint-dir> <out-dir>
  */
@@ -9,6 +9,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import { readModelConfig, writeModelConfig } from '../lib/model/config.js';
+import { copyTokenizerFiles, resolveTokenizerFiles } from '../lib/model/tokenizer-files.js';
 import { native } from '../lib/native.js';
 
 const [src, out] = process.argv.slice(2);
@@ -17,7 +18,7 @@ if (!src || !out) {
   process.exit(2);
 }
 const config = await readModelConfig(src);
-delete config.tokenizer;
+const tokenizer = resolveTokenizerFiles(src, config);
 await mkdir(out, { recursive: true });
 const weights = path.join(src, 'model.safetensors');
 const tensors = await native().inspectCheckpoint(weights);
@@ -27,6 +28,7 @@ await native().convertCheckpoint(
   tensors.map((t) => [t.name, t.name]),
   { dtype: 'float16' },
 );
+config.tokenizer = await copyTokenizerFiles(out, tokenizer);
 await writeModelConfig(out, config);
 await copyFile(path.join(src, 'eval.json'), path.join(out, 'eval.json'));
-console.log(`${out}: ${tensors.length} tensors as float16, config.json, eval.json`);
+console.log(`${out}: ${tensors.length} tensors as float16, tokenizer, config.json, eval.json`);

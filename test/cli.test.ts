@@ -30,9 +30,9 @@ interface Run {
  * Runs `koner <args>` from the sources (tsx), feeding `input` to its stdin. Model commands get
  * `--threads 1`: a training run may be using the other cores of this machine.
  */
-function koner(args: string[], input = ''): Promise<Run> {
+function koner(args: string[], input = '', killAfterMs = 0): Promise<Run> {
   const [command, ...rest] = args;
-  const full = ['tag', 'eval', 'serve'].includes(command)
+  const full = ['tag', 'eval', 'serve', 'explain'].includes(command)
     ? [command, '--threads', '1', ...rest]
     : args;
   return new Promise((resolve, reject) => {
@@ -43,8 +43,13 @@ function koner(args: string[], input = ''): Promise<Run> {
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    // A command that hangs is killed, so that its test fails rather than the run.
+    const timer = killAfterMs > 0 ? setTimeout(() => child.kill('SIGKILL'), killAfterMs) : null;
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
     child.stdin.on('error', () => {}); // a command that exits early closes its stdin
     child.stdin.end(input);
   });
@@ -125,6 +130,38 @@ describe('tag: lines and JSONL through injected streams', () => {
     expect(written).toBe(1000);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(16);
     expect(jsonLines(out).map((r) => r.text)).toEqual(lines);
+  });
+});
+
+describe('tag: input that is not UTF-8', () => {
+  // '부산' split inside its first character across chunks, then a line with a Latin-1 byte.
+  const chunks = () => {
+    const good = Buffer.from('서울\n부산\n');
+    return [good.subarray(0, 8), good.subarray(8), Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a])];
+  };
+
+  it('is refused naming its line, after the lines before it', async () => {
+    const output = new PassThrough();
+    let out = '';
+    output.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await expect(
+      tagStream(fakeTagger, PassThrough.from(chunks()), output, '<stdin>', { batchSize: 1 }),
+    ).rejects.toThrow(/^<stdin>:3: invalid UTF-8 at byte 17/);
+    expect(jsonLines(out).map((r) => r.text)).toEqual(['서울', '부산']);
+  });
+
+  it('is read as U+FFFD with a warning when lenient', async () => {
+    const output = new PassThrough();
+    let out = '';
+    output.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const warnings: string[] = [];
+    const written = await tagStream(fakeTagger, PassThrough.from(chunks()), output, 'in.txt', {
+      lenient: true,
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(written).toBe(3);
+    expect(jsonLines(out).map((r) => r.text)).toEqual(['서울', '부산', 'caf\uFFFD']);
+    expect(warnings).toEqual([expect.stringMatching(/^koner tag: in\.txt:3: invalid UTF-8/)]);
   });
 });
 
@@ -252,10 +289,18 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
         env: { ...process.env, TERM: 'dumb' },
       });
       let text = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
+      let typed = false;
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        text += d;
+        // Typed once the prompt is up: the terminal is then in raw mode, where Ctrl-D (\x04)
+        // reaches readline. Ended before, script(1) turned the end of input into a NUL there.
+        if (!typed && text.includes('Ctrl-D quits.')) {
+          typed = true;
+          child.stdin.write('이순신 장군\n부산\n\x04');
+        }
+      });
       child.on('error', reject);
       child.on('close', () => resolve(text));
-      child.stdin.end('이순신 장군\n부산\n');
     });
     // eslint-disable-next-line no-control-regex
     const screen = out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
@@ -340,6 +385,23 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       [['serve', '--model', modelDir, '--port', 'http'], /--port expects an integer from 0/],
       [['serve', '--model', modelDir, 'extra'], /unexpected argument 'extra'/],
       [['serve', '--port', '99999'], /--port expects an integer from 0/],
+      [['import', 'a.bin'], /expected <checkpoint> <model-dir>/],
+      [['import', 'a.bin', 'out', '--heads', 'x'], /--heads expects an integer ≥ 1/],
+      [['import', 'a.bin', 'out', '--dtype', 'int8'], /--dtype expects one of float32/],
+      [['train'], /--config <file> is required/],
+      [['train', '--config', 'x.json', '--stop-after', '0'], /--stop-after expects an integer ≥ 1/],
+      [['train', '--config', 'x.json', '--nnodes', '2'], /--nnodes need --nproc/],
+      [['pretrain', '--config', 'x.json', '--max-steps', 'many'], /--max-steps expects an integer/],
+      [['pretrain', '--bogus'], /Unknown option '--bogus'/],
+      [['demo', 'extra'], /unexpected argument 'extra'/],
+      [['explain', '--model', modelDir], /no text given/],
+      [['explain', '--model', modelDir, '--top', '0', '부산'], /--top expects an integer ≥ 1/],
+      [['explain', '--model', modelDir, '--layers', '0,x', '부산'], /--layers expects an integer/],
+      [
+        ['explain', '--model', modelDir, '--layers', '2', '부산'],
+        /--layers: the model has 2 layers/,
+      ],
+      [['explain', '--model', modelDir, '--heads', '4', '부산'], /--heads: the model has 4 heads/],
       [['nonsense'], /unknown command 'nonsense'/],
     ];
     const runs = await Promise.all(cases.map(([args]) => koner(args)));
@@ -349,7 +411,67 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       expect(run.stderr).toMatch(/usage: koner/);
       expect(run.stdout).toBe('');
     });
+    // Every command prints its usage for --help, and the table lists them all.
+    const names = ['demo', 'import', 'pretrain', 'train', 'tag', 'eval', 'serve'];
+    const helps = await Promise.all(names.map((name) => koner([name, '--help'])));
+    helps.forEach((run, i) => {
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^usage: koner ${names[i]}`));
+    });
+    const overview = await koner(['help']);
+    for (const name of names) expect(overview.stdout).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
   });
+
+  it('says at once that it cannot write under /proc (train before reading its data)', async () => {
+    const config = path.join(tmp, 'proc-train.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        corpus: { format: 'kmou', train: valDir, validation: valDir },
+        model: {
+          init: 'scratch',
+          size: {
+            hiddenSize: 32,
+            numHiddenLayers: 1,
+            numAttentionHeads: 2,
+            intermediateSize: 32,
+            maxPositionEmbeddings: 64,
+          },
+        },
+        maxLength: 64,
+        output: '/proc/1/koner-run',
+      }),
+    );
+    const runs = await Promise.all([
+      koner(
+        ['import', path.join(modelDir, 'model.safetensors'), '/proc/1/koner-model'],
+        '',
+        60_000,
+      ),
+      koner(
+        [
+          'eval',
+          '--model',
+          modelDir,
+          '--data',
+          valDir,
+          '--limit',
+          '2',
+          '--confusion',
+          '/proc/1/x/c.svg',
+        ],
+        '',
+        60_000,
+      ),
+      koner(['train', '--config', config, '--output', '/proc/1/koner-run'], '', 60_000),
+    ]);
+    for (const run of runs) {
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(/cannot create \/proc\/1\/(koner-model|x|koner-run)/);
+    }
+    // train stopped before reading its corpus.
+    expect(runs[2].stderr).not.toMatch(/sentences/);
+  }, 90_000);
 
   it('tags with the bundled model when --model is not given', async () => {
     const run = await koner(['tag', '--threads', '1'], '한국해양대학교는 부산에 있다.\n');
@@ -360,6 +482,38 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       entities: { entity: string; text: string }[];
     };
     expect(result.entities.map((e) => [e.entity, e.text])).toContainEqual(['LOC', '부산']);
+  });
+
+  it('explains a sentence with the bundled model: a self-contained HTML file', async () => {
+    const out = path.join(tmp, 'explain', 'view.html');
+    const run = await koner(['explain', '--out', out, '한국해양대학교는 부산에 있다.']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/<부산:LOC>/);
+    expect(run.stdout).toMatch(/wrote .*view\.html \(\d+ tokens, 4 layers × 4 heads\)/);
+    const html = readFileSync(out, 'utf8');
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toContain('konerView.render');
+    const view = JSON.parse(
+      /<script type="application\/json" id="koner-view">(.*?)<\/script>/s.exec(html)![1],
+    ) as { model: string; text: string; layers: number[]; tokens: unknown[] };
+    expect(view.model).toBe('kmou-small');
+    expect(view.text).toBe('한국해양대학교는 부산에 있다.');
+    // --json writes the view itself, here for some layers and heads only.
+    const json = path.join(tmp, 'explain', 'view.json');
+    const some = await koner(
+      ['explain', '--json', '--out', json, '--layers', '3', '--heads', '0,2', '--top', '2', '-'],
+      '부산\n',
+    );
+    expect(some.code).toBe(0);
+    const small = JSON.parse(readFileSync(json, 'utf8')) as {
+      text: string;
+      layers: number[];
+      heads: number[];
+      tokens: { top: unknown[] }[];
+    };
+    expect([small.text, small.layers, small.heads]).toEqual(['부산', [3], [0, 2]]);
+    expect(small.tokens.every((t) => t.top.length === 2)).toBe(true);
   });
 
   it('reports a missing model directory as an error, exit code 1', async () => {

@@ -111,6 +111,45 @@ describe('KMOU reader on generated files', () => {
     });
   }
 
+  it('refuses invalid UTF-8 naming file and line, or reads it with a warning when lenient', async () => {
+    // A Latin-1 'é' (one byte, 0xE9) where § stands: in the raw, markup and morpheme lines.
+    const blocks = [
+      kmouBlock('1', ['앞 문장']),
+      kmouBlock('2', ['§부산', { text: '서울', label: 'LOC' }]),
+    ];
+    const marker = Buffer.from('§');
+    const parts: Buffer[] = [];
+    let rest = Buffer.from(kmouFile(blocks));
+    for (let i = rest.indexOf(marker); i >= 0; i = rest.indexOf(marker)) {
+      parts.push(rest.subarray(0, i), Buffer.from([0xe9]));
+      rest = rest.subarray(i + marker.length);
+    }
+    const bad = Buffer.concat([...parts, rest]);
+    const at = bad.indexOf(0xe9);
+    const dir = await mkdtemp(path.join(tmp, 'utf8-'));
+    const file = path.join(dir, 'latin1.txt');
+    await writeFile(file, bad);
+    const line = lineOf(blocks, 1, 1);
+    await expect(readKmouCorpus(dir)).rejects.toThrow(
+      new RegExp(
+        `^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${line}: invalid UTF-8 at byte ${at}`,
+      ),
+    );
+    await expect(readKmouFile(file)).rejects.toBeInstanceOf(CorpusError);
+    const warnings: CorpusWarning[] = [];
+    const sentences = await readKmouCorpus(dir, {
+      lenient: true,
+      onWarning: (w) => warnings.push(w),
+    });
+    expect(sentences.map((s) => s.text)).toEqual(['앞 문장', '\uFFFD부산서울']);
+    expect(warnings).toEqual([
+      expect.objectContaining({ file, line, message: expect.stringMatching(/read as U\+FFFD$/) }),
+    ]);
+    const conll = path.join(dir, 'latin1.conll');
+    await writeFile(conll, Buffer.concat([Buffer.from('부산 B-LOC\n'), Buffer.from([0xff, 0x0a])]));
+    await expect(readConll(conll)).rejects.toThrow(/latin1\.conll:2: invalid UTF-8 at byte 13/);
+  });
+
   it('reports a missing blank line between blocks', () => {
     const blocks = [kmouBlock('1', CORRUPTIBLE), kmouBlock('2', ['다음'])];
     const glued = [...blocks[0], ...blocks[1]].join('\n');

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { decode, marginals, nll, type CrfReduction } from '../lib/crf/index.js';
 import { native } from '../lib/native.js';
-import { mulberry32 } from './fixtures/mulberry32.js';
+import { seededFloats } from './fixtures/random.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GENERATED = join(ROOT, 'test', 'fixtures', 'generated');
@@ -42,7 +42,7 @@ interface CaseOptions {
 }
 
 function randomCase(seed: number, o: CaseOptions): Case {
-  const rand = mulberry32(seed);
+  const rand = seededFloats(seed);
   const scale = o.scale ?? 1;
   const normal = () => {
     const u = 1 - rand();
@@ -285,7 +285,7 @@ function nativeDecode(c: Case, nBest: number, constrained: boolean) {
 
 const SMALL: CaseOptions[] = [];
 {
-  const rand = mulberry32(7);
+  const rand = seededFloats(7);
   for (let i = 0; i < 24; i++) {
     SMALL.push({
       B: 3 + Math.floor(rand() * 4),
@@ -502,7 +502,7 @@ describe('crf on long sequences (scaled forward–backward)', () => {
   const T = LENGTHS[0];
 
   function longCase(seed: number, constrained: boolean): Case {
-    const rand = mulberry32(seed);
+    const rand = seededFloats(seed);
     const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
     const B = LENGTHS.length;
     const c: Case = {
@@ -686,14 +686,17 @@ describe('crf gradcheck (float64, finite differences)', () => {
       [2, 5, 3, 4],
       [3, 3, 1, 2],
     ]) {
-      const r = native().crfGradcheck({ batch, time, tags, seed, reduction });
+      const r = native().testing.crfGradcheck({ batch, time, tags, seed, reduction });
       expect(r.analytic.length).toBe(batch * time * tags + tags * tags + 2 * tags);
       expectClose(r.analytic, r.numeric, 1e-6, `${reduction} seed ${seed}`);
     }
   });
 
   it('returns float16 and bfloat16 gradients for float16 and bfloat16 emissions', () => {
-    expect(native().crfGradcheck({}).gradDtypes).toEqual({ float16: 'Half', bfloat16: 'BFloat16' });
+    expect(native().testing.crfGradcheck({}).gradDtypes).toEqual({
+      float16: 'Half',
+      bfloat16: 'BFloat16',
+    });
   });
 });
 

@@ -190,7 +190,7 @@ describe('DistGroup.connect options', () => {
     [{ ...good, masterAddr: '' }, /options\.masterAddr/],
     [{ ...good, backend: 'mpi' }, /options\.backend: must be 'gloo' or 'nccl', got 'mpi'/],
     [{ ...good, timeoutMs: 0 }, /options\.timeoutMs/],
-    [{ ...good, colour: 'red' }, /options\.colour: unknown option/],
+    [{ ...good, colour: 'red' }, /options\.colour: unknown field/],
     [{ rank: 0, worldSize: 1, masterPort: 1 }, /options\.masterAddr: missing/],
   ])('rejects %o', (options, message) => {
     expect(() => DistGroup.connect(options as never)).toThrow(message);

@@ -27,7 +27,7 @@ import {
   type TokenClassificationReport,
   type TokenReportOptions,
 } from '../lib/eval/index.js';
-import { mulberry32 } from './fixtures/mulberry32.js';
+import { seededFloats } from './fixtures/random.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GENERATED = join(ROOT, 'test', 'fixtures', 'generated');
@@ -53,7 +53,7 @@ interface Rng {
 }
 
 function rng(seed: number): Rng {
-  const next = mulberry32(seed);
+  const next = seededFloats(seed);
   return {
     next,
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),

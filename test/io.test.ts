@@ -6,8 +6,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { LABELS } from '../lib/labels/scheme.js';
-import { KOBERT_BASE, readModelConfig } from '../lib/model/config.js';
+import { KOBERT_BASE, parseModelConfig, readModelConfig } from '../lib/model/config.js';
+import { bundledTokenizerFiles } from '../lib/model/default-model.js';
 import { importCheckpoint, parseLabelMap } from '../lib/model/import.js';
+import { resolveTokenizerFiles } from '../lib/model/tokenizer-files.js';
 import { native, packageRoot } from '../lib/native.js';
 
 // Checkpoints in every layout koner imports, written by Debian's python3-torch, with the sha256
@@ -260,7 +262,11 @@ describe('convertCheckpoint and the safetensors writer', () => {
     const file = expected.files['hf_token_cls.bin'];
     for (const dtype of ['float16', 'bfloat16'] as const) {
       const dir = path.join(tmp, `converted-${dtype}`);
-      await importCheckpoint(fixture('hf_token_cls.bin'), dir, { numAttentionHeads: 4, dtype });
+      await importCheckpoint(fixture('hf_token_cls.bin'), dir, {
+        numAttentionHeads: 4,
+        dtype,
+        tokenizer: null,
+      });
       expect(await hashes(path.join(dir, 'model.safetensors'))).toEqual(file[dtype]);
     }
     const ints = path.join(tmp, 'ints.safetensors');
@@ -356,7 +362,11 @@ describe('importCheckpoint', () => {
     options: Parameters<typeof importCheckpoint>[2] = heads,
   ): Promise<{ dir: string; result: Awaited<ReturnType<typeof importCheckpoint>> }> {
     const dir = path.join(tmp, `import-${counter++}`);
-    return { dir, result: await importCheckpoint(fixture(name), dir, options) };
+    // The fixtures' vocabulary (50 ids) fits no tokenizer at hand: the tokenizer is tested below.
+    return {
+      dir,
+      result: await importCheckpoint(fixture(name), dir, { tokenizer: null, ...options }),
+    };
   }
 
   function expectShape(config: Awaited<ReturnType<typeof readModelConfig>>): void {
@@ -543,6 +553,70 @@ describe('importCheckpoint', () => {
     }
     // Nothing was written for a refused import.
     expect(readdirSync(tmp)).not.toContain('refused');
+  });
+
+  it("copies a tokenizer in: the one beside the checkpoint, else KoBERT's for its vocabulary", async () => {
+    // A tiny encoder with KoBERT's vocabulary size, saved by koner itself.
+    const src = path.join(tmp, 'kobert-sized');
+    mkdirSync(src, { recursive: true });
+    const config = parseModelConfig({
+      vocab_size: KOBERT_BASE.vocabSize,
+      hidden_size: 8,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      intermediate_size: 16,
+      max_position_embeddings: 16,
+      id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
+    });
+    const model = new (native().Model)(config);
+    await model.seed(1);
+    const file = path.join(src, 'weights.safetensors');
+    await model.saveWeights(file);
+    const kobert = bundledTokenizerFiles();
+    const names = { model: 'tokenizer.model', vocab: 'vocab.json' };
+
+    const plain = path.join(tmp, 'with-kobert');
+    const a = await importCheckpoint(file, plain, { numAttentionHeads: 2 });
+    expect(a.tokenizer).toEqual(kobert);
+    expect((await readModelConfig(plain)).tokenizer).toEqual(names);
+    expect(readFileSync(path.join(plain, 'vocab.json'))).toEqual(readFileSync(kobert.vocab));
+    expect(readFileSync(path.join(plain, 'tokenizer.model'))).toEqual(readFileSync(kobert.model));
+    expect(resolveTokenizerFiles(plain, await readModelConfig(plain))).toEqual({
+      model: path.join(plain, names.model),
+      vocab: path.join(plain, names.vocab),
+    });
+
+    // A tokenizer beside the checkpoint wins over KoBERT's.
+    for (const key of ['model', 'vocab'] as const) {
+      writeFileSync(path.join(src, names[key]), readFileSync(kobert[key]));
+    }
+    const besideDir = path.join(tmp, 'with-beside');
+    const b = await importCheckpoint(file, besideDir, { numAttentionHeads: 2 });
+    expect(b.tokenizer).toEqual({
+      model: path.join(src, names.model),
+      vocab: path.join(src, names.vocab),
+    });
+
+    const none = path.join(tmp, 'without');
+    expect(
+      (await importCheckpoint(file, none, { numAttentionHeads: 2, tokenizer: null })).tokenizer,
+    ).toBeNull();
+    expect(readdirSync(none).sort()).toEqual(['config.json', 'model.safetensors']);
+    expect((await readModelConfig(none)).tokenizer).toBeUndefined();
+  });
+
+  it('refuses a tokenizer that does not fit the vocabulary, and a guess it cannot make', async () => {
+    const into = path.join(tmp, 'refused-tokenizer');
+    await expect(importCheckpoint(fixture('hf_bert.bin'), into, heads)).rejects.toThrow(
+      /hf_bert\.bin: its vocabulary has 50 ids, not KoBERT's 8002, and no tokenizer lies beside it/,
+    );
+    await expect(
+      importCheckpoint(fixture('hf_bert.bin'), into, {
+        ...heads,
+        tokenizer: bundledTokenizerFiles(),
+      }),
+    ).rejects.toThrow(/vocab\.json has 8002 ids but the checkpoint's vocabulary only 50/);
+    expect(readdirSync(tmp)).not.toContain('refused-tokenizer');
   });
 
   it('reads label maps in the shapes people write them', () => {
@@ -770,6 +844,27 @@ describe('corrupt and truncated safetensors', () => {
   });
 });
 
+describe('hostile torch.save files', () => {
+  // scripts/fixtures/io_bombs.py: files of a few hundred kB that ask for gigabytes.
+  let dir: string;
+  beforeAll(() => {
+    dir = path.join(tmp, 'bombs');
+    execFileSync('/usr/bin/python3', [path.join(packageRoot, 'scripts/fixtures/io_bombs.py'), dir]);
+  });
+
+  it('refuses a zip record that would inflate far past the archive, before inflating it', async () => {
+    await expect(native().inspectCheckpoint(path.join(dir, 'zip-bomb.pt'))).rejects.toThrow(
+      /zip-bomb\.pt: data\.pkl would inflate to 67109\d+ bytes from an archive of \d+ \(more than 4x\): refused as a zip bomb/,
+    );
+  });
+
+  it('refuses a pickle that builds far more than its size allows', async () => {
+    await expect(native().inspectCheckpoint(path.join(dir, 'pickle-bomb.pt'))).rejects.toThrow(
+      /pickle-bomb\.pt: data\.pkl: pickle: the pickle builds more than \d+ objects and references from \d+ bytes: refused as a pickle bomb/,
+    );
+  });
+});
+
 describe('corrupt and truncated torch.save files', () => {
   it('a truncated zip archive is an Error naming the file', async () => {
     const whole = readFileSync(fixture('hf_bert.bin'));
@@ -846,10 +941,12 @@ describe('koner import', () => {
       '4',
       '--dtype',
       'bfloat16',
+      '--no-tokenizer', // its vocabulary (50 ids) fits no tokenizer at hand
     );
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/\(reference\) into/);
     expect(run.stdout).toMatch(/head: crf, 25 labels/);
+    expect(run.stdout).toMatch(/tokenizer: none/);
     const config = await readModelConfig(dir);
     expect(config.labels).toEqual(expected.labels25);
     const listed = await native().inspectCheckpoint(path.join(dir, 'model.safetensors'));
@@ -859,8 +956,11 @@ describe('koner import', () => {
   it('fails with a message and exit code 1', () => {
     const run = koner(fixture('reference.pt'), path.join(tmp, 'cli-fail'), '--heads', '4');
     expect(run.status).toBe(1);
-    expect(run.stderr).toMatch(/^koner: .*reference\.pt: the classifier has 25 labels/);
+    expect(run.stderr).toMatch(/^koner import: .*reference\.pt: the classifier has 25 labels/);
     expect(koner(fixture('reference.pt')).status).toBe(2);
     expect(koner('a', 'b', '--dtype', 'int8').stderr).toMatch(/--dtype expects one of float32/);
+    expect(koner('a', 'b', '--tokenizer-model', 'm').stderr).toMatch(
+      /--tokenizer-model and --tokenizer-vocab go together/,
+    );
   });
 });

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { parseModelConfig, type ModelConfig } from '../lib/model/config.js';
 import { native, type NativeModel, type NativeTrainBatch } from '../lib/native.js';
-import { mulberry32 } from './fixtures/mulberry32.js';
+import { seededFloats } from './fixtures/random.js';
 
 const V = 40; // vocabulary
 const H = 16; // hidden size
@@ -63,7 +63,7 @@ function trainer(m: NativeModel, posWeight?: number) {
 
 /** ids [B, T] in 5..V-1 (no special ids), padding 1. */
 function batchIds(seed: number): Int32Array {
-  const rand = mulberry32(seed);
+  const rand = seededFloats(seed);
   const ids = new Int32Array(B * T).fill(1);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < LENGTHS[b]; t++) ids[b * T + t] = 5 + Math.floor(rand() * (V - 5));
@@ -133,7 +133,7 @@ describe('the masked-LM head', () => {
     const m = await build(config({ ...encoderOnly, mlm_head: true }), 11);
     const ids = batchIds(5);
     const labels = new Int32Array(B * T).fill(-1);
-    const rand = mulberry32(9);
+    const rand = seededFloats(9);
     const masked: [number, number][] = [];
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < LENGTHS[b]; t++) {
@@ -287,7 +287,7 @@ describe('distillation', () => {
   const K = 3;
   /** A distribution per position (some positions without one: all zeros). */
   function softTargets(seed: number): Float32Array {
-    const rand = mulberry32(seed);
+    const rand = seededFloats(seed);
     const out = new Float32Array(B * T * K);
     for (let i = 0; i < B * T; i++) {
       if (i % 5 === 2) continue;
@@ -402,7 +402,7 @@ describe('the syllable channel', () => {
     // Draw the syllable embeddings (seed() keeps them at zero): from a second, plain model.
     const file = path.join(tmp, 'syl.safetensors');
     await m.saveWeights(file);
-    const rand = mulberry32(17);
+    const rand = seededFloats(17);
     const table = Float32Array.from({ length: SYLLABLES * H }, (_, i) =>
       i < H ? 0 : (rand() - 0.5) * 0.2,
     );

@@ -1,11 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type HeadKind, type ModelConfig, parseModelConfig } from '../lib/model/config.js';
-import { type NativeModel, native, packageRoot } from '../lib/native.js';
+import { type EncoderDtype, type NativeModel, native, packageRoot } from '../lib/native.js';
 
 // Random-weight models and what a plain PyTorch forward pass (after HF modeling_bert.py) makes
 // of them: scripts/fixtures/model_reference.py, regenerated only when the script changes.
@@ -151,6 +151,102 @@ describe('numerics against the Python reference (fp32)', () => {
   });
 });
 
+describe("the encoder's inference on the CPU: oneDNN's path, bfloat16, int8", () => {
+  const cpu = native().cpuFeatures();
+  const bf16 = cpu.avx512Bf16 || cpu.amxBf16;
+  const int8 = cpu.avx512Vnni || cpu.amxInt8;
+  const CHILD = path.join(packageRoot, 'test/fixtures/emissions-child.ts');
+
+  /** A case's emissions from a child process under `env`; the message when placement fails. */
+  function childEmissions(
+    c: Case,
+    dtype: EncoderDtype,
+    env: Record<string, string>,
+  ): Float32Array | string {
+    const out = path.join(tmp, `child-${path.basename(c.dir)}-${dtype}.f32`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', CHILD, c.dir, out, dtype], {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    });
+    if (r.status === 2) return r.stdout.trim();
+    expect(r.status, r.stderr).toBe(0);
+    return f32(out);
+  }
+
+  /** The share of valid positions where two decodings pick the same tag. */
+  function agreement(a: Int32Array, b: Int32Array, c: Case): number {
+    const [B, T] = c.shape;
+    let same = 0;
+    let all = 0;
+    for (let s = 0; s < B; s++) {
+      for (let t = 0; t < c.lengths[s]; t++) {
+        same += a[s * T + t] === b[s * T + t] ? 1 : 0;
+        all++;
+      }
+    }
+    return same / all;
+  }
+
+  it("fp32: oneDNN's path and LibTorch's ops (KONER_ONEDNN=0) agree within 1e-4", async () => {
+    expect(cpu.onednnPrimitives).toBe(true);
+    const c = readCase('kobert-crf');
+    const ours = await (await loaded(c)).emissions(c.ids, c.shape, c.lengths);
+    const libtorch = childEmissions(c, 'float32', { KONER_ONEDNN: '0' });
+    if (typeof libtorch === 'string') throw new Error(libtorch);
+    const d = maxAbsDiff(ours, libtorch, c);
+    console.log(`kobert-crf fp32: max |Δemissions| oneDNN vs LibTorch ${d.toExponential(2)}`);
+    expect(d).toBeLessThanOrEqual(TOLERANCE);
+    // The child did run LibTorch's ops: without oneDNN's primitives bfloat16 is refused.
+    expect(childEmissions(c, 'bfloat16', { KONER_ONEDNN: '0' })).toMatch(
+      /dtype bfloat16 on the CPU: the encoder runs without oneDNN's primitives/,
+    );
+  });
+
+  it('refuses bfloat16 and int8 clearly where the CPU lacks the instructions', () => {
+    const c = small('crf');
+    expect(childEmissions(c, 'bfloat16', { KONER_CPU_DISABLE: 'avx512_bf16,amx_bf16' })).toBe(
+      'dtype bfloat16 on the CPU: this CPU has neither AVX512_BF16 nor AMX-BF16 (bfloat16 ' +
+        'matrix products would be emulated, slower than float32); use float32',
+    );
+    expect(childEmissions(c, 'int8', { KONER_CPU_DISABLE: 'avx512_vnni,amx_int8' })).toMatch(
+      /^dtype int8 on the CPU: this CPU has neither AVX512_VNNI nor AMX-INT8/,
+    );
+  });
+
+  it.skipIf(bf16)('refuses bfloat16 on this CPU, naming the missing instructions', async () => {
+    const model = await loaded(small('crf'));
+    await expect(model.to('cpu', 'bfloat16')).rejects.toThrow(/neither AVX512_BF16 nor AMX-BF16/);
+    expect(model.placement()).toEqual({ device: 'cpu', dtype: 'float32' });
+  });
+
+  it.each([
+    ['bfloat16', bf16, 0.5, 0.97],
+    ['int8', int8, 2, 0.9],
+  ] as const)(
+    '%s: close to fp32 at KoBERT size, the same tags nearly everywhere; back to fp32 exactly',
+    async (dtype, supported, maxDiff, minAgreement) => {
+      if (!supported) return; // the refusal is tested above
+      const c = readCase('kobert-crf');
+      const model = await loaded(c);
+      const ref = await model.emissions(c.ids, c.shape, c.lengths);
+      const refTags = (await model.decode(c.ids, c.shape, c.lengths)).tags;
+      await model.to('cpu', dtype);
+      expect(model.placement()).toEqual({ device: 'cpu', dtype });
+      const low = await model.emissions(c.ids, c.shape, c.lengths);
+      const tags = (await model.decode(c.ids, c.shape, c.lengths)).tags;
+      const d = maxAbsDiff(low, ref, c);
+      const same = agreement(tags, refTags, c);
+      console.log(`kobert-crf ${dtype}: max |Δemissions| ${d.toFixed(3)}, same tags ${same}`);
+      expect(d).toBeGreaterThan(1e-3); // the products did change precision
+      expect(d).toBeLessThan(maxDiff);
+      expect(same).toBeGreaterThanOrEqual(minAgreement);
+      // The parameters stayed float32: back in float32, the very same numbers.
+      await model.to('cpu');
+      expect(maxAbsDiff(await model.emissions(c.ids, c.shape, c.lengths), ref, c)).toBe(0);
+    },
+  );
+});
+
 describe('heads', () => {
   it.each(HEADS)('%s: parameter names and shapes are the checkpoint keys', (head) => {
     const c = small(head);
@@ -261,6 +357,107 @@ describe('decodeEmissions', () => {
   });
 });
 
+describe('attentions (output_attentions)', () => {
+  const ATTENTION_TOLERANCE = 1e-5;
+
+  /** max |a - b| over valid query rows and key columns of [L, B, heads, T, T] maps (b's layout). */
+  function maxAttentionDiff(
+    ours: Float32Array,
+    reference: Float32Array,
+    c: Case,
+    layers: number,
+    heads: number,
+  ): number {
+    const [B, T] = c.shape;
+    let max = 0;
+    for (let l = 0; l < layers; l++) {
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < heads; h++) {
+          for (let q = 0; q < c.lengths[b]; q++) {
+            for (let k = 0; k < T; k++) {
+              const ourAt = (((b * layers + l) * heads + h) * T + q) * T + k;
+              const refAt = (((l * B + b) * heads + h) * T + q) * T + k;
+              max = Math.max(max, Math.abs(ours[ourAt] - reference[refAt]));
+            }
+          }
+        }
+      }
+    }
+    return max;
+  }
+
+  const all = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+  it.each([...HEADS.map((h) => `small-${h}`), 'kobert-crf'])(
+    '%s: every layer and head within 1e-5 of Python; rows sum to 1; emissions as emissions()',
+    async (name) => {
+      const c = readCase(name);
+      const model = await loaded(c);
+      const [B, T] = c.shape;
+      const L = c.config.numHiddenLayers;
+      const H = c.config.numAttentionHeads;
+      const out = await model.attentions(c.ids, c.shape, c.lengths, all(L), all(H));
+      expect(out.attentions.length).toBe(B * L * H * T * T);
+      const reference = f32(path.join(c.dir, 'attentions.f32'));
+      const d = maxAttentionDiff(out.attentions, reference, c, L, H);
+      console.log(`attentions ${name}: max |Δ| ${d.toExponential(2)}`);
+      expect(d).toBeLessThanOrEqual(ATTENTION_TOLERANCE);
+      for (let b = 0; b < B; b++) {
+        for (let m = 0; m < L * H; m++) {
+          for (let q = 0; q < T; q++) {
+            const at = ((b * L * H + m) * T + q) * T;
+            const row = out.attentions.subarray(at, at + T);
+            const sum = row.reduce((x, y) => x + y, 0);
+            // Valid query rows sum to 1 over the valid keys; padding rows are 0.
+            expect(Math.abs(sum - (q < c.lengths[b] ? 1 : 0))).toBeLessThan(1e-5);
+            for (let k = c.lengths[b]; k < T; k++) expect(row[k]).toBe(0);
+          }
+        }
+      }
+      // The maps come from LibTorch's attention, emissions() from the fused one (which never
+      // forms them): the same numbers up to float32 rounding, both within 1e-4 of Python.
+      const emissions = await model.emissions(c.ids, c.shape, c.lengths);
+      expect(maxAbsDiff(out.emissions, emissions, c)).toBeLessThanOrEqual(TOLERANCE);
+      expect(
+        maxAbsDiff(out.emissions, f32(path.join(c.dir, 'emissions.f32')), c),
+      ).toBeLessThanOrEqual(TOLERANCE);
+    },
+  );
+
+  it('returns the listed layers and heads in the order given', async () => {
+    const c = small('crf');
+    const model = await loaded(c);
+    const [B, T] = c.shape;
+    const full = await model.attentions(c.ids, c.shape, c.lengths, [0, 1], [0, 1, 2, 3]);
+    const some = await model.attentions(c.ids, c.shape, c.lengths, [1, 0, 1], [3, 0]);
+    const map = (a: Float32Array, L: number, H: number, b: number, l: number, h: number) =>
+      Array.from(a.subarray(((b * L + l) * H + h) * T * T, ((b * L + l) * H + h + 1) * T * T));
+    for (let b = 0; b < B; b++) {
+      [1, 0, 1].forEach((layer, i) =>
+        [3, 0].forEach((head, j) =>
+          expect(map(some.attentions, 3, 2, b, i, j)).toEqual(
+            map(full.attentions, 2, 4, b, layer, head),
+          ),
+        ),
+      );
+    }
+  });
+
+  it('refuses layers and heads the model does not have, naming them', async () => {
+    const c = small('crf');
+    const model = await loaded(c);
+    const call = (layers: unknown, heads: unknown) =>
+      model.attentions(c.ids, c.shape, c.lengths, layers as number[], heads as number[]);
+    expect(() => call([2], [0])).toThrow(/layers\[0\] = 2 is not an index from 0 to 1/);
+    expect(() => call([0], [0, 4])).toThrow(/heads\[1\] = 4 is not an index from 0 to 3/);
+    expect(() => call([0], [-1])).toThrow(/heads\[0\] = -1/);
+    expect(() => call([0.5], [0])).toThrow(/layers\[0\] = 0.5/);
+    expect(() => call([], [0])).toThrow(/layers: expected a non-empty array/);
+    expect(() => call(undefined, [0])).toThrow(/layers: expected a non-empty array/);
+    expect(() => call([0], 'all')).toThrow(/heads: expected a non-empty array/);
+  });
+});
+
 describe('weights', () => {
   const c = () => small('crf');
 
@@ -324,22 +521,6 @@ describe('weights', () => {
     expect(crf.every((x) => Math.abs(x) <= 0.1)).toBe(true);
   });
 
-  it('runs the encoder in bfloat16 on the CPU and comes back to float32', async () => {
-    const m = c();
-    const model = await loaded(m);
-    expect(model.placement()).toEqual({ device: 'cpu', dtype: 'float32' });
-    const ref = await model.emissions(m.ids, m.shape, m.lengths);
-    await model.to('cpu', 'bfloat16');
-    expect(model.placement()).toEqual({ device: 'cpu', dtype: 'bfloat16' });
-    const low = await model.emissions(m.ids, m.shape, m.lengths);
-    expect(maxAbsDiff(low, ref, m)).toBeLessThan(1);
-    const decoded = await model.decode(m.ids, m.shape, m.lengths);
-    expect(decoded.tags.length).toBe(m.shape[0] * m.shape[1]);
-    await model.to('cpu');
-    // float32 -> bfloat16 -> float32 rounds the weights: close, not necessarily identical.
-    expect(maxAbsDiff(await model.emissions(m.ids, m.shape, m.lengths), ref, m)).toBeLessThan(1);
-  });
-
   it('serves concurrent calls while weights are reloaded', async () => {
     const m = c();
     const model = await loaded(m);
@@ -370,7 +551,7 @@ describe('bad input: clear errors, no crash', () => {
     expect(bad({ head: 'lstm' })).toThrow(/config\.head: must be one of/);
     expect(bad({ hiddenAct: 'relu' })).toThrow(/config\.hiddenAct/);
     expect(bad({ labels: [] })).toThrow(/config\.labels/);
-    expect(bad({ labels: ['O', 3] })).toThrow(/config\.labels: entry 1/);
+    expect(bad({ labels: ['O', 3] })).toThrow(/config\.labels\[1\]: expected a string/);
     expect(bad({ layerNormEps: -1 })).toThrow(/config\.layerNormEps/);
     expect(bad({ hiddenDropoutProb: 1 })).toThrow(/config\.hiddenDropoutProb/);
     expect(bad({ padTokenId: 100 })).toThrow(/config\.padTokenId.*below vocabSize/);
@@ -474,5 +655,74 @@ describe('bad input: clear errors, no crash', () => {
     );
     // Nothing was half-loaded.
     expect(Array.from(await model.emissions(m.ids, m.shape, m.lengths))).toEqual(ref);
+  });
+});
+
+/** `file` with `name` dropped from its header and its bytes left where they were. */
+function withoutHeaderEntry(file: string, name: string, out: string): void {
+  const bytes = readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
+  delete header[name];
+  const text = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(text.length));
+  writeFileSync(out, Buffer.concat([length, text, bytes.subarray(8 + n)]));
+}
+
+describe('a tensor missing from the header', () => {
+  it('is named, whether its bytes leave a hole or trail the last tensor', async () => {
+    const m = small('crf');
+    const model = new (native().Model)(m.config);
+    // Tensors lie in name order: the first leaves a hole, crf.transitions trailing bytes.
+    for (const name of ['crf.end_transitions', 'crf.transitions']) {
+      const file = path.join(tmp, `without-${name}.safetensors`);
+      withoutHeaderEntry(m.weights, name, file);
+      const message = await model.loadWeights(file).catch((e: Error) => e.message);
+      expect(message).toMatch(new RegExp(`missing \\(1\\): ${name.replace(/\./g, '\\.')}`));
+      expect(message).not.toMatch(/follow the last tensor|a hole of/);
+    }
+    // All tensors there but bytes trailing: the damage itself is the error.
+    const padded = path.join(tmp, 'padded.safetensors');
+    writeFileSync(padded, Buffer.concat([readFileSync(m.weights), Buffer.alloc(16)]));
+    await expect(model.loadWeights(padded)).rejects.toThrow(/16 bytes follow the last tensor/);
+    await model.dispose();
+  });
+});
+
+describe('dispose', () => {
+  it('frees the native memory at once and later calls fail saying so', async () => {
+    // 50,000 × 256 float32 embeddings: about 51 MB, drawn (so resident) at construction.
+    const config = {
+      ...small('crf').config,
+      vocabSize: 50_000,
+      hiddenSize: 256,
+      intermediateSize: 64,
+      numAttentionHeads: 4,
+      rnnHiddenSize: 128,
+    };
+    const rss = () => process.memoryUsage().rss;
+    const models: NativeModel[] = [];
+    const before = rss();
+    for (let i = 0; i < 4; i++) models.push(new (native().Model)(config));
+    const held = rss();
+    expect(held - before).toBeGreaterThan(150e6);
+    await Promise.all(models.map((m) => m.dispose()));
+    // The objects are still referenced, so no garbage collection could have freed them.
+    expect(held - rss()).toBeGreaterThan(150e6);
+    const m = models[0];
+    const ids = Int32Array.of(2, 5, 3);
+    expect(() => m.placement()).toThrow(/has been disposed/);
+    expect(() => m.emissions(ids, [1, 3], Int32Array.of(3))).toThrow(/has been disposed/);
+    expect(() => m.saveWeights(path.join(tmp, 'gone.safetensors'))).toThrow(/has been disposed/);
+    await expect(m.dispose()).resolves.toBeUndefined();
+  });
+
+  it('waits for the calls in flight', async () => {
+    const c = small('crf');
+    const model = await loaded(c);
+    const pending = model.emissions(c.ids, c.shape, c.lengths);
+    await model.dispose();
+    expect((await pending).length).toBeGreaterThan(0);
   });
 });

@@ -188,12 +188,12 @@ describe.skipIf(!haveData)('koner pretrain', () => {
       [
         'config.json',
         'eval.json',
-        'kobertvocab_f38b8a4d6d.json',
+        'vocab.json',
         'model.safetensors',
         'optimizer.safetensors',
         PRETRAIN_STATE_FILE,
         'pretrain.json',
-        'tokenizer_78b3253a26.model',
+        'tokenizer.model',
       ].sort(),
     );
     const config = await readModelConfig(last);
@@ -246,6 +246,28 @@ describe.skipIf(!haveData)('koner pretrain', () => {
     }
   });
 
+  it('continues from a model directory: its weights, and the text where its run stopped', async () => {
+    const first = path.join(tmp, 'run', 'last');
+    const output = path.join(tmp, 'continued');
+    const lines: string[] = [];
+    const result = await pretrain({
+      config: tinyConfig(output, { model: { init: first }, maxSteps: 2, evalEvery: 2 }),
+      progress: { write: (line: string) => lines.push(line), isTTY: false },
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(result.step).toBe(2);
+    expect(lines.join('')).toMatch(/loaded its encoder and masked-LM head/);
+    expect(lines.join('')).toMatch(/text: continuing where .* stopped/);
+    const before = JSON.parse(readFileSync(path.join(first, PRETRAIN_STATE_FILE), 'utf8'));
+    const after = JSON.parse(readFileSync(path.join(output, 'last', PRETRAIN_STATE_FILE), 'utf8'));
+    expect(after.data.stats.batches).toBe(before.data.stats.batches + 2);
+    // A size beside a model directory is refused.
+    expect(() => tinyConfig(output, { model: { init: first, size: { hiddenSize: 8 } } })).toThrow(
+      /model\.size" is only for "init": "scratch"/,
+    );
+  });
+
   it('resumes to the same weights as an uninterrupted run (dropout on)', async () => {
     const straight = path.join(tmp, 'straight');
     await pretrain({
@@ -295,6 +317,7 @@ describe.skipIf(!haveData)('koner pretrain', () => {
 
   it('koner pretrain: a bad config exits 2 naming the field; a missing text file names it', async () => {
     const { pretrainCommand } = await import('../lib/cli/pretrain.js');
+    const { runCommand } = await import('../lib/cli/args.js');
     const file = path.join(tmp, 'bad.json');
     writeFileSync(
       file,
@@ -309,7 +332,7 @@ describe.skipIf(!haveData)('koner pretrain', () => {
     const original = console.error;
     console.error = (message: string) => errors.push(message);
     try {
-      expect(await pretrainCommand(['--config', file])).toBe(2);
+      expect(await runCommand(pretrainCommand, ['--config', file])).toBe(2);
       expect(errors.join('\n')).toMatch(/field "maxSteps" must be an integer ≥ 1, got -1/);
       writeFileSync(
         file,
@@ -321,9 +344,9 @@ describe.skipIf(!haveData)('koner pretrain', () => {
         }),
       );
       errors.length = 0;
-      expect(await pretrainCommand(['--config', file])).toBe(1);
+      expect(await runCommand(pretrainCommand, ['--config', file])).toBe(1);
       expect(errors.join('\n')).toMatch(/missing\.txt\.gz/);
-      expect(await pretrainCommand(['--config', file, '--max-steps', 'ten'])).toBe(2);
+      expect(await runCommand(pretrainCommand, ['--config', file, '--max-steps', 'ten'])).toBe(2);
     } finally {
       console.error = original;
     }

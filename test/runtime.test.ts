@@ -1,9 +1,12 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 
 import { getThreads, runtimeInfo, setThreads } from '../lib/index.js';
+import { TRAINING_MMAP_THRESHOLD } from '../lib/cli/training-command.js';
 import { native } from '../lib/native.js';
+import { releaseLargeAllocations } from '../lib/runtime.js';
 
 describe('runtime facts', () => {
   it('reports the LibTorch version the Python oracle also has', () => {
@@ -24,12 +27,30 @@ describe('runtime facts', () => {
     expect(Number.isInteger(info.cudaDeviceCount)).toBe(true);
     expect(info.cudaAvailable).toBe(info.cudaDeviceCount > 0);
   });
+
+  it.runIf(process.platform === 'linux' && process.arch === 'x64')(
+    "reads the CPU's reduced-precision features at run time, as the kernel lists them",
+    () => {
+      const flags = new Set(
+        (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/),
+      );
+      const { cpu } = runtimeInfo();
+      expect(cpu.avx512Bf16).toBe(flags.has('avx512_bf16'));
+      expect(cpu.avx512Vnni).toBe(flags.has('avx512_vnni'));
+      expect(cpu.amxBf16).toBe(flags.has('amx_bf16'));
+      expect(cpu.amxInt8).toBe(flags.has('amx_int8'));
+    },
+  );
+
+  it('reports the encoder on oneDNN primitives (setup installs libdnnl-dev)', () => {
+    expect(runtimeInfo().cpu.onednnPrimitives).toBe(true);
+  });
 });
 
 describe('threads', () => {
   it('defaults to the number of available cores, not LibTorch’s 1', async () => {
     expect(getThreads()).toBe(os.availableParallelism());
-    expect(await native().workerThreads()).toBe(os.availableParallelism());
+    expect(await native().testing.workerThreads()).toBe(os.availableParallelism());
   });
 
   it('applies a new count on the JS thread and on worker threads', async () => {
@@ -37,10 +58,10 @@ describe('threads', () => {
     try {
       setThreads(1);
       expect(getThreads()).toBe(1);
-      expect(await native().workerThreads()).toBe(1);
+      expect(await native().testing.workerThreads()).toBe(1);
       setThreads(3);
       expect(getThreads()).toBe(3);
-      expect(await native().workerThreads()).toBe(3);
+      expect(await native().testing.workerThreads()).toBe(3);
     } finally {
       setThreads(before);
     }
@@ -58,14 +79,14 @@ describe('LibTorch errors reach JS', () => {
 
   it('computes a product synchronously and on a worker', async () => {
     const expected = [4, 5, 10, 11];
-    expect(Array.from(native().matmul(a, [2, 3], b, [3, 2]))).toEqual(expected);
-    expect(Array.from(await native().matmulAsync(a, [2, 3], b, [3, 2]))).toEqual(expected);
+    expect(Array.from(native().testing.matmul(a, [2, 3], b, [3, 2]))).toEqual(expected);
+    expect(Array.from(await native().testing.matmulAsync(a, [2, 3], b, [3, 2]))).toEqual(expected);
   });
 
   it('throws a shape mismatch as an Error without the C++ backtrace (sync)', () => {
     let error: unknown;
     try {
-      native().matmul(a, [2, 3], b, [2, 3]);
+      native().testing.matmul(a, [2, 3], b, [2, 3]);
     } catch (e) {
       error = e;
     }
@@ -76,7 +97,7 @@ describe('LibTorch errors reach JS', () => {
   });
 
   it('rejects a shape mismatch as an Error without the C++ backtrace (worker)', async () => {
-    const promise = native().matmulAsync(a, [2, 3], b, [2, 3]);
+    const promise = native().testing.matmulAsync(a, [2, 3], b, [2, 3]);
     await expect(promise).rejects.toBeInstanceOf(Error);
     await expect(promise).rejects.toThrow(/cannot be multiplied \(2x3 and 2x3\)/);
     await promise.catch((e: Error) =>
@@ -84,20 +105,34 @@ describe('LibTorch errors reach JS', () => {
     );
     // The process is still healthy after both errors.
     expect(
-      Array.from(native().matmul(a, [1, 6], Float32Array.of(1, 1, 1, 1, 1, 1), [6, 1])),
+      Array.from(native().testing.matmul(a, [1, 6], Float32Array.of(1, 1, 1, 1, 1, 1), [6, 1])),
     ).toEqual([21]);
   });
 
   it('validates typed-array arguments before any tensor work', async () => {
-    expect(() => native().matmul(a, [2, 2], b, [3, 2])).toThrow(
+    expect(() => native().testing.matmul(a, [2, 2], b, [3, 2])).toThrow(
       /a: shape \[2, 2\] needs 4 values, got 6/,
     );
-    expect(() => native().matmul([1, 2] as unknown as Float32Array, [2], b, [2, 3])).toThrow(
-      /a: expected a Float32Array/,
-    );
-    expect(() => native().matmul(a, [2, -3], b, [3, 2])).toThrow(/aShape: dimension 1/);
-    expect(() => native().matmulAsync(a, [2, 3], b, [7])).toThrow(
+    expect(() =>
+      native().testing.matmul([1, 2] as unknown as Float32Array, [2], b, [2, 3]),
+    ).toThrow(/a: expected a Float32Array/);
+    expect(() => native().testing.matmul(a, [2, -3], b, [3, 2])).toThrow(/aShape: dimension 1/);
+    expect(() => native().testing.matmulAsync(a, [2, 3], b, [7])).toThrow(
       /b: shape \[7\] needs 7 values, got 6/,
     );
+  });
+});
+
+describe('large allocations', () => {
+  it('get their own mapping (what koner train and pretrain ask for), and the argument is checked', () => {
+    const glibc = Boolean(
+      (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)
+        ?.header?.glibcVersionRuntime,
+    );
+    expect(releaseLargeAllocations(TRAINING_MMAP_THRESHOLD)).toBe(glibc);
+    expect(() => releaseLargeAllocations(0)).toThrow(
+      /bytes must be an integer from 4096 to 33554432, got 0/,
+    );
+    expect(() => releaseLargeAllocations(8192.5)).toThrow(/got 8192\.5/);
   });
 });

@@ -1,26 +1,30 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { LABELS } from '../lib/labels/index.js';
 import { NerModel, type NerEntity, type PredictOptions } from '../lib/model/ner-model.js';
 import { packageRoot } from '../lib/native.js';
+import type { ExplainView } from '../lib/explain/index.js';
 import {
   BatcherClosedError,
   createServer,
   MicroBatcher,
+  parseExplainRequest,
   parseNerRequest,
   QueueFullError,
   type NerPredictor,
   type NerServer,
 } from '../lib/serve/index.js';
+import { distinctColours, haveChromium, launchChromium } from './fixtures/chromium.js';
 import { makeModelDir } from './fixtures/model-dir.js';
 
 const tokenizerDir = path.resolve(packageRoot, '..', 'shared', 'data', 'kobert-tokenizer');
 const haveShared = existsSync(tokenizerDir);
 if (!haveShared) console.warn(`serve tests skipped: ${tokenizerDir} is absent`);
-const CHROMIUM = '/usr/bin/chromium';
 
 /** The little of the DOM the page checks use (the TypeScript config has no DOM library). */
 interface DomNode {
@@ -122,6 +126,37 @@ describe('MicroBatcher', () => {
     await expect(batcher.submit('k', [1])).rejects.toBeInstanceOf(BatcherClosedError);
   });
 
+  it('drops the items of a caller that gives up, and stops a batch nobody waits for', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const seen: number[][] = [];
+    const signals: AbortSignal[] = [];
+    const batcher = new MicroBatcher<number, number>(
+      async (_k, items, signal) => {
+        seen.push(items);
+        signals.push(signal);
+        await gate;
+        return items;
+      },
+      { maxBatch: 2, maxWaitMs: 0 },
+    );
+    const a = new AbortController();
+    const b = new AbortController();
+    const first = batcher.submit('k', [1, 2], a.signal); // runs at once, alone in the runner
+    const second = batcher.submit('k', [3], b.signal); // waits behind it
+    await new Promise((r) => setTimeout(r, 5));
+    b.abort(new Error('client gone'));
+    await expect(second).rejects.toThrow('client gone');
+    expect(batcher.stats.queued).toBe(0);
+    a.abort(new Error('client gone'));
+    await expect(first).rejects.toThrow('client gone');
+    expect(signals[0].aborted).toBe(true);
+    release();
+    await batcher.close();
+    expect(seen).toEqual([[1, 2]]);
+    await expect(batcher.submit('k', [1], AbortSignal.abort())).rejects.toThrow();
+  });
+
   it('rejects when the runner returns the wrong number of results', async () => {
     const batcher = new MicroBatcher<number, number>(async () => [1], { maxWaitMs: 0 });
     await expect(batcher.submit('k', [1, 2])).rejects.toThrow(/1 results for 2 items/);
@@ -161,6 +196,43 @@ describe('parseNerRequest', () => {
   });
 });
 
+describe('parseExplainRequest', () => {
+  it('accepts a text with layers, heads, topTags and constrained; names what it refuses', () => {
+    expect(parseExplainRequest({ text: '서울' })).toEqual({
+      text: '서울',
+      layers: undefined,
+      heads: undefined,
+      topTags: undefined,
+      constrained: true,
+    });
+    expect(
+      parseExplainRequest({
+        text: 'a',
+        layers: [1, 0],
+        heads: [2],
+        topTags: 3,
+        constrained: false,
+      }),
+    ).toEqual({ text: 'a', layers: [1, 0], heads: [2], topTags: 3, constrained: false });
+    const refused = (body: unknown) => {
+      try {
+        parseExplainRequest(body);
+      } catch (error) {
+        return error as { statusCode: number; code: string; message: string };
+      }
+      throw new Error('accepted');
+    };
+    expect(refused({ texts: ['a'] }).message).toMatch(/unknown field "texts"/);
+    expect(refused({ text: 5 }).message).toMatch(/"text" must be a string/);
+    expect(refused({ text: 'a', layers: [] }).message).toMatch(/"layers" must be a non-empty/);
+    expect(refused({ text: 'a', heads: [-1] }).statusCode).toBe(400);
+    expect(refused({ text: 'a', heads: 'all' }).statusCode).toBe(400);
+    expect(refused({ text: 'a', topTags: 0 }).message).toMatch(/"topTags"/);
+    const long = refused({ text: 'a'.repeat(501) });
+    expect([long.statusCode, long.code]).toEqual([422, 'text_too_long']);
+  });
+});
+
 describe.skipIf(!haveShared)('HTTP server', () => {
   let tmp: string;
   let model: NerModel;
@@ -189,6 +261,7 @@ describe.skipIf(!haveShared)('HTTP server', () => {
         calls.predictPaths++;
         return model.predictPaths(texts, nBest, options);
       },
+      explain: (text, options) => model.explain(text, options),
     };
     server = createServer(counting, { maxWaitMs: 5 });
     url = await server.listen({ port: 0, host: '127.0.0.1' });
@@ -326,6 +399,58 @@ describe.skipIf(!haveShared)('HTTP server', () => {
     await expectError(await post({ texts: ['ok', 'a'.repeat(100_001)] }), 422, 'text_too_long');
   });
 
+  const explain = (body: unknown) =>
+    fetch(`${url}/v1/explain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  it('explains a text: tokens with their likeliest tags, entities, attention maps', async () => {
+    const text = '세종대왕은 한글을 만들었다.';
+    const response = await explain({ text, layers: [1], heads: [0, 3], topTags: 2 });
+    expect(response.status).toBe(200);
+    const view = (await response.json()) as ExplainView;
+    const direct = await model.explain(text, { layers: [1], heads: [0, 3] });
+    expect(view.text).toBe(text);
+    expect(view.model).toBe('per');
+    expect(view.layers).toEqual([1]);
+    expect(view.heads).toEqual([0, 3]);
+    expect(view.tokens.map((t) => t.piece)).toEqual(direct.tokens.map((t) => t.piece));
+    expect(view.tokens.every((t) => t.top.length === 2)).toBe(true);
+    expect(view.tokens[1].top[0].tag).toBe('B-PER');
+    expect(view.entities).toEqual(direct.entities);
+    const N = view.tokens.length;
+    const maps = Buffer.from(view.attention, 'base64');
+    expect(maps.length).toBe(2 * N * N * 4);
+    expect(maps.readFloatLE(4 * (N * N + 5))).toBe(direct.attentions[0][1][5]);
+  });
+
+  it('refuses bad explain requests: 400 for types, 422 for ranges and long texts', async () => {
+    await expectError(await explain({ text: 1 }), 400, 'invalid_request');
+    await expectError(await explain({ text: 'a', layers: 'all' }), 400, 'invalid_request');
+    expect(
+      await expectError(await explain({ text: 'a', layers: [2] }), 422, 'out_of_range'),
+    ).toMatch(/layers\[0\] = 2 is out of range: the model has 2 layers/);
+    await expectError(await explain({ text: 'a', heads: [4] }), 422, 'out_of_range');
+    await expectError(await explain({ text: '가'.repeat(501) }), 422, 'text_too_long');
+    // A model without explain (a stand-in) answers 501.
+    const bare = createServer({
+      labels: model.labels,
+      placement: { device: 'cpu', dtype: 'float32' },
+      predict: (texts) => Promise.resolve(texts.map(() => [])),
+      predictPaths: (texts) => Promise.resolve(texts.map(() => [])),
+    });
+    const answer = await bare.app.inject({
+      method: 'POST',
+      url: '/v1/explain',
+      payload: { text: 'a' },
+    });
+    expect(answer.statusCode).toBe(501);
+    expect(answer.json()).toMatchObject({ error: { code: 'not_implemented' } });
+    await bare.close();
+  });
+
   it('answers unknown routes and methods with a JSON 404', async () => {
     await expectError(await fetch(`${url}/v2/ner`), 404, 'not_found');
     await expectError(await fetch(`${url}/v1/ner`), 404, 'not_found');
@@ -386,9 +511,142 @@ describe.skipIf(!haveShared)('HTTP server', () => {
   });
 });
 
-// CI installs Chromium (scripts/setup.sh), so there a missing browser fails rather than skips.
-const haveChromium = existsSync(CHROMIUM) || process.env.CI === 'true';
-if (!haveChromium) console.warn(`page test skipped: ${CHROMIUM} is absent`);
+describe('HTTP server: cost, lanes, departed clients, every refusal in the API shape', () => {
+  /** A stand-in model: a text starting with "slow" waits for `release`; calls are recorded. */
+  function gatedModel() {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const calls: { texts: string[]; signal?: AbortSignal }[] = [];
+    const model: NerPredictor = {
+      labels: ['O'],
+      placement: { device: 'cpu', dtype: 'float32' },
+      async predict(texts, options) {
+        calls.push({ texts, signal: options.signal });
+        if (texts.some((t) => t.startsWith('slow'))) await gate;
+        options.signal?.throwIfAborted();
+        return texts.map(() => []);
+      },
+      predictPaths: (texts) => Promise.resolve(texts.map(() => [])),
+    };
+    return { model, calls, release: () => release() };
+  }
+
+  /** Sends raw bytes and resolves with the status and the parsed JSON body. */
+  function raw(port: number, data: string): Promise<{ status: number; body: unknown }> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(data));
+      let out = '';
+      socket.on('data', (d) => (out += String(d)));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const [head, body] = out.split('\r\n\r\n');
+        resolve({ status: Number(head.split(' ')[1]), body: JSON.parse(body) as unknown });
+      });
+    });
+  }
+
+  const errorShape = { error: { code: expect.any(String), message: expect.any(String) } };
+
+  it('answers a light request while a heavy one holds the model', async () => {
+    const { model, calls, release } = gatedModel();
+    const server = createServer(model, { heavyTextLength: 100 });
+    const heavy = server.app.inject({
+      method: 'POST',
+      url: '/v1/ner',
+      payload: { texts: ['slow'.padEnd(5000, ' 부산'), '짧은 문장'] },
+    });
+    while (calls.length === 0) await new Promise((r) => setTimeout(r, 1));
+    const light = await server.app.inject({
+      method: 'POST',
+      url: '/v1/ner',
+      payload: { text: '서울' },
+    });
+    expect(light.statusCode).toBe(200);
+    release();
+    const answer = await heavy;
+    expect(answer.statusCode).toBe(200);
+    expect(answer.json<{ results: unknown[] }>().results).toHaveLength(2);
+    await server.close();
+  });
+
+  it('limits a request by its characters, not only by its texts', async () => {
+    const { model } = gatedModel();
+    const server = createServer(model);
+    const texts = new Array(3).fill('a'.repeat(100_000));
+    const answer = await server.app.inject({ method: 'POST', url: '/v1/ner', payload: { texts } });
+    expect(answer.statusCode).toBe(422);
+    expect(answer.json()).toEqual({
+      error: {
+        code: 'request_too_long',
+        message: '"texts" have 300000 characters in all; the limit is 200000 per request',
+      },
+    });
+    await server.close();
+  });
+
+  it('drops the work of a client that has gone', async () => {
+    const { model, calls, release } = gatedModel();
+    const server = createServer(model, { heavyTextLength: 100 });
+    const url = new URL(await server.listen({ port: 0 }));
+    const send = (text: string) => {
+      const request = http.request(url.origin + '/v1/ner', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+      });
+      request.on('error', () => {});
+      request.end(JSON.stringify({ text }));
+      return request;
+    };
+    const running = send('slow'.padEnd(500, ' 부산')); // in the heavy lane, waiting at the gate
+    while (calls.length === 0) await new Promise((r) => setTimeout(r, 1));
+    running.destroy();
+    await vi.waitFor(() => expect(calls[0].signal?.aborted).toBe(true));
+    // A light request behind a busy light lane, whose client leaves before its turn.
+    const blocker = send('slow light'); // holds the light lane
+    await vi.waitFor(() => expect(calls).toHaveLength(2));
+    const queued = send('never run');
+    await vi.waitFor(() => expect(server.batcher.stats.queued).toBe(1));
+    queued.destroy();
+    await vi.waitFor(() => expect(server.batcher.stats.queued).toBe(0));
+    release();
+    await new Promise((r) => blocker.on('response', r));
+    expect(calls.flatMap((c) => c.texts)).not.toContain('never run');
+    await server.close();
+  });
+
+  it('answers what Node refuses before routing with { error: { code, message } }', async () => {
+    const { model } = gatedModel();
+    const server = createServer(model, { requestTimeoutMs: 500 });
+    const port = Number(new URL(await server.listen({ port: 0 })).port);
+    const badUrl = await raw(port, 'GET /% HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(badUrl).toEqual({ status: 400, body: errorShape });
+    const garbage = await raw(port, 'HELLO THERE\r\n\r\n');
+    expect(garbage).toEqual({ status: 400, body: errorShape });
+    const big = await raw(
+      port,
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(big).toEqual({
+      status: 431,
+      body: { error: { code: 'headers_too_large', message: expect.any(String) } },
+    });
+    // A body that never arrives: 408 after the timeout (Node once took a minute or more).
+    const started = performance.now();
+    const slow = await raw(
+      port,
+      'POST /v1/ner HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n' +
+        'content-length: 100\r\n\r\n{"te',
+    );
+    expect(slow).toEqual({
+      status: 408,
+      body: { error: { code: 'request_timeout', message: expect.any(String) } },
+    });
+    expect(performance.now() - started).toBeLessThan(10_000);
+    await server.close();
+  }, 20_000);
+});
+
+if (!haveChromium) console.warn('page test skipped: no Chromium');
 
 describe.skipIf(!haveShared || !haveChromium)('the page in headless Chromium', () => {
   let tmp: string;
@@ -408,21 +666,8 @@ describe.skipIf(!haveShared || !haveChromium)('the page in headless Chromium', (
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('highlights the entities of a typed sentence with their type and score', async () => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+  it('highlights the entities of a typed sentence; a click shows probabilities and attention', async () => {
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 900, height: 760 } });
       const errors: string[] = [];
@@ -457,9 +702,47 @@ describe.skipIf(!haveShared || !haveChromium)('the page in headless Chromium', (
       expect(await page.$$eval('#list tr', (rows) => rows.length)).toBe(marks.length + 1);
       expect(await page.textContent('#markup')).toContain(':PER>');
       expect(await page.textContent('#status')).toMatch(/개 개체/);
-      const shot = path.join(os.tmpdir(), 'koner-serve-page.png');
-      await page.screenshot({ path: shot, fullPage: true });
-      expect(statSync(shot).size).toBeGreaterThan(1000);
+
+      // The explain view arrives below; clicking the second entity selects its first piece.
+      await page.waitForSelector('#explain .kv-svg');
+      const view = (await (
+        await fetch(`${url}/v1/explain`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ text }),
+        })
+      ).json()) as ExplainView;
+      const N = view.tokens.length;
+      expect(await page.$$eval('#explain .kv-piece', (n) => n.length)).toBe(N);
+      const lines = () => page.$$eval('#explain .kv-lines line', (n) => n.length);
+      const allLines = await lines();
+      expect(allLines).toBeGreaterThan(N);
+      await page.click('#highlighted mark.ent >> nth=1');
+      const start = Number(
+        await page.$eval(
+          '#highlighted mark.ent >> nth=1',
+          (n) => (n as unknown as DomNode).dataset.start,
+        ),
+      );
+      const q = view.tokens.findIndex((t, i) => i > 0 && t.end > start);
+      expect(await page.textContent('#explain .kv-selected-piece')).toBe(view.tokens[q].piece);
+      expect(await page.$$eval('#explain .kv-detail .kv-bar', (n) => n.length)).toBe(
+        view.tokens[q].top.length,
+      );
+      expect(await page.textContent('#explain .kv-detail .kv-bar-tag')).toBe('B-PER');
+      const selectedLines = await lines();
+      expect(selectedLines).toBeGreaterThan(0);
+      expect(selectedLines).toBeLessThanOrEqual(N);
+      // Another layer and head: the lines of that map.
+      await page.selectOption('#explain select.kv-layer', '1');
+      await page.selectOption('#explain select.kv-head', '3');
+      expect(await page.textContent('#explain .kv-caption')).toContain('layer 1 · 헤드 head 3');
+      // Clicking a piece selects it.
+      await page.click(`#explain .kv-piece[data-index="1"]`);
+      expect(await page.textContent('#explain .kv-selected-piece')).toBe(view.tokens[1].piece);
+
+      const shot = await page.screenshot({ fullPage: true });
+      expect(await distinctColours(browser, shot)).toBeGreaterThan(20);
       expect(errors).toEqual([]);
     } finally {
       await browser.close();

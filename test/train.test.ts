@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { bundledTokenizerFiles } from '../lib/model/default-model.js';
 import {
   batchingFingerprint,
   collate,
@@ -180,7 +181,7 @@ describe('train config', () => {
       });
       expect(parseTrainConfig(minimal(), CONFIG_FILE).tokenizer).toEqual(files);
     } else {
-      expect(files).toBeNull();
+      expect(files).toEqual(bundledTokenizerFiles());
     }
     const missing = (() => {
       try {
@@ -257,6 +258,17 @@ describe('train config', () => {
       '/runs/exp/train.json: field "optimizer.lr" must be a positive number, got -1',
     );
     expect(() => parse(42)).toThrow(/must be a JSON object/);
+  });
+
+  it('quotes only values the file gave: an invalid maxLength is not compared with other fields', () => {
+    const scratch = withField('model.size', { maxPositionEmbeddings: 64 }, minimal('scratch'));
+    for (const raw of [
+      { ...scratch, maxLength: 2 },
+      { ...minimal(), maxLength: 2, batchTokens: 100 },
+    ]) {
+      const issues = issuesOf(raw);
+      expect(issues).toEqual([{ field: 'maxLength', problem: 'must be an integer ≥ 3, got 2' }]);
+    }
   });
 
   it('reports every problem at once', () => {
@@ -340,6 +352,9 @@ describe('train config', () => {
     await writeFile(file, JSON.stringify(minimal()));
     const c = await loadTrainConfig(file, { defaultTokenizer: TOKENIZER });
     expect(c.output).toBe(path.join(dir, 'out'));
+    // A byte-order mark (as Windows editors write) is not part of the JSON.
+    await writeFile(file, `\uFEFF${JSON.stringify(minimal())}`);
+    expect(await loadTrainConfig(file, { defaultTokenizer: TOKENIZER })).toEqual(c);
     await writeFile(file, '{ "corpus": ');
     await expect(loadTrainConfig(file)).rejects.toThrow(`${file}: not valid JSON`);
     await expect(loadTrainConfig(path.join(dir, 'none.json'))).rejects.toThrow(/ENOENT/);

@@ -21,6 +21,7 @@ import { KMOU_SCHEME } from '../lib/labels/scheme.js';
 import { NerModel } from '../lib/model/ner-model.js';
 import { native, packageRoot } from '../lib/native.js';
 import { Tokenizer } from '../lib/tokenizer/index.js';
+import { runCommand } from '../lib/cli/args.js';
 import { trainCommand } from '../lib/cli/train.js';
 import { readTrainerState } from '../lib/train/checkpoint-files.js';
 import { parseTrainConfig, type TrainConfig } from '../lib/train/config.js';
@@ -274,8 +275,8 @@ function spawnCli(args: string[]) {
 const CHECKPOINT_FILES = [
   'config.json',
   'model.safetensors',
-  'tokenizer_78b3253a26.model',
-  'kobertvocab_f38b8a4d6d.json',
+  'tokenizer.model',
+  'vocab.json',
   'optimizer.safetensors',
   'trainer-state.json',
   'train.json',
@@ -507,14 +508,14 @@ describe.skipIf(!hasTrainer)('koner train', () => {
       errors.push(String(m));
     });
     try {
-      expect(await trainCommand(['--config', config, '--output', output])).toBe(2);
-      expect(await trainCommand(['--config', config, '--max-steps', 'x'])).toBe(2);
+      expect(await runCommand(trainCommand, ['--config', config, '--output', output])).toBe(2);
+      expect(await runCommand(trainCommand, ['--config', config, '--max-steps', 'x'])).toBe(2);
     } finally {
       spy.mockRestore();
     }
     expect(errors[0]).toMatch(/field "optimizer\.lr" must be a positive number/);
     expect(errors[0]).toMatch(/field "batchSize"/);
-    expect(errors[1]).toMatch(/--max-steps must be a positive integer/);
+    expect(errors[1]).toMatch(/--max-steps expects an integer ≥ 1, got 'x'[^]*usage: koner train/);
     expect(existsSync(output)).toBe(false);
   });
 

@@ -10,6 +10,7 @@
 
 #include "io/file.h"
 #include "io/pickle.h"
+#include "io/zip_directory.h"
 
 namespace koner::io {
 namespace {
@@ -106,12 +107,18 @@ std::string Problem(const std::exception& e) {
 class ZipTorchFile : public TorchFile {
  public:
   explicit ZipTorchFile(const std::string& path) : path_(path) {
-    { InputFile probe(path); }  // a readable regular file, or a clear error
+    InputFile file(path);  // a readable regular file, or a clear error
     try {
       reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+      // The reader names records without the archive's top folder ("archive/data.pkl").
+      for (auto& [name, record] : ReadZipDirectory(file)) {
+        const size_t slash = name.find('/');
+        if (slash != std::string::npos) records_[name.substr(slash + 1)] = record;
+      }
     } catch (const std::exception& e) {
       FileError(path, "not a valid torch.save zip archive (" + Problem(e) + ")");
     }
+    archiveBytes_ = file.size();
     if (!reader_->hasRecord("data.pkl")) {
       FileError(path,
                 "zip archive without data.pkl: not a torch.save file (a TorchScript module?)");
@@ -143,6 +150,15 @@ class ZipTorchFile : public TorchFile {
 
  private:
   std::tuple<at::DataPtr, size_t> Record(const std::string& name) {
+    // torch.save stores its records uncompressed, so none is larger than the archive; a record
+    // that would inflate to several times the archive is a zip bomb, refused before it is read.
+    auto it = records_.find(name);
+    if (it != records_.end() && it->second.uncompressedSize > kMaxInflation * archiveBytes_) {
+      FileError(path_, name + " would inflate to " + std::to_string(it->second.uncompressedSize) +
+                           " bytes from an archive of " + std::to_string(archiveBytes_) +
+                           " (more than " + std::to_string(kMaxInflation) +
+                           "x): refused as a zip bomb");
+    }
     try {
       return reader_->getRecord(name);
     } catch (const std::exception& e) {
@@ -150,8 +166,11 @@ class ZipTorchFile : public TorchFile {
     }
   }
 
+  static constexpr uint64_t kMaxInflation = 4;
   std::string path_;
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader_;
+  std::map<std::string, ZipRecord> records_;
+  uint64_t archiveBytes_ = 0;
 };
 
 // Element sizes of storage types the legacy reader must step over even when it cannot load them.

@@ -28,7 +28,11 @@ const StorageType kStorageTypes[] = {
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  // What a pickle may build is bounded by its size: every object and every reference copied into
+  // a container (`list(x)` copies x's items) costs a cell, and a pickle that spends more cells
+  // than a few per byte is a bomb (a megabyte of `list(L)` over a large L asks for gigabytes).
+  Unpickler(const uint8_t* data, size_t size)
+      : data_(data), size_(size), budget_(kBaseCells + kCellsPerByte * size) {}
 
   Pickle Run() {
     for (;;) {
@@ -78,7 +82,17 @@ class Unpickler {
   }
 
   // ---- values ------------------------------------------------------------------------------
+  void Spend(uint64_t cells) {
+    spent_ += cells;
+    if (spent_ > budget_) {
+      Fail("the pickle builds more than " + std::to_string(budget_) +
+           " objects and references from " + std::to_string(size_) +
+           " bytes: refused as a pickle bomb");
+    }
+  }
+
   Object* New(Kind kind) {
+    Spend(1);
     arena_.push_back(std::make_unique<Object>());
     arena_.back()->kind = kind;
     return arena_.back().get();
@@ -167,6 +181,7 @@ class Unpickler {
     if (flat.size() % 2 != 0) Fail("odd number of items for a dict");
     if (dict->kind == Kind::Opaque) return;  // the items of an unknown mapping are ignored
     if (dict->kind != Kind::Dict) Fail("setting items on a " + dict->Describe());
+    Spend(flat.size());
     for (size_t i = 0; i < flat.size(); i += 2) {
       dict->items.push_back(flat[i]);
       dict->values.push_back(flat[i + 1]);
@@ -178,6 +193,7 @@ class Unpickler {
     if (list->kind != Kind::List && list->kind != Kind::Set) {
       Fail("appending to a " + list->Describe());
     }
+    Spend(items.size());
     list->items.insert(list->items.end(), items.begin(), items.end());
   }
 
@@ -257,9 +273,11 @@ class Unpickler {
       if (fn != "collections.defaultdict" && !a.empty()) {
         // OrderedDict([(k, v), ...]) or dict(mapping)
         if (a[0]->kind == Kind::Dict) {
+          Spend(2 * a[0]->items.size());
           d->items = a[0]->items;
           d->values = a[0]->values;
         } else if (a[0]->kind == Kind::List || a[0]->kind == Kind::Tuple) {
+          Spend(2 * a[0]->items.size());
           for (Object* pair : a[0]->items) {
             if (pair->kind != Kind::Tuple || pair->items.size() != 2) Fail("malformed dict items");
             d->items.push_back(pair->items[0]);
@@ -287,7 +305,10 @@ class Unpickler {
       Object* o = New(fn == "builtins.list"                 ? Kind::List
                       : fn.find("set") != std::string::npos ? Kind::Set
                                                             : Kind::Tuple);
-      if (!a.empty()) o->items = a[0]->items;
+      if (!a.empty()) {
+        Spend(a[0]->items.size());
+        o->items = a[0]->items;
+      }
       return o;
     }
     if (fn == "torch.device") {
@@ -569,8 +590,13 @@ class Unpickler {
     }
   }
 
+  static constexpr uint64_t kBaseCells = 1 << 20;
+  static constexpr uint64_t kCellsPerByte = 8;
+
   const uint8_t* data_;
   size_t size_;
+  uint64_t budget_;
+  uint64_t spent_ = 0;
   size_t pos_ = 0;
   size_t op_ = 0;
   std::vector<Object*> stack_;

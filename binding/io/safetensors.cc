@@ -73,6 +73,7 @@ struct Header {
   std::vector<Entry> entries;  // by name
   std::map<std::string, std::string> metadata;
   uint64_t dataStart = 0, dataSize = 0;
+  std::string tilingProblem;  // Tiling::Deferred only
 };
 
 Entry ParseEntry(const std::string& path, const std::string& name, const Json& v,
@@ -167,7 +168,7 @@ std::map<std::string, std::string> ParseMetadata(const std::string& path, const 
   return out;
 }
 
-Header ReadHeader(const InputFile& file) {
+Header ReadHeader(const InputFile& file, Tiling tiling = Tiling::Strict) {
   const std::string& path = file.path();
   if (file.size() < 8) {
     FileError(path, "not a safetensors file: " + std::to_string(file.size()) +
@@ -219,6 +220,10 @@ Header ReadHeader(const InputFile& file) {
   std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
+  auto layout = [&](const std::string& problem) {
+    if (tiling == Tiling::Strict) FileError(path, problem);
+    if (h.tilingProblem.empty()) h.tilingProblem = path + ": " + problem;
+  };
   uint64_t cursor = 0;
   const Entry* previous = nullptr;
   for (const Entry* e : order) {
@@ -228,28 +233,29 @@ Header ReadHeader(const InputFile& file) {
                           ")");
     }
     if (e->begin > cursor) {
-      FileError(path, "a hole of " + std::to_string(e->begin - cursor) + " bytes precedes tensor " +
-                          Quoted(e->name) + ": data_offsets must tile the data section");
+      layout("a hole of " + std::to_string(e->begin - cursor) + " bytes precedes tensor " +
+             Quoted(e->name) + ": data_offsets must tile the data section");
     }
     cursor = e->end;
     previous = e;
   }
   if (cursor != h.dataSize) {
-    FileError(path, std::to_string(h.dataSize - cursor) +
-                        " bytes follow the last tensor: the data section is " +
-                        std::to_string(h.dataSize) + " bytes, the tensors cover " +
-                        std::to_string(cursor));
+    layout(std::to_string(h.dataSize - cursor) +
+           " bytes follow the last tensor: the data section is " + std::to_string(h.dataSize) +
+           " bytes, the tensors cover " + std::to_string(cursor));
   }
   std::sort(h.entries.begin(), h.entries.end(),
             [](const Entry& a, const Entry& b) { return a.name < b.name; });
   return h;
 }
 
-TensorFile Read(const std::string& path, const std::function<bool(const std::string&)>& want) {
+TensorFile Read(const std::string& path, const std::function<bool(const std::string&)>& want,
+                Tiling tiling) {
   InputFile file(path);
-  Header h = ReadHeader(file);
+  Header h = ReadHeader(file, tiling);
   TensorFile out;
   out.metadata = std::move(h.metadata);
+  out.tilingProblem = std::move(h.tilingProblem);
   // In file order, so that the reads are sequential; each lands in its tensor's own memory.
   std::vector<const Entry*> order;
   for (const auto& e : h.entries) {
@@ -275,16 +281,17 @@ TensorFile Read(const std::string& path, const std::function<bool(const std::str
 
 }  // namespace
 
-TensorFile ReadSafetensors(const std::string& path) { return Read(path, nullptr); }
+TensorFile ReadSafetensors(const std::string& path) { return Read(path, nullptr, Tiling::Strict); }
 
 TensorFile ReadSafetensors(const std::string& path,
-                           const std::function<bool(const std::string&)>& want) {
-  return Read(path, want);
+                           const std::function<bool(const std::string&)>& want, Tiling tiling) {
+  return Read(path, want, tiling);
 }
 
 std::vector<TensorInfo> InspectSafetensors(const std::string& path) {
   InputFile file(path);
-  Header h = ReadHeader(file);
+  // No data is read, so the tiling waits for a read; the listing can then name what is missing.
+  Header h = ReadHeader(file, Tiling::Deferred);
   std::vector<TensorInfo> out;
   for (auto& e : h.entries) out.push_back({e.name, e.dtype->type, e.shape});
   return out;

@@ -2,6 +2,7 @@
 
 #include <ATen/Dispatch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -125,10 +126,12 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
-                                             const torch::Tensor& additiveMask) {
+                                             const torch::Tensor& additiveMask,
+                                             torch::Tensor* probsOut) {
   const int64_t B = hidden.size(0), T = hidden.size(1);
-  if (DnnlInference(hidden, query->weight)) {
-    // Inference: one product for q|k|v, then attention straight from its rows.
+  if (!probsOut && DnnlInference(hidden, query->weight)) {
+    // Inference: one product for q|k|v, then attention straight from its rows (which never
+    // forms the probabilities).
     auto qkv = dnnl->Forward({query.get(), key.get(), value.get()}, hidden);
     return FusedSelfAttention(qkv, additiveMask.reshape({B, T}), numHeads_);
   }
@@ -141,6 +144,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
   auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(headSize_));
   scores = scores + additiveMask;
   auto probs = dropout(torch::softmax(scores, -1));
+  if (probsOut) *probsOut = probs;
   auto context = torch::matmul(probs, v);  // [B, heads, T, size]
   return context.permute({0, 2, 1, 3}).contiguous().view({B, T, numHeads_ * headSize_});
 }
@@ -165,8 +169,8 @@ BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
 }
 
 torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden,
-                                         const torch::Tensor& additiveMask) {
-  return output(self(hidden, additiveMask), hidden);
+                                         const torch::Tensor& additiveMask, torch::Tensor* probs) {
+  return output(self(hidden, additiveMask, probs), hidden);
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) {
@@ -186,9 +190,9 @@ BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
   output = register_module("output", BertResidualOutput(c.intermediateSize, c));
 }
 
-torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden,
-                                     const torch::Tensor& additiveMask) {
-  auto attended = attention(hidden, additiveMask);
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask,
+                                     torch::Tensor* probs) {
+  auto attended = attention(hidden, additiveMask, probs);
   return output(intermediate(attended), attended);
 }
 
@@ -197,9 +201,18 @@ BertEncoderImpl::BertEncoderImpl(const ModelConfig& c) {
   for (int64_t i = 0; i < c.numHiddenLayers; ++i) layer->push_back(BertLayer(c));
 }
 
-torch::Tensor BertEncoderImpl::forward(torch::Tensor hidden, const torch::Tensor& additiveMask) {
-  for (const auto& module : *layer) {
-    hidden = module->as<BertLayerImpl>()->forward(hidden, additiveMask);
+torch::Tensor BertEncoderImpl::forward(torch::Tensor hidden, const torch::Tensor& additiveMask,
+                                       AttentionCapture* capture) {
+  static const std::vector<int64_t> kNone;
+  const auto& wanted = capture ? capture->layers : kNone;
+  if (capture) capture->probs.assign(wanted.size(), {});
+  for (size_t i = 0; i < layer->size(); ++i) {
+    const bool keep = std::count(wanted.begin(), wanted.end(), static_cast<int64_t>(i)) > 0;
+    torch::Tensor probs;
+    hidden = layer[i]->as<BertLayerImpl>()->forward(hidden, additiveMask, keep ? &probs : nullptr);
+    for (size_t j = 0; j < wanted.size(); ++j) {
+      if (wanted[j] == static_cast<int64_t>(i)) capture->probs[j] = probs;
+    }
   }
   return hidden;
 }
@@ -220,10 +233,10 @@ BertModelImpl::BertModelImpl(const ModelConfig& c, bool withPooler) {
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& ids, const torch::Tensor& attentionMask,
                                      const torch::Tensor& tokenTypeIds,
-                                     const torch::Tensor& syllables) {
+                                     const torch::Tensor& syllables, AttentionCapture* capture) {
   auto types = tokenTypeIds.defined() ? tokenTypeIds : torch::zeros_like(ids);
   auto hidden = embeddings(ids, types, syllables);
-  return encoder(hidden, AdditiveAttentionMask(attentionMask, hidden.scalar_type()));
+  return encoder(hidden, AdditiveAttentionMask(attentionMask, hidden.scalar_type()), capture);
 }
 
 void BertModelImpl::SetProducts(Products products) {

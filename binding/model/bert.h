@@ -47,6 +47,14 @@ class PackedWeight {
 torch::Tensor LinearForward(torch::nn::LinearImpl& layer, const torch::Tensor& x,
                             PackedWeight* packed = nullptr);
 
+// HF's output_attentions for some layers: a forward given one sets probs[j] to the attention
+// probabilities [B, heads, T, T] (softmax over keys, in the encoder's dtype) of layer layers[j].
+// A forward without one keeps none, at no extra cost.
+struct AttentionCapture {
+  std::vector<int64_t> layers;
+  std::vector<torch::Tensor> probs;
+};
+
 class BertEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit BertEmbeddingsImpl(const ModelConfig& config);
@@ -70,8 +78,10 @@ TORCH_MODULE(BertEmbeddings);
 class BertSelfAttentionImpl : public torch::nn::Module {
  public:
   explicit BertSelfAttentionImpl(const ModelConfig& config);
-  // hidden [B, T, H]; additiveMask [B, 1, 1, T] in hidden's dtype (0 or lowest).
-  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask);
+  // hidden [B, T, H]; additiveMask [B, 1, 1, T] in hidden's dtype (0 or lowest). When `probs`
+  // is given it receives the attention probabilities [B, heads, T, T].
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask,
+                        torch::Tensor* probs = nullptr);
 
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
   torch::nn::Dropout dropout{nullptr};
@@ -106,7 +116,8 @@ TORCH_MODULE(BertResidualOutput);
 class BertAttentionImpl : public torch::nn::Module {
  public:
   explicit BertAttentionImpl(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask,
+                        torch::Tensor* probs = nullptr);
 
   BertSelfAttention self{nullptr};
   BertResidualOutput output{nullptr};
@@ -129,7 +140,8 @@ TORCH_MODULE(BertIntermediate);
 class BertLayerImpl : public torch::nn::Module {
  public:
   explicit BertLayerImpl(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additiveMask,
+                        torch::Tensor* probs = nullptr);
 
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
@@ -140,7 +152,8 @@ TORCH_MODULE(BertLayer);
 class BertEncoderImpl : public torch::nn::Module {
  public:
   explicit BertEncoderImpl(const ModelConfig& config);
-  torch::Tensor forward(torch::Tensor hidden, const torch::Tensor& additiveMask);
+  torch::Tensor forward(torch::Tensor hidden, const torch::Tensor& additiveMask,
+                        AttentionCapture* capture = nullptr);
 
   torch::nn::ModuleList layer{nullptr};
 };
@@ -163,10 +176,10 @@ class BertModelImpl : public torch::nn::Module {
 
   // ids [B, T] int64; attentionMask [B, T] (bool or 0/1, 1 = real piece); tokenTypeIds [B, T]
   // int64 or undefined for zeros; syllables as BertEmbeddings takes them. Returns the last hidden
-  // states [B, T, H] in the parameters' dtype.
+  // states [B, T, H] in the parameters' dtype; fills `capture` when given.
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& attentionMask,
-                        const torch::Tensor& tokenTypeIds = {},
-                        const torch::Tensor& syllables = {});
+                        const torch::Tensor& tokenTypeIds = {}, const torch::Tensor& syllables = {},
+                        AttentionCapture* capture = nullptr);
 
   // The precision of the encoder's matrix products at inference on the CPU (dnnl_ops.h); the
   // parameters stay as they are.

@@ -59,9 +59,10 @@ Head& NerModelImpl::head() {
 
 torch::Tensor NerModelImpl::Hidden(const torch::Tensor& ids, const torch::Tensor& mask,
                                    const torch::Tensor& tokenTypeIds,
-                                   const torch::Tensor& syllables) {
-  if (InParts(ids)) return HiddenInParts(ids, mask, tokenTypeIds, syllables);
-  return bert(ids, mask, tokenTypeIds, syllables);
+                                   const torch::Tensor& syllables, AttentionCapture* attentions) {
+  // Attention probabilities are the whole batch's, from one forward.
+  if (!attentions && InParts(ids)) return HiddenInParts(ids, mask, tokenTypeIds, syllables);
+  return bert(ids, mask, tokenTypeIds, syllables, attentions);
 }
 
 // The batch's rows cut into parts of consecutive sequences; each thread takes the next part
@@ -123,8 +124,9 @@ torch::Tensor NerModelImpl::HiddenInParts(const torch::Tensor& ids, const torch:
 
 torch::Tensor NerModelImpl::Emissions(const torch::Tensor& ids, const torch::Tensor& mask,
                                       const torch::Tensor& tokenTypeIds,
-                                      const torch::Tensor& syllables) {
-  return head().Emissions(Hidden(ids, mask, tokenTypeIds, syllables), mask);
+                                      const torch::Tensor& syllables,
+                                      AttentionCapture* attentions) {
+  return head().Emissions(Hidden(ids, mask, tokenTypeIds, syllables, attentions), mask);
 }
 
 void NerModelImpl::ResetAuxiliary() {

@@ -36,13 +36,16 @@ class NerModelImpl : public torch::nn::Module {
 
   // ids [B, T] int64 and a prefix mask [B, T] (bool), both on the model's device; tokenTypeIds
   // undefined for zeros; syllables [B, T, S] int64 when the config has a syllable channel. The
-  // encoder's last hidden states [B, T, H] in the encoder's dtype.
+  // encoder's last hidden states [B, T, H] in the encoder's dtype; `attentions`, when given,
+  // receives the attention probabilities of the layers it lists.
   torch::Tensor Hidden(const torch::Tensor& ids, const torch::Tensor& mask,
-                       const torch::Tensor& tokenTypeIds = {}, const torch::Tensor& syllables = {});
+                       const torch::Tensor& tokenTypeIds = {}, const torch::Tensor& syllables = {},
+                       AttentionCapture* attentions = nullptr);
   // Encoder + head: emissions [B, T, K] float32.
   torch::Tensor Emissions(const torch::Tensor& ids, const torch::Tensor& mask,
                           const torch::Tensor& tokenTypeIds = {},
-                          const torch::Tensor& syllables = {});
+                          const torch::Tensor& syllables = {},
+                          AttentionCapture* attentions = nullptr);
 
   // Re-draws every parameter: HF's init for the encoder and classifier, PyTorch's for RNNs,
   // uniform(-0.1, 0.1) for the CRF (from LibTorch's global generator).

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "napi/args.h"
 #include "napi/errors.h"
 #include "napi/modules.h"
 #include "napi/tensors.h"
@@ -22,26 +23,6 @@ namespace {
 // Marks objects made by DistGroup, so UnwrapGroup can tell them from look-alikes.
 constexpr napi_type_tag kDistGroupTag = {0x6b6f6e65722d6469ULL, 0x73742d67726f7570ULL};
 
-std::string Describe(const Napi::Value& v) {
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsString()) return "\"" + v.As<Napi::String>().Utf8Value() + "\"";
-  if (v.IsNumber() || v.IsBoolean()) return v.ToString().Utf8Value();
-  if (v.IsArray()) return "an array";
-  return "an object";
-}
-
-// An integer within [min, max]; `what` names it in the TypeError.
-int64_t IntegerArg(const Napi::Value& v, const std::string& what, double min, double max) {
-  const double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-  if (!(x >= min && x <= max) || std::floor(x) != x) {
-    std::string range = "from " + std::to_string(static_cast<int64_t>(min)) + " to " +
-                        std::to_string(static_cast<int64_t>(max));
-    throw TypeError(what + ": must be an integer " + range + ", got " + Describe(v));
-  }
-  return static_cast<int64_t>(x);
-}
-
 dist::GroupOptions OptionsArg(const Napi::Value& value) {
   if (!value.IsObject() || value.IsArray()) {
     throw TypeError(
@@ -49,15 +30,9 @@ dist::GroupOptions OptionsArg(const Napi::Value& value) {
         "timeoutMs?, cudaDevice? }");
   }
   const auto object = value.As<Napi::Object>();
-  static const char* const known[] = {"rank",    "worldSize", "masterAddr", "masterPort",
-                                      "backend", "timeoutMs", "cudaDevice"};
-  const Napi::Array keys = object.GetPropertyNames();
-  for (uint32_t i = 0; i < keys.Length(); ++i) {
-    const std::string key = keys.Get(i).ToString().Utf8Value();
-    bool ok = false;
-    for (const char* k : known) ok = ok || key == k;
-    if (!ok) throw TypeError("options." + key + ": unknown option");
-  }
+  OnlyKnownKeys(
+      object, "options",
+      {"rank", "worldSize", "masterAddr", "masterPort", "backend", "timeoutMs", "cudaDevice"});
   auto required = [&](const char* field) {
     Napi::Value v = object.Get(field);
     if (v.IsUndefined()) throw TypeError(std::string("options.") + field + ": missing");
@@ -99,36 +74,18 @@ dist::GroupOptions OptionsArg(const Napi::Value& value) {
 
 // Copies of the arrays (the work outlives the call), as 1-D float32 tensors.
 std::vector<torch::Tensor> ArraysArg(const Napi::Value& value, const std::string& what) {
-  if (!value.IsArray()) throw TypeError(what + ": expected an array of Float32Array");
-  const auto array = value.As<Napi::Array>();
-  std::vector<torch::Tensor> out;
-  out.reserve(array.Length());
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    Napi::Value item = array.Get(i);
-    const std::string name = what + "[" + std::to_string(i) + "]";
+  return ListArg(value, what, [](const Napi::Value& item, const std::string& name) {
     if (!item.IsTypedArray() ||
         item.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
       throw TypeError(name + ": expected a Float32Array");
     }
     const auto length = static_cast<int64_t>(item.As<Napi::Float32Array>().ElementLength());
-    out.push_back(FloatTensorArg(item, {length}, name));
-  }
-  return out;
+    return FloatTensorArg(item, {length}, name);
+  });
 }
 
 std::vector<double> NumbersArg(const Napi::Value& value, const std::string& what) {
-  if (!value.IsArray()) throw TypeError(what + ": expected an array of numbers");
-  const auto array = value.As<Napi::Array>();
-  std::vector<double> out;
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    Napi::Value item = array.Get(i);
-    if (!item.IsNumber()) {
-      throw TypeError(what + "[" + std::to_string(i) + "]: expected a number, got " +
-                      Describe(item));
-    }
-    out.push_back(item.As<Napi::Number>().DoubleValue());
-  }
-  return out;
+  return ListArg(value, what, NumberArg);
 }
 
 Napi::Value ArraysOf(Napi::Env env, std::vector<torch::Tensor>& tensors) {
@@ -265,13 +222,8 @@ class DistGroupWrap : public Napi::ObjectWrap<DistGroupWrap> {
     return Guard(info.Env(), [&]() -> Napi::Value {
       auto group = this->group("barrier");
       const uint64_t turn = group->ReserveTurn();
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [group, turn] {
-            group->InTurn(turn, [&] { group->Barrier(); });
-            return true;
-          },
-          [](Napi::Env env, bool&) { return env.Undefined(); });
+      return PromiseWorker<void>::Start(
+          info.Env(), [group, turn] { group->InTurn(turn, [&] { group->Barrier(); }); });
     });
   }
 
@@ -303,13 +255,7 @@ class DistGroupWrap : public Napi::ObjectWrap<DistGroupWrap> {
     return Guard(info.Env(), [&]() -> Napi::Value {
       auto group = this->group("destroy");
       destroyed_ = true;
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [group] {
-            group->Destroy();
-            return true;
-          },
-          [](Napi::Env env, bool&) { return env.Undefined(); });
+      return PromiseWorker<void>::Start(info.Env(), [group] { group->Destroy(); });
     });
   }
 

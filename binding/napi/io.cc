@@ -15,6 +15,7 @@
 #include "io/checkpoint.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "napi/args.h"
 #include "napi/errors.h"
 #include "napi/modules.h"
 #include "napi/tensors.h"
@@ -23,12 +24,12 @@
 namespace koner::napi {
 namespace {
 
-struct DtypeName {
+struct DtypeEntry {
   const char* name;
   torch::ScalarType type;
 };
 
-const DtypeName kDtypeNames[] = {
+const DtypeEntry kDtypeNames[] = {
     {"float32", torch::kFloat32}, {"float16", torch::kFloat16}, {"bfloat16", torch::kBFloat16},
     {"float64", torch::kFloat64}, {"int64", torch::kInt64},     {"int32", torch::kInt32},
     {"int16", torch::kInt16},     {"int8", torch::kInt8},       {"uint8", torch::kUInt8},
@@ -42,9 +43,8 @@ std::string NameOf(torch::ScalarType type) {
   return c10::toString(type);
 }
 
-std::string StringArg(const Napi::Value& value, const std::string& what) {
-  if (!value.IsString()) throw TypeError(what + ": expected a string");
-  std::string s = value.As<Napi::String>().Utf8Value();
+std::string NonEmptyArg(const Napi::Value& value, const std::string& what) {
+  std::string s = StringArg(value, what);
   if (s.empty()) throw TypeError(what + ": must not be empty");
   return s;
 }
@@ -60,7 +60,7 @@ Napi::Array ShapeToJs(Napi::Env env, const std::vector<int64_t>& shape) {
 // inspectCheckpoint(path) -> Promise<{ name, shape, dtype }[]>
 Napi::Value InspectCheckpoint(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    std::string path = StringArg(info[0], "path");
+    std::string path = NonEmptyArg(info[0], "path");
     return PromiseWorker<std::vector<io::TensorInfo>>::Start(
         info.Env(), [path] { return io::InspectCheckpoint(path).tensors; },
         [](Napi::Env env, std::vector<io::TensorInfo>& tensors) -> Napi::Value {
@@ -82,14 +82,14 @@ Napi::Value InspectCheckpoint(const Napi::CallbackInfo& info) {
 // asFloat32 converts floating tensors.
 Napi::Value ReadTensors(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    std::string path = StringArg(info[0], "path");
+    std::string path = NonEmptyArg(info[0], "path");
     std::optional<std::set<std::string>> names;
     if (!info[1].IsNull() && !info[1].IsUndefined()) {
       if (!info[1].IsArray()) throw TypeError("names: expected an array of strings or null");
       auto array = info[1].As<Napi::Array>();
       names.emplace();
       for (uint32_t i = 0; i < array.Length(); ++i) {
-        names->insert(StringArg(array.Get(i), "names[" + std::to_string(i) + "]"));
+        names->insert(NonEmptyArg(array.Get(i), "names[" + std::to_string(i) + "]"));
       }
     }
     const bool asFloat32 = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
@@ -159,8 +159,8 @@ double PositiveNumber(const Napi::Object& o, const char* key, double fallback,
 
 ConvertArgs ReadConvertArgs(const Napi::CallbackInfo& info) {
   ConvertArgs a;
-  a.src = StringArg(info[0], "src");
-  a.dst = StringArg(info[1], "dst");
+  a.src = NonEmptyArg(info[0], "src");
+  a.dst = NonEmptyArg(info[1], "dst");
   if (!info[2].IsArray()) throw TypeError("renames: expected an array of [from, to] pairs");
   auto renames = info[2].As<Napi::Array>();
   std::set<std::string> targets;
@@ -171,7 +171,8 @@ ConvertArgs ReadConvertArgs(const Napi::CallbackInfo& info) {
       throw TypeError(what + ": expected a [from, to] pair of strings");
     }
     auto p = pair.As<Napi::Array>();
-    a.renames.emplace_back(StringArg(p.Get(0u), what + "[0]"), StringArg(p.Get(1u), what + "[1]"));
+    a.renames.emplace_back(NonEmptyArg(p.Get(0u), what + "[0]"),
+                           NonEmptyArg(p.Get(1u), what + "[1]"));
     if (!targets.insert(a.renames.back().second).second) {
       throw TypeError(what + ": \"" + a.renames.back().second + "\" is the target of two renames");
     }
@@ -214,7 +215,7 @@ ConvertArgs ReadConvertArgs(const Napi::CallbackInfo& info) {
       if (!item.IsObject()) throw TypeError(what + ": expected an object");
       auto o = item.As<Napi::Object>();
       Extra e;
-      e.name = StringArg(o.Get("name"), what + ".name");
+      e.name = NonEmptyArg(o.Get("name"), what + ".name");
       if (targets.count(e.name)) {
         throw TypeError(what + ": \"" + e.name + "\" is also the target of a rename");
       }
@@ -302,13 +303,7 @@ void Convert(const ConvertArgs& a) {
 Napi::Value ConvertCheckpoint(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     ConvertArgs args = ReadConvertArgs(info);
-    return PromiseWorker<bool>::Start(
-        info.Env(),
-        [args] {
-          Convert(args);
-          return true;
-        },
-        [](Napi::Env env, bool&) { return env.Undefined(); });
+    return PromiseWorker<void>::Start(info.Env(), [args] { Convert(args); });
   });
 }
 

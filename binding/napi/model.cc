@@ -32,6 +32,7 @@
 #include "model/config.h"
 #include "model/ner_model.h"
 #include "model/weights.h"
+#include "napi/args.h"
 #include "napi/errors.h"
 #include "napi/modules.h"
 #include "napi/tensors.h"
@@ -107,15 +108,7 @@ class TensorThread {
 
 // ---- arguments ------------------------------------------------------------------------------
 
-std::string Describe(const Napi::Value& v) {
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsString()) return "\"" + v.As<Napi::String>().Utf8Value() + "\"";
-  if (v.IsNumber() || v.IsBoolean()) return v.ToString().Utf8Value();
-  if (v.IsArray()) return "an array";
-  return "an object";
-}
-
+// config.<field>, required.
 Napi::Value Field(const Napi::Object& config, const char* field) {
   Napi::Value v = config.Get(field);
   if (v.IsUndefined()) throw TypeError(std::string("config.") + field + ": missing");
@@ -123,29 +116,16 @@ Napi::Value Field(const Napi::Object& config, const char* field) {
 }
 
 int64_t IntField(const Napi::Object& config, const char* field, int64_t min) {
-  Napi::Value v = Field(config, field);
-  double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-  if (!(x >= static_cast<double>(min)) || std::floor(x) != x || x > 9.0e15) {
-    throw TypeError(std::string("config.") + field +
-                    ": must be an integer >= " + std::to_string(min) + ", got " + Describe(v));
-  }
-  return static_cast<int64_t>(x);
+  return IntegerArg(Field(config, field), std::string("config.") + field, static_cast<double>(min),
+                    9.0e15);
 }
 
 double NumberField(const Napi::Object& config, const char* field) {
-  Napi::Value v = Field(config, field);
-  if (!v.IsNumber()) {
-    throw TypeError(std::string("config.") + field + ": must be a number, got " + Describe(v));
-  }
-  return v.As<Napi::Number>().DoubleValue();
+  return NumberArg(Field(config, field), std::string("config.") + field);
 }
 
 std::string StringField(const Napi::Object& config, const char* field) {
-  Napi::Value v = Field(config, field);
-  if (!v.IsString()) {
-    throw TypeError(std::string("config.") + field + ": must be a string, got " + Describe(v));
-  }
-  return v.As<Napi::String>().Utf8Value();
+  return StringArg(Field(config, field), std::string("config.") + field);
 }
 
 // The camel-cased ModelConfig of lib/model/config.ts, checked field by field (types here, ranges
@@ -174,41 +154,12 @@ ModelConfig ConfigArg(const Napi::Value& value) {
   c.padTokenId = IntField(o, "padTokenId", 0);
   c.head = model::ParseHeadKind(StringField(o, "head"));
   c.rnnHiddenSize = IntField(o, "rnnHiddenSize", 1);
-  Napi::Value labels = Field(o, "labels");
-  if (!labels.IsArray()) {
-    throw TypeError("config.labels: must be an array of tag names, got " + Describe(labels));
-  }
-  auto array = labels.As<Napi::Array>();
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    Napi::Value name = array.Get(i);
-    if (!name.IsString()) {
-      throw TypeError("config.labels: entry " + std::to_string(i) + " must be a string, got " +
-                      Describe(name));
-    }
-    c.labels.push_back(name.As<Napi::String>().Utf8Value());
-  }
+  c.labels = StringListArg(Field(o, "labels"), "config.labels");
   // The optional parts (absent in a plain BERT config).
   Napi::Value mlm = o.Get("mlmHead");
-  if (!mlm.IsUndefined()) {
-    if (!mlm.IsBoolean())
-      throw TypeError("config.mlmHead: must be a boolean, got " + Describe(mlm));
-    c.mlmHead = mlm.As<Napi::Boolean>().Value();
-  }
+  if (!mlm.IsUndefined()) c.mlmHead = BooleanArg(mlm, "config.mlmHead");
   Napi::Value pos = o.Get("posLabels");
-  if (!pos.IsUndefined()) {
-    if (!pos.IsArray()) {
-      throw TypeError("config.posLabels: must be an array of POS tag names, got " + Describe(pos));
-    }
-    auto tags = pos.As<Napi::Array>();
-    for (uint32_t i = 0; i < tags.Length(); ++i) {
-      Napi::Value name = tags.Get(i);
-      if (!name.IsString()) {
-        throw TypeError("config.posLabels: entry " + std::to_string(i) + " must be a string, got " +
-                        Describe(name));
-      }
-      c.posLabels.push_back(name.As<Napi::String>().Utf8Value());
-    }
-  }
+  if (!pos.IsUndefined()) c.posLabels = StringListArg(pos, "config.posLabels");
   if (!o.Get("syllableVocabSize").IsUndefined()) {
     c.syllableVocabSize = IntField(o, "syllableVocabSize", 0);
   }
@@ -216,58 +167,14 @@ ModelConfig ConfigArg(const Napi::Value& value) {
   return c;
 }
 
-std::string StringArg(const Napi::Value& v, const std::string& what) {
-  if (!v.IsString()) throw TypeError(what + ": expected a string, got " + Describe(v));
-  return v.As<Napi::String>().Utf8Value();
-}
-
-torch::ScalarType DtypeArg(const Napi::Value& v, const std::string& what) {
-  const std::string name = StringArg(v, what);
-  if (name == "float32") return torch::kFloat32;
-  if (name == "float16") return torch::kFloat16;
-  if (name == "bfloat16") return torch::kBFloat16;
+// The encoder's precision for to(): a storage dtype, or 'int8' (dynamic quantization of the
+// products on the CPU, which stores nothing in int8).
+torch::ScalarType EncoderDtypeArg(const Napi::Value& v) {
+  const std::string name = StringArg(v, "dtype");
   if (name == "int8") return torch::kQInt8;
-  throw TypeError(what + ": must be 'float32', 'float16', 'bfloat16' or 'int8', got \"" + name +
+  if (name == "float32" || name == "float16" || name == "bfloat16") return DtypeArg(v, "dtype");
+  throw TypeError("dtype: must be 'float32', 'float16', 'bfloat16' or 'int8', got \"" + name +
                   "\"");
-}
-
-const char* DtypeName(torch::ScalarType t) {
-  switch (t) {
-    case torch::kFloat16:
-      return "float16";
-    case torch::kBFloat16:
-      return "bfloat16";
-    case torch::kQInt8:
-      return "int8";
-    default:
-      return "float32";
-  }
-}
-
-torch::Device DeviceArg(const Napi::Value& v) {
-  const std::string name = StringArg(v, "device");
-  if (name == "cpu") return torch::kCPU;
-  int64_t index = 0;
-  if (name != "cuda") {
-    const std::string prefix = "cuda:";
-    const std::string digits = name.substr(std::min(prefix.size(), name.size()));
-    if (name.compare(0, prefix.size(), prefix) != 0 || digits.empty() || digits.size() > 3 ||
-        digits.find_first_not_of("0123456789") != std::string::npos) {
-      throw TypeError("device: must be 'cpu', 'cuda' or 'cuda:N', got \"" + name + "\"");
-    }
-    index = std::stoll(digits);
-  }
-  if (!torch::cuda::is_available()) {
-    throw std::runtime_error("device \"" + name +
-                             "\": CUDA is not available (this LibTorch has no CUDA support or "
-                             "no CUDA device is visible); use 'cpu'");
-  }
-  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
-  if (index >= count) {
-    throw std::runtime_error("device \"" + name + "\": only " + std::to_string(count) +
-                             " CUDA device(s) visible");
-  }
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
 // lengths [B] as int64, each within 1..T.
@@ -353,6 +260,26 @@ Batch BatchArgs(const Napi::CallbackInfo& info, const ModelConfig& c, size_t ext
   return {ids, MaskOf(lengths, T), lengths, SyllablesArg(info[extraIndex], B, T, c)};
 }
 
+// A non-empty array of indices into 0..count-1 (layers or heads), in the caller's order.
+std::vector<int64_t> IndexListArg(const Napi::Value& value, int64_t count,
+                                  const std::string& what) {
+  if (!value.IsArray() || value.As<Napi::Array>().Length() == 0) {
+    throw TypeError(what + ": expected a non-empty array of indices, got " + Describe(value));
+  }
+  auto array = value.As<Napi::Array>();
+  std::vector<int64_t> out;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value v = array.Get(i);
+    double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!(x >= 0 && x < static_cast<double>(count)) || std::floor(x) != x) {
+      throw std::out_of_range(what + "[" + std::to_string(i) + "] = " + Describe(v) +
+                              " is not an index from 0 to " + std::to_string(count - 1));
+    }
+    out.push_back(static_cast<int64_t>(x));
+  }
+  return out;
+}
+
 // Emissions [B, T, K] computed elsewhere (stitched from windows, so T may exceed the positions).
 struct EmissionBatch {
   torch::Tensor emissions;  // [B, T, K] float32
@@ -393,11 +320,7 @@ DecodeOptions DecodeOptionsArg(const Napi::Value& value, int64_t K) {
   auto o = value.As<Napi::Object>();
   Napi::Value nBest = o.Get("nBest");
   if (!nBest.IsUndefined()) {
-    double x = nBest.IsNumber() ? nBest.As<Napi::Number>().DoubleValue() : NAN;
-    if (!(x >= 1 && x <= 1000) || std::floor(x) != x) {
-      throw TypeError("options.nBest: must be an integer from 1 to 1000, got " + Describe(nBest));
-    }
-    options.nBest = static_cast<int64_t>(x);
+    options.nBest = IntegerArg(nBest, "options.nBest", 1, 1000);
   }
   Napi::Value constraints = o.Get("constraints");
   if (!constraints.IsUndefined()) {
@@ -416,10 +339,7 @@ DecodeOptions DecodeOptionsArg(const Napi::Value& value, int64_t K) {
   }
   Napi::Value marginals = o.Get("marginals");
   if (!marginals.IsUndefined()) {
-    if (!marginals.IsBoolean()) {
-      throw TypeError("options.marginals: expected a boolean, got " + Describe(marginals));
-    }
-    options.marginals = marginals.As<Napi::Boolean>().Value();
+    options.marginals = BooleanArg(marginals, "options.marginals");
   }
   return options;
 }
@@ -476,6 +396,34 @@ Napi::Value DecodedToJs(Napi::Env env, Decoded& d) {
   return out;
 }
 
+// The model behind a state, for work that holds the state's lock.
+model::NerModelImpl& Live(State& state) {
+  if (state.model.is_empty()) throw std::runtime_error(kDisposedMessage);
+  return *state.model;
+}
+
+// The one way tensor work reaches a model: on the tensor thread, holding the model's lock.
+// Shared: inference and saving, any number at once, under InferenceMode. Exclusive: whatever
+// changes the module (loading, moving, seeding, disposing), alone.
+template <typename F>
+auto Shared(const std::shared_ptr<State>& state, F&& work) {
+  return TensorThread::Run([&] {
+    std::shared_lock<std::shared_mutex> lock(state->mutex);
+    c10::InferenceMode inference;
+    return work(Live(*state));
+  });
+}
+
+template <typename F>
+auto Exclusive(const std::shared_ptr<State>& state, F&& work) {
+  return TensorThread::Run([&] {
+    std::unique_lock<std::shared_mutex> lock(state->mutex);
+    return work(Live(*state));
+  });
+}
+
+Napi::Value TensorToJs(Napi::Env env, torch::Tensor& t) { return TypedArrayOf(env, t); }
+
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -487,11 +435,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            InstanceMethod<&ModelWrap::Placement>("placement"),
                            InstanceMethod<&ModelWrap::Emissions>("emissions"),
                            InstanceMethod<&ModelWrap::Hidden>("hidden"),
+                           InstanceMethod<&ModelWrap::Attentions>("attentions"),
                            InstanceMethod<&ModelWrap::Decode>("decode"),
                            InstanceMethod<&ModelWrap::DecodeEmissions>("decodeEmissions"),
                            InstanceMethod<&ModelWrap::Loss>("loss"),
                            InstanceMethod<&ModelWrap::ParameterInfo>("parameterInfo"),
                            InstanceMethod<&ModelWrap::Seed>("seed"),
+                           InstanceMethod<&ModelWrap::Dispose>("dispose"),
                        });
   }
 
@@ -501,7 +451,15 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       // Built (and its initial weights drawn) on the tensor thread too, waiting for it here.
       state_ = TensorThread::Run([&] {
         std::lock_guard<std::mutex> init(InitMutex());
-        return std::make_shared<State>(config);
+        try {
+          return std::make_shared<State>(config);
+        } catch (const std::exception& e) {
+          throw std::runtime_error("cannot build the model of this config (vocabSize " +
+                                   std::to_string(config.vocabSize) + ", hiddenSize " +
+                                   std::to_string(config.hiddenSize) + ", numHiddenLayers " +
+                                   std::to_string(config.numHiddenLayers) + ", intermediateSize " +
+                                   std::to_string(config.intermediateSize) + "): " + MessageOf(e));
+        }
       });
       for (const auto& item : state_->model->named_parameters(/*recurse=*/true)) {
         parameters_.emplace_back(item.key(), item.value().sizes().vec());
@@ -513,21 +471,44 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   const std::shared_ptr<State>& state() const { return state_; }
 
  private:
-  const ModelConfig& config() const { return state_->model->config(); }
+  const ModelConfig& config() const { return state_->config; }
 
-  // loadWeights(path) -> Promise<{ kind: 'model' | 'encoder', ignored: string[] }>
+  // Argument checks that need the model refuse a disposed one before anything else.
+  void CheckLive() const {
+    if (state_->disposed) throw std::runtime_error(kDisposedMessage);
+  }
+
+  // The inference calls' one shape, once their arguments are checked: work(model, the batch on
+  // the model's device) on the tensor thread under the shared lock, settling a Promise.
+  template <typename R, typename Work, typename ToJs>
+  Napi::Value Infer(Napi::Env env, const Batch& batch, Work work, ToJs toJs) {
+    auto state = state_;
+    return PromiseWorker<R>::Start(
+        env,
+        [state, batch, work] {
+          return Shared(state, [&](model::NerModelImpl& m) { return work(m, Place(batch, m)); });
+        },
+        toJs);
+  }
+
+  // loadWeights(path) -> Promise<{ kind: 'model' | 'encoder', ignored: string[] }>. The file is
+  // read (off the tensor thread, without the lock) before the load.
   Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckLive();
       const std::string path = StringArg(info[0], "path");
       auto state = state_;
       return PromiseWorker<model::LoadReport>::Start(
           info.Env(),
           [state, path] {
-            auto file = io::ReadSafetensors(path);
-            return TensorThread::Run([&] {
-              std::unique_lock<std::shared_mutex> lock(state->mutex);
-              return model::LoadWeights(*state->model, file.tensors, path);
+            auto file = io::ReadSafetensors(path, nullptr, io::Tiling::Deferred);
+            auto report = Exclusive(state, [&](model::NerModelImpl& m) {
+              return model::LoadWeights(m, file.tensors, path);
             });
+            // Every tensor the model needs is there (LoadWeights names any that is missing),
+            // so a gap in the data section is damage, not a missing tensor.
+            if (!file.tilingProblem.empty()) throw std::runtime_error(file.tilingProblem);
+            return report;
           },
           [](Napi::Env env, model::LoadReport& report) -> Napi::Value {
             auto out = Napi::Object::New(env);
@@ -543,23 +524,15 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // saveWeights(path, dtype = 'float32') -> Promise<void>
   Napi::Value SaveWeights(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckLive();
       const std::string path = StringArg(info[0], "path");
       const auto dtype = info[1].IsUndefined() ? torch::kFloat32 : DtypeArg(info[1], "dtype");
-      if (dtype == torch::kQInt8) {
-        throw TypeError("dtype: int8 is a precision of inference, not of stored weights");
-      }
       auto state = state_;
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [state, path, dtype] {
-            return TensorThread::Run([&] {
-              std::shared_lock<std::shared_mutex> lock(state->mutex);
-              io::WriteSafetensors(path, model::WeightsOf(*state->model, dtype),
-                                   {{"format", "pt"}});
-              return true;
-            });
-          },
-          [](Napi::Env env, bool&) { return env.Undefined(); });
+      return PromiseWorker<void>::Start(info.Env(), [state, path, dtype] {
+        Shared(state, [&](model::NerModelImpl& m) {
+          io::WriteSafetensors(path, model::WeightsOf(m, dtype), {{"format", "pt"}});
+        });
+      });
     });
   }
 
@@ -568,7 +541,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // bfloat16 and int8 are the precision of the encoder's products (model/ner_model.h).
   Napi::Value To(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      const auto dtype = info[1].IsUndefined() ? torch::kFloat32 : DtypeArg(info[1], "dtype");
+      CheckLive();
+      const auto dtype = info[1].IsUndefined() ? torch::kFloat32 : EncoderDtypeArg(info[1]);
       const torch::Device device = DeviceArg(info[0]);
       if (dtype == torch::kFloat16 && device.is_cpu()) {
         throw std::invalid_argument(
@@ -576,25 +550,21 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
             "bfloat16 on the CPU");
       }
       auto state = state_;
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [state, device, dtype] {
-            return TensorThread::Run([&] {
-              std::unique_lock<std::shared_mutex> lock(state->mutex);
-              state->model->Place(device, dtype);
-              std::lock_guard<std::mutex> names(state->placementMutex);
-              state->deviceName = device.str();
-              state->dtypeName = DtypeName(dtype);
-              return true;
-            });
-          },
-          [](Napi::Env env, bool&) { return env.Undefined(); });
+      return PromiseWorker<void>::Start(info.Env(), [state, device, dtype] {
+        Exclusive(state, [&](model::NerModelImpl& m) {
+          m.Place(device, dtype);
+          std::lock_guard<std::mutex> names(state->placementMutex);
+          state->deviceName = device.str();
+          state->dtypeName = DtypeName(dtype);
+        });
+      });
     });
   }
 
   // placement() -> { device, dtype }: where the encoder's parameters are and their dtype.
   Napi::Value Placement(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckLive();
       std::lock_guard<std::mutex> names(state_->placementMutex);
       auto out = Napi::Object::New(info.Env());
       out.Set("device", state_->deviceName);
@@ -607,20 +577,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // length. `inputs` (every inference call's last argument) carries the syllables.
   Napi::Value Emissions(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      auto batch = BatchArgs(info, config(), 3);
-      auto state = state_;
-      return PromiseWorker<torch::Tensor>::Start(
-          info.Env(),
-          [state, batch] {
-            return TensorThread::Run([&] {
-              std::shared_lock<std::shared_mutex> lock(state->mutex);
-              c10::InferenceMode inference;
-              auto in = Place(batch, *state->model);
-              auto e = state->model->Emissions(in.ids, in.mask, {}, in.syllables);
-              return ForJs(ValidOnly(e, in.mask), torch::kFloat32);
-            });
+      CheckLive();
+      return Infer<torch::Tensor>(
+          info.Env(), BatchArgs(info, config(), 3),
+          [](model::NerModelImpl& m, const Placed& in) {
+            return ForJs(ValidOnly(m.Emissions(in.ids, in.mask, {}, in.syllables), in.mask),
+                         torch::kFloat32);
           },
-          [](Napi::Env env, torch::Tensor& t) { return TypedArrayOf(env, t); });
+          TensorToJs);
     });
   }
 
@@ -628,20 +592,48 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // hidden states (as float32), 0 beyond each length.
   Napi::Value Hidden(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      auto batch = BatchArgs(info, config(), 3);
-      auto state = state_;
-      return PromiseWorker<torch::Tensor>::Start(
-          info.Env(),
-          [state, batch] {
-            return TensorThread::Run([&] {
-              std::shared_lock<std::shared_mutex> lock(state->mutex);
-              c10::InferenceMode inference;
-              auto in = Place(batch, *state->model);
-              auto h = state->model->Hidden(in.ids, in.mask, {}, in.syllables);
-              return ForJs(ValidOnly(h.to(torch::kFloat32), in.mask), torch::kFloat32);
-            });
+      CheckLive();
+      return Infer<torch::Tensor>(
+          info.Env(), BatchArgs(info, config(), 3),
+          [](model::NerModelImpl& m, const Placed& in) {
+            auto h = m.Hidden(in.ids, in.mask, {}, in.syllables);
+            return ForJs(ValidOnly(h.to(torch::kFloat32), in.mask), torch::kFloat32);
           },
-          [](Napi::Env env, torch::Tensor& t) { return TypedArrayOf(env, t); });
+          TensorToJs);
+    });
+  }
+
+  // attentions(ids, shape, lengths, layers: number[], heads: number[], inputs?) -> Promise<{
+  // emissions: Float32Array [B, T, K], attentions: Float32Array [B, layers, heads, T, T] }>: one
+  // forward that keeps the listed layers' attention probabilities (as float32) for the listed
+  // heads, in the order given; 0 beyond each length (emission rows, attention query rows).
+  Napi::Value Attentions(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckLive();
+      auto batch = BatchArgs(info, config(), 5);
+      auto layers = IndexListArg(info[3], config().numHiddenLayers, "layers");
+      auto heads = IndexListArg(info[4], config().numAttentionHeads, "heads");
+      return Infer<std::pair<torch::Tensor, torch::Tensor>>(
+          info.Env(), batch,
+          [layers, heads](model::NerModelImpl& m, const Placed& in) {
+            model::AttentionCapture capture;
+            capture.layers = layers;
+            auto e = m.Emissions(in.ids, in.mask, {}, in.syllables, &capture);
+            auto headIndex = torch::tensor(heads, torch::kInt64).to(m.device());
+            std::vector<torch::Tensor> picked;
+            for (const auto& p : capture.probs) picked.push_back(p.index_select(1, headIndex));
+            const int64_t B = in.mask.size(0), T = in.mask.size(1);
+            auto queries = in.mask.view({B, 1, 1, T, 1});
+            auto probs = torch::stack(picked, 1).to(torch::kFloat32) * queries;
+            return std::make_pair(ForJs(ValidOnly(e, in.mask), torch::kFloat32),
+                                  ForJs(probs, torch::kFloat32));
+          },
+          [](Napi::Env env, std::pair<torch::Tensor, torch::Tensor>& out) -> Napi::Value {
+            auto result = Napi::Object::New(env);
+            result.Set("emissions", TypedArrayOf(env, out.first));
+            result.Set("attentions", TypedArrayOf(env, out.second));
+            return result;
+          });
     });
   }
 
@@ -651,20 +643,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // one.
   Napi::Value Decode(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckLive();
       auto batch = BatchArgs(info, config(), 4);
       auto options = DecodeOptionsArg(info[3], config().numLabels());
-      auto state = state_;
-      return PromiseWorker<Decoded>::Start(
-          info.Env(),
-          [state, batch, options] {
-            return TensorThread::Run([&] {
-              std::shared_lock<std::shared_mutex> lock(state->mutex);
-              c10::InferenceMode inference;
-              auto& m = *state->model;
-              auto in = Place(batch, m);
-              return DecodeWith(m, m.Emissions(in.ids, in.mask, {}, in.syllables), in.mask,
-                                options);
-            });
+      return Infer<Decoded>(
+          info.Env(), batch,
+          [options](model::NerModelImpl& m, const Placed& in) {
+            return DecodeWith(m, m.Emissions(in.ids, in.mask, {}, in.syllables), in.mask, options);
           },
           DecodedToJs);
     });
@@ -675,16 +660,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // is not bounded by the positions).
   Napi::Value DecodeEmissions(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckLive();
       auto batch = EmissionArgs(info, config());
       auto options = DecodeOptionsArg(info[3], config().numLabels());
       auto state = state_;
       return PromiseWorker<Decoded>::Start(
           info.Env(),
           [state, batch, options] {
-            return TensorThread::Run([&] {
-              std::shared_lock<std::shared_mutex> lock(state->mutex);
-              c10::InferenceMode inference;
-              auto& m = *state->model;
+            return Shared(state, [&](model::NerModelImpl& m) {
               return DecodeWith(m, batch.emissions.to(m.device()), batch.mask.to(m.device()),
                                 options);
             });
@@ -698,6 +681,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // otherwise).
   Napi::Value Loss(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckLive();
       auto batch = BatchArgs(info, config(), 4);
       auto tags = IntTensorArg(info[3], batch.ids.sizes().vec(), "tags").to(torch::kInt64);
       const int64_t K = config().numLabels();
@@ -709,18 +693,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                                     "] = " + std::to_string(tags[b][t].item<int64_t>()) +
                                     " is outside 0.." + std::to_string(K - 1));
       }
-      auto state = state_;
-      return PromiseWorker<double>::Start(
-          info.Env(),
-          [state, batch, tags] {
-            return TensorThread::Run([&] {
-              std::shared_lock<std::shared_mutex> lock(state->mutex);
-              c10::InferenceMode inference;
-              auto& m = *state->model;
-              auto in = Place(batch, m);
-              auto e = m.Emissions(in.ids, in.mask, {}, in.syllables);
-              return m.head().Loss(e, tags.to(m.device()), in.mask).item<double>();
-            });
+      return Infer<double>(
+          info.Env(), batch,
+          [tags](model::NerModelImpl& m, const Placed& in) {
+            auto e = m.Emissions(in.ids, in.mask, {}, in.syllables);
+            return m.head().Loss(e, tags.to(m.device()), in.mask).item<double>();
           },
           [](Napi::Env env, double& x) { return Napi::Number::New(env, x); });
     });
@@ -749,24 +726,32 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // from it, so models of one config seeded alike are identical.
   Napi::Value Seed(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      double x = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
-      if (!(x >= 0) || std::floor(x) != x || x > 9007199254740991.0) {
-        throw TypeError("seed: must be a non-negative safe integer, got " + Describe(info[0]));
-      }
-      const auto seed = static_cast<uint64_t>(x);
+      CheckLive();
+      const auto seed = static_cast<uint64_t>(IntegerArg(info[0], "seed", 0, 9007199254740991.0));
       auto state = state_;
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [state, seed] {
-            return TensorThread::Run([&] {
-              std::unique_lock<std::shared_mutex> lock(state->mutex);
-              std::lock_guard<std::mutex> init(InitMutex());
-              torch::manual_seed(seed);
-              state->model->ResetParameters();
-              return true;
-            });
-          },
-          [](Napi::Env env, bool&) { return env.Undefined(); });
+      return PromiseWorker<void>::Start(info.Env(), [state, seed] {
+        Exclusive(state, [&](model::NerModelImpl& m) {
+          std::lock_guard<std::mutex> init(InitMutex());
+          torch::manual_seed(seed);
+          m.ResetParameters();
+        });
+      });
+    });
+  }
+
+  // dispose() -> Promise<void>: frees the module's memory once the calls in flight are done (it
+  // takes the lock alone); every later call fails saying the model was disposed. A second
+  // dispose does nothing.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      state_->disposed = true;
+      auto state = state_;
+      return PromiseWorker<void>::Start(info.Env(), [state] {
+        TensorThread::Run([&] {
+          std::unique_lock<std::shared_mutex> lock(state->mutex);
+          state->model = nullptr;
+        });
+      });
     });
   }
 

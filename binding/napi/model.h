@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -13,11 +14,19 @@
 
 namespace koner::napi {
 
+inline constexpr const char* kDisposedMessage =
+    "this model has been disposed (its memory is freed); load it again to use it";
+
 struct ModelState {
-  explicit ModelState(const model::ModelConfig& config) : model(config) {}
-  // Readers: inference, saving; writers: loading, placement, seeding, training steps.
+  explicit ModelState(const model::ModelConfig& config) : config(config), model(config) {}
+  // Never changes: argument checks read it on the JS thread, even after dispose.
+  const model::ModelConfig config;
+  // Readers: inference, saving; writers: loading, placement, seeding, training steps, dispose.
   std::shared_mutex mutex;
+  // Empty once disposed (under the lock): whoever holds the lock checks before use.
   model::NerModel model;
+  // Set on the JS thread by dispose(), so that later calls fail at once, before any work.
+  std::atomic<bool> disposed{false};
   std::mutex placementMutex;  // guards the two names below, read by placement()
   std::string deviceName = "cpu", dtypeName = "float32";
 };

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "napi/args.h"
 #include "napi/dist.h"
 #include "napi/errors.h"
 #include "napi/model.h"
@@ -30,36 +31,6 @@
 
 namespace koner::napi {
 namespace {
-
-std::string Describe(const Napi::Value& v) {
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsString()) return "\"" + v.As<Napi::String>().Utf8Value() + "\"";
-  if (v.IsNumber() || v.IsBoolean()) return v.ToString().Utf8Value();
-  if (v.IsArray()) return "an array";
-  return "an object";
-}
-
-double NumberArg(const Napi::Value& v, const std::string& what) {
-  if (!v.IsNumber()) throw TypeError(what + ": must be a number, got " + Describe(v));
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-std::string StringArg(const Napi::Value& v, const std::string& what) {
-  if (!v.IsString()) throw TypeError(what + ": expected a string, got " + Describe(v));
-  return v.As<Napi::String>().Utf8Value();
-}
-
-void OnlyKnownKeys(const Napi::Object& object, const std::string& what,
-                   std::initializer_list<const char*> known) {
-  const Napi::Array keys = object.GetPropertyNames();
-  for (uint32_t i = 0; i < keys.Length(); ++i) {
-    const std::string key = keys.Get(i).ToString().Utf8Value();
-    bool ok = false;
-    for (const char* k : known) ok = ok || key == k;
-    if (!ok) throw TypeError(what + "." + key + ": unknown field");
-  }
-}
 
 // NativeTrainerOptions; every error names its field.
 train::TrainerOptions OptionsArg(const Napi::Value& value) {
@@ -286,8 +257,6 @@ Napi::Value StepResultToJs(Napi::Env env, train::StepResult& r) {
   return out;
 }
 
-Napi::Value Undefined(Napi::Env env, bool&) { return env.Undefined(); }
-
 class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -306,6 +275,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
     Guard(info.Env(), [&] {
       model_ = SharedModelState(info[0], "model");
+      if (model_->disposed) throw std::runtime_error(kDisposedMessage);
       const auto options = OptionsArg(info[1]);
       trainer_ = std::make_shared<train::Trainer>(model_->model, options);
     });
@@ -317,7 +287,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return Guard(info.Env(), [&]() -> Napi::Value {
       std::shared_ptr<dist::Group> group;
       if (!info[2].IsUndefined() && !info[2].IsNull()) group = SharedGroup(info[2], "group");
-      auto batches = BatchesArg(info[0], model_->model->config(), group != nullptr);
+      if (model_->disposed) throw std::runtime_error(kDisposedMessage);
+      auto batches = BatchesArg(info[0], model_->config, group != nullptr);
       const double lr = NumberArg(info[1], "lr");
       if (!std::isfinite(lr) || lr < 0) {
         throw TypeError("lr: must be a finite number >= 0, got " + Describe(info[1]));
@@ -331,6 +302,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
           [model, trainer, group, batches, lr, turn] {
             auto run = [&] {
               std::unique_lock<std::shared_mutex> lock(model->mutex);
+              if (model->model.is_empty()) throw std::runtime_error(kDisposedMessage);
               return trainer->Step(batches, lr, group.get());
             };
             return group ? group->InTurn(turn, run) : run();
@@ -342,13 +314,15 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   // evaluate(batches) -> Promise<{ loss, …, mlmAccuracy }>: the step's losses without the step.
   Napi::Value Evaluate(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      auto batches = BatchesArg(info[0], model_->model->config(), false);
+      if (model_->disposed) throw std::runtime_error(kDisposedMessage);
+      auto batches = BatchesArg(info[0], model_->config, false);
       auto model = model_;
       auto trainer = trainer_;
       return PromiseWorker<train::StepResult>::Start(
           info.Env(),
           [model, trainer, batches] {
             std::shared_lock<std::shared_mutex> lock(model->mutex);
+            if (model->model.is_empty()) throw std::runtime_error(kDisposedMessage);
             return trainer->Evaluate(batches);
           },
           StepResultToJs);
@@ -371,16 +345,13 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       auto model = model_;
       auto trainer = trainer_;
       const uint64_t turn = group->ReserveTurn();
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [model, trainer, group, root, turn] {
-            return group->InTurn(turn, [&] {
-              std::unique_lock<std::shared_mutex> lock(model->mutex);
-              trainer->BroadcastParameters(*group, root);
-              return true;
-            });
-          },
-          Undefined);
+      return PromiseWorker<void>::Start(info.Env(), [model, trainer, group, root, turn] {
+        group->InTurn(turn, [&] {
+          std::unique_lock<std::shared_mutex> lock(model->mutex);
+          trainer->BroadcastParameters(*group, root);
+          return true;
+        });
+      });
     });
   }
 
@@ -391,14 +362,10 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       const std::string path = StringArg(info[0], "path");
       auto model = model_;
       auto trainer = trainer_;
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [model, trainer, path] {
-            std::shared_lock<std::shared_mutex> lock(model->mutex);
-            trainer->WriteState(path);
-            return true;
-          },
-          Undefined);
+      return PromiseWorker<void>::Start(info.Env(), [model, trainer, path] {
+        std::shared_lock<std::shared_mutex> lock(model->mutex);
+        trainer->WriteState(path);
+      });
     });
   }
 
@@ -408,15 +375,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       const std::string path = StringArg(info[0], "path");
       auto model = model_;
       auto trainer = trainer_;
-      return PromiseWorker<bool>::Start(
-          info.Env(),
-          [model, trainer, path] {
-            auto state = trainer->ReadState(path);
-            std::unique_lock<std::shared_mutex> lock(model->mutex);
-            trainer->ApplyState(std::move(state));
-            return true;
-          },
-          Undefined);
+      return PromiseWorker<void>::Start(info.Env(), [model, trainer, path] {
+        auto state = trainer->ReadState(path);
+        std::unique_lock<std::shared_mutex> lock(model->mutex);
+        trainer->ApplyState(std::move(state));
+      });
     });
   }
 

@@ -1,11 +1,13 @@
 // Runs tensor work on libuv's thread pool and settles a Promise: the event loop never waits on
 // a tensor. `work` runs off the JS thread and must not touch Napi values; `toJs` runs on it.
+// PromiseWorker<void> resolves with undefined and takes no `toJs`.
 #pragma once
 #include <napi.h>
 
 #include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "napi/errors.h"
@@ -15,11 +17,15 @@ namespace koner::napi {
 
 template <typename Result>
 class PromiseWorker : public Napi::AsyncWorker {
+  static constexpr bool kVoid = std::is_void_v<Result>;
+
  public:
   using Work = std::function<Result()>;
-  using ToJs = std::function<Napi::Value(Napi::Env, Result&)>;
+  using ToJs = std::conditional_t<
+      kVoid, std::nullptr_t,
+      std::function<Napi::Value(Napi::Env, std::conditional_t<kVoid, int, Result>&)>>;
 
-  static Napi::Promise Start(Napi::Env env, Work work, ToJs toJs) {
+  static Napi::Promise Start(Napi::Env env, Work work, ToJs toJs = {}) {
     auto* worker = new PromiseWorker(env, std::move(work), std::move(toJs));
     auto promise = worker->deferred_.Promise();
     worker->Queue();
@@ -30,7 +36,11 @@ class PromiseWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       ApplyThreads();
-      result_.emplace(work_());
+      if constexpr (kVoid) {
+        work_();
+      } else {
+        result_.emplace(work_());
+      }
     } catch (...) {
       SetError(CurrentExceptionMessage());
     }
@@ -39,7 +49,11 @@ class PromiseWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     try {
-      deferred_.Resolve(toJs_(env, *result_));
+      if constexpr (kVoid) {
+        deferred_.Resolve(env.Undefined());
+      } else {
+        deferred_.Resolve(toJs_(env, *result_));
+      }
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     } catch (...) {
@@ -59,7 +73,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Work work_;
   ToJs toJs_;
-  std::optional<Result> result_;
+  std::optional<std::conditional_t<kVoid, int, Result>> result_;
 };
 
 }  // namespace koner::napi

@@ -2,6 +2,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
+import { DEVICE_NAMES, parseDevice } from '../device.js';
 import type { BenchOptions } from './common.js';
 import { defaultPython } from './python.js';
 
@@ -46,8 +47,8 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): ParsedBe
     strict: true,
   });
   const device = values.device ?? 'cpu';
-  if (device !== 'cpu' && device !== 'cuda' && !/^cuda:\d+$/.test(device)) {
-    throw new TypeError(`--device: expected cpu, cuda or cuda:N, got ${device}`);
+  if (parseDevice(device) === null) {
+    throw new TypeError(`--device: expected ${DEVICE_NAMES}, got ${device}`);
   }
   return {
     threads: positiveInteger(values.threads, 'threads') ?? os.availableParallelism(),

@@ -4,6 +4,8 @@
  */
 import os from 'node:os';
 
+import { Rng } from '../train/rng.js';
+
 /**
  * One line of the table: koner's figure, the peer's (the Python/PyTorch implementation, or
  * onnxruntime-node for the (f) rows; the note says which), and which way is better.
@@ -111,16 +113,10 @@ export function machineLine(): string {
   return `${cpus[0]?.model.trim() ?? 'CPU'} × ${cpus.length}, load average ${loadAverage()}`;
 }
 
-/** A seeded generator of floats in [0, 1) (mulberry32). */
+/** Seeded floats in [0, 1) (lib/train/rng.ts's generator). */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = Rng.fromSeed(seed);
+  return () => rng.nextFloat();
 }
 
 /** Logs to stderr so that stdout carries only results. */

@@ -36,7 +36,7 @@ export function encoderFlops(batch: number, T: number): number {
 interface GemmPeak {
   openblas?: number;
   onednn?: number;
-  bfloat16?: number;
+  bfloat16?: number | null;
   float32?: number;
 }
 
@@ -86,7 +86,7 @@ export async function encoderBench(options: EncoderBenchOptions): Promise<BenchR
     peaks.push(await python.request<GemmPeak>('gemm'));
     const peak: GemmPeak = {};
     for (const key of ['openblas', 'onednn', 'bfloat16', 'float32'] as const) {
-      const values = peaks.map((p) => p[key]).filter((x): x is number => x !== undefined);
+      const values = peaks.map((p) => p[key]).filter((x): x is number => typeof x === 'number');
       if (values.length) peak[key] = Math.max(...values);
     }
     const scale = cuda ? 1e12 : 1e9;

@@ -28,7 +28,7 @@ import { readKmouCorpus } from '../corpus/index.js';
 import type { ModelConfig } from '../model/config.js';
 import { defaultModelDir } from '../model/default-model.js';
 import { NerModel } from '../model/ner-model.js';
-import type { NativeDtype } from '../native.js';
+import type { EncoderDtype } from '../native.js';
 import { setThreads } from '../runtime.js';
 import {
   type BenchOptions,
@@ -230,10 +230,10 @@ class Contest {
   }
 }
 
-/** A koner model in another encoder dtype (bfloat16), if this CPU runs it; else why not. */
+/** A koner model in another encoder precision (bfloat16, int8), if this CPU runs it; else why not. */
 async function lowPrecision(
   dir: string,
-  dtype: NativeDtype,
+  dtype: EncoderDtype,
   options: PeerBenchOptions,
 ): Promise<NerModel | string> {
   try {
@@ -243,6 +243,9 @@ async function lowPrecision(
   }
 }
 
+/** The reduced precisions measured against onnxruntime's fp32 (the KoBERT-size model). */
+const LOW_PRECISIONS = ['bfloat16', 'int8'] as const;
+
 export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> {
   const quick = options.quick;
   const rounds = options.rounds ?? (quick ? 1 : 3);
@@ -251,7 +254,10 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'koner-bench-peer-'));
   const contests: Contest[] = [];
   let python: PythonServer | null = null;
-  let bf16: NerModel | string = 'not measured';
+  const low: Record<'bfloat16' | 'int8', NerModel | string> = {
+    bfloat16: 'not measured',
+    int8: 'not measured',
+  };
   try {
     setThreads(options.threads);
     const ort = await loadOrt();
@@ -281,7 +287,7 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
       options,
     );
     contests.push(bundled);
-    bf16 = await lowPrecision(kobertDir, 'bfloat16', options);
+    for (const dtype of LOW_PRECISIONS) low[dtype] = await lowPrecision(kobertDir, dtype, options);
 
     // The numerics check doubles as the batch-32 warm-up of both sides.
     for (const c of contests) {
@@ -298,7 +304,10 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
       await c.peerPass(1, warm);
       await c.konerPass(c.koner, 32, warm);
     }
-    if (typeof bf16 !== 'string') await kobert.konerPass(bf16, 32, Math.min(texts.length, 64));
+    for (const dtype of LOW_PRECISIONS) {
+      const model = low[dtype];
+      if (typeof model !== 'string') await kobert.konerPass(model, 32, Math.min(texts.length, 64));
+    }
 
     // The GEMM peak, measured by the same LibTorch's oneDNN in Python, before the timed rounds.
     python = await PythonServer.start(options.python, pythonScript('encoder.py'), [
@@ -307,11 +316,15 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
       '--threads',
       String(options.threads),
     ]);
-    const peak = (await python.request<{ onednn: number }>('gemm')).onednn;
+    const peaks = await python.request<{
+      onednn: number;
+      bfloat16: number | null;
+      int8: number | null;
+    }>('gemm');
+    const peak = peaks.onednn;
     await python.close();
     python = null;
 
-    const low = typeof bf16 === 'string' ? null : bf16;
     const sides: { label: string; run: () => Promise<number> }[] = [];
     for (const c of contests) {
       for (const size of [1, 32]) {
@@ -319,9 +332,15 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
         sides.push({ label: `${c.name} onnxruntime b${size}`, run: () => c.peerPass(size) });
       }
     }
-    if (low) {
-      sides.push({ label: 'KoBERT-size koner bf16 b32', run: () => kobert.konerPass(low, 32) });
-      sides.push({ label: 'KoBERT-size koner bf16 b1', run: () => kobert.konerPass(low, 1) });
+    for (const dtype of LOW_PRECISIONS) {
+      const model = low[dtype];
+      if (typeof model === 'string') continue;
+      for (const size of [32, 1]) {
+        sides.push({
+          label: `KoBERT-size koner ${dtype} b${size}`,
+          run: () => kobert.konerPass(model, size),
+        });
+      }
     }
     const samples = await interleaved(
       rounds,
@@ -334,8 +353,8 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
     );
     const best = (label: string) => samples[sides.findIndex((s) => s.label === label)][0];
     const rate = (seconds: number) => texts.length / seconds;
-    const ofPeak = (c: Contest, size: number, seconds: number) =>
-      `${((100 * c.passFlops(size)) / seconds / (peak * 1e9)).toFixed(0)}%`;
+    const ofPeak = (c: Contest, size: number, seconds: number, of = peak) =>
+      `${((100 * c.passFlops(size)) / seconds / (of * 1e9)).toFixed(0)}%`;
     const n = `${texts.length} val sentences`;
     const rows: BenchRow[] = [];
     for (const c of contests) {
@@ -354,31 +373,35 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
         });
       }
     }
-    const fp32Peer = best('KoBERT-size onnxruntime b32');
-    if (low) {
+    for (const dtype of LOW_PRECISIONS) {
+      const model = low[dtype];
       for (const size of [32, 1]) {
-        const k = best(`KoBERT-size koner bf16 b${size}`);
+        const peer = rate(best(`KoBERT-size onnxruntime b${size}`));
+        const row = `(f) KoBERT-size ${dtype} vs onnxruntime fp32, batch ${size}`;
+        if (typeof model === 'string') {
+          rows.push({ row, koner: null, peer, unit: 'sentences/s', note: `not run: ${model}` });
+          continue;
+        }
+        const k = best(`KoBERT-size koner ${dtype} b${size}`);
+        const own = peaks[dtype];
         rows.push({
-          row: `(f) KoBERT-size bf16 vs onnxruntime fp32, batch ${size}`,
+          row,
           koner: rate(k),
-          peer: rate(size === 32 ? fp32Peer : best('KoBERT-size onnxruntime b1')),
+          peer,
           unit: 'sentences/s',
-          note: `koner's encoder in bfloat16 (CRF fp32); ${ofPeak(kobert, size, k)} of the fp32 peak`,
+          note:
+            `koner's encoder products in ${dtype} (CRF fp32); of the fp32 GEMM peak ` +
+            `${ofPeak(kobert, size, k)}` +
+            (own
+              ? `, of the ${dtype} peak (${own.toFixed(0)} GFLOP/s) ${ofPeak(kobert, size, k, own)}`
+              : ''),
         });
       }
-    } else {
-      rows.push({
-        row: '(f) KoBERT-size bf16 vs onnxruntime fp32, batch 32',
-        koner: null,
-        peer: rate(fp32Peer),
-        unit: 'sentences/s',
-        note: `bfloat16 not run: ${String(bf16)}`,
-      });
     }
     return rows;
   } finally {
     await python?.close();
-    if (bf16 && typeof bf16 !== 'string') bf16.dispose();
+    for (const model of Object.values(low)) if (typeof model !== 'string') model.dispose();
     for (const c of contests) await c.close();
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@ import { renderMarkup } from '../labels/markup.js';
 import { defaultModelDir } from '../model/default-model.js';
 import { NerModel } from '../model/ner-model.js';
 import { runtimeInfo } from '../runtime.js';
+import { noPositionals, type CliCommand } from './args.js';
 
 const SENTENCES = [
   '이순신 장군은 1545년 4월 28일 한성에서 태어났다.',
@@ -14,7 +15,8 @@ const SENTENCES = [
   '손흥민은 토트넘에서 8시즌 동안 173골을 넣었다.',
 ];
 
-export async function demoCommand(out: NodeJS.WritableStream = process.stdout): Promise<number> {
+/** Prints the demo to `out`; resolves with the exit code. */
+export async function demo(out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const info = runtimeInfo();
   const print = (line = '') => out.write(`${line}\n`);
   print(`koner on LibTorch ${info.torchVersion}`);
@@ -37,6 +39,17 @@ export async function demoCommand(out: NodeJS.WritableStream = process.stdout): 
       print(`  ${JSON.stringify({ ...e, score: Number(e.score.toFixed(4)) })}`);
     }
   });
-  model.dispose();
+  await model.dispose();
   return 0;
 }
+
+export const demoCommand: CliCommand = {
+  name: 'demo',
+  summary: 'runtime facts, then the bundled model tagging a few sentences',
+  usage:
+    'usage: koner demo\n\nPrints the runtime facts, then the bundled model tagging a few Korean sentences.',
+  run: (argv) => {
+    noPositionals(argv);
+    return demo();
+  },
+};

@@ -9,8 +9,7 @@ import { parseArgs } from 'node:util';
 import type { Sentence } from '../corpus/types.js';
 import { confusionMatrixSvg, writeSvg } from '../eval/svg-plots.js';
 import { createLabelScheme, parseTag, type LabelScheme } from '../labels/scheme.js';
-import { defaultModelDir } from '../model/default-model.js';
-import { NerModel } from '../model/ner-model.js';
+import type { NerModel } from '../model/ner-model.js';
 import { readSentences } from '../train/data.js';
 import {
   formatEvaluation,
@@ -19,7 +18,14 @@ import {
   type Evaluation,
   type SentencePrediction,
 } from '../train/evaluate.js';
-import { choiceFlag, integerFlag, runCommand, UsageError } from './args.js';
+import {
+  choiceFlag,
+  noPositionals,
+  optionalIntegerFlag,
+  UsageError,
+  type CliCommand,
+} from './args.js';
+import { loadModel, MODEL_OPTIONS, MODEL_USAGE, modelFlags } from './model-flags.js';
 
 export const evalUsage = `usage: koner eval [--model <dir>] --data <path> [options]
 
@@ -32,7 +38,6 @@ Runs the model over the sentences of <path> and prints
 and draws the confusion matrix as an SVG image.
 
 options:
-  --model <dir>         model directory (default: the bundled models/kmou-small)
   --data <path>         a KMOU directory or file (repeatable); CoNLL files with --format conll
   --format <f>          kmou (default) | conll
   --confusion <file>    where to write the SVG (default ./confusion.svg; never into the model
@@ -41,15 +46,14 @@ options:
   --json                print the results as one JSON object instead of the text report
   --limit <n>           only the first n sentences
   --batch-size <n>      sentences per model call (default 32)
-  --device <d>          cpu (default), cuda, cuda:N
-  --dtype <t>           the encoder's precision: float32 (default), bfloat16 (CUDA, or a CPU
-                        with AVX512_BF16 or AMX-BF16), float16 (CUDA); the CRF stays float32
-  --threads <n>         LibTorch threads (default: the available cores)`;
+${MODEL_USAGE}`;
 
-/** Runs the command; resolves with the exit code. Never rejects. */
-export function evalCommand(argv: string[]): Promise<number> {
-  return runCommand('eval', evalUsage, () => evaluate(argv));
-}
+export const evalCommand: CliCommand = {
+  name: 'eval',
+  summary: 'score a model on a KMOU directory or CoNLL files; confusion matrix as SVG',
+  usage: evalUsage,
+  run: evaluate,
+};
 
 /**
  * The scheme to score with: the model's entity types in its label order, then any type that
@@ -73,7 +77,6 @@ async function evaluate(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      model: { type: 'string' },
       data: { type: 'string', multiple: true },
       format: { type: 'string' },
       confusion: { type: 'string' },
@@ -81,30 +84,16 @@ async function evaluate(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       limit: { type: 'string' },
       'batch-size': { type: 'string' },
-      device: { type: 'string' },
-      dtype: { type: 'string' },
-      threads: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+      ...MODEL_OPTIONS,
     },
   });
-  if (values.help) {
-    console.log(evalUsage);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  values.model ??= defaultModelDir();
+  noPositionals(positionals);
+  const flags = modelFlags(values);
   if (!values.data?.length) throw new UsageError('--data <path> is required');
   const format =
     values.format === undefined ? 'kmou' : choiceFlag(values.format, '--format', ['kmou', 'conll']);
-  const limit = values.limit === undefined ? Infinity : integerFlag(values.limit, '--limit', 1);
-  const batchSize =
-    values['batch-size'] === undefined ? 32 : integerFlag(values['batch-size'], '--batch-size', 1);
-  const threads =
-    values.threads === undefined ? undefined : integerFlag(values.threads, '--threads', 1);
-  const dtype =
-    values.dtype === undefined
-      ? undefined
-      : choiceFlag(values.dtype, '--dtype', ['float32', 'bfloat16', 'float16', 'int8'] as const);
+  const limit = optionalIntegerFlag(values.limit, '--limit', Infinity, 1);
+  const batchSize = optionalIntegerFlag(values['batch-size'], '--batch-size', 32, 1);
   if (values['no-confusion'] && values.confusion !== undefined) {
     throw new UsageError('--confusion and --no-confusion contradict each other');
   }
@@ -115,18 +104,18 @@ async function evaluate(argv: string[]): Promise<number> {
   });
   const sentences = all.slice(0, limit);
   if (sentences.length === 0) throw new Error(`no sentences in ${values.data.join(', ')}`);
-  const model = await NerModel.load(values.model, { device: values.device, dtype, threads });
+  const model = await loadModel(flags);
   let evaluation: Evaluation;
   try {
     evaluation = await run(model, sentences, batchSize);
   } finally {
-    model.dispose();
+    await model.dispose();
   }
 
-  const title = `${values.model} on ${values.data.join(', ')} (${sentences.length} sentences)`;
+  const title = `${flags.dir} on ${values.data.join(', ')} (${sentences.length} sentences)`;
   if (svgPath) await writeSvg(svgPath, confusionMatrixSvg(evaluation.confusion, { title }));
   if (values.json) {
-    console.log(JSON.stringify(toJson(evaluation, values.model, values.data, svgPath)));
+    console.log(JSON.stringify(toJson(evaluation, flags.dir, values.data, svgPath)));
   } else {
     console.log(formatEvaluation(evaluation));
     console.log(summarizeEvaluation(evaluation));

@@ -1,90 +1,44 @@
 #!/usr/bin/env node
-/** The `koner` command. */
+/** The `koner` command: a table of subcommands, each run the same way (lib/cli/args.ts). */
+import { runCommand, type CliCommand } from './args.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { explainCommand } from './explain.js';
 import { importCommand } from './import.js';
 import { pretrainCommand } from './pretrain.js';
-import { trainCommand } from './train.js';
 import { serveCommand } from './serve.js';
 import { tagCommand } from './tag.js';
+import { trainCommand } from './train.js';
+
+const COMMANDS: readonly CliCommand[] = [
+  demoCommand,
+  importCommand,
+  pretrainCommand,
+  trainCommand,
+  tagCommand,
+  evalCommand,
+  serveCommand,
+  explainCommand,
+];
 
 const usage = `usage: koner <command>
 
 commands:
-  demo     runtime facts, then the bundled model tagging a few sentences
-  import   a checkpoint (safetensors or torch.save) to a model directory
-  pretrain an encoder on raw text, masked-LM (koner pretrain --help)
-  train    a model as a train.json says (koner train --help)
-  tag      find entities in sentences: interactive, or lines / JSONL in, JSONL out
-  eval     score a model on a KMOU directory or CoNLL files; confusion matrix as SVG
-  serve    HTTP API (POST /v1/ner) and a demo page
+${COMMANDS.map((c) => `  ${c.name.padEnd(9)}${c.summary}`).join('\n')}
   help     this text`;
 
-function main(argv: string[]): number {
-  const [command] = argv;
-  switch (command) {
-    case 'demo':
-      demoCommand().then(
-        (code) => (process.exitCode = code),
-        (error: unknown) => {
-          console.error(`koner demo: ${(error as Error).message}`);
-          process.exitCode = 1;
-        },
-      );
-      return 0;
-    case 'import':
-      // Asynchronous: the exit code is set when the import settles.
-      importCommand(argv.slice(1)).then(
-        (code) => (process.exitCode = code),
-        (error: unknown) => {
-          console.error(`koner: ${(error as Error).message}`);
-          process.exitCode = 1;
-        },
-      );
-      return 0;
-    case 'tag':
-      void tagCommand(argv.slice(1)).then((code) => (process.exitCode = code));
-      return 0;
-    case 'eval':
-      void evalCommand(argv.slice(1)).then((code) => (process.exitCode = code));
-      return 0;
-    case 'serve':
-      void serveCommand(argv.slice(1)).then((code) => (process.exitCode = code));
-      return 0;
-    case 'pretrain':
-      pretrainCommand(argv.slice(1)).then(
-        (code) => (process.exitCode = code),
-        (error: unknown) => {
-          console.error(`koner pretrain: ${(error as Error).message}`);
-          process.exitCode = 1;
-        },
-      );
-      return 0;
-    case 'train':
-      // Asynchronous, as import: the exit code is set when training settles.
-      trainCommand(argv.slice(1)).then(
-        (code) => (process.exitCode = code),
-        (error: unknown) => {
-          console.error(`koner train: ${(error as Error).message}`);
-          process.exitCode = 1;
-        },
-      );
-      return 0;
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(usage);
-      return 0;
-    default:
-      console.error(`koner: unknown command '${command}'\n\n${usage}`);
-      return 2;
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    console.log(usage);
+    return 0;
   }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    console.error(`koner: unknown command '${name}'\n\n${usage}`);
+    return 2;
+  }
+  return runCommand(command, rest);
 }
 
-try {
-  process.exitCode = main(process.argv.slice(2));
-} catch (error) {
-  console.error(`koner: ${(error as Error).message}`);
-  process.exitCode = 1;
-}
+void main(process.argv.slice(2)).then((code) => (process.exitCode = code));

@@ -1,65 +1,54 @@
 /** `koner serve --model DIR`: the HTTP API and demo page, until SIGINT or SIGTERM. */
 import { parseArgs } from 'node:util';
 
-import { defaultModelDir } from '../model/default-model.js';
-import { NerModel } from '../model/ner-model.js';
 import { createServer } from '../serve/server.js';
-import { integerFlag, runCommand, UsageError } from './args.js';
+import { noPositionals, optionalIntegerFlag, type CliCommand } from './args.js';
+import { loadModel, MODEL_OPTIONS, MODEL_USAGE, modelFlags } from './model-flags.js';
 
 export const serveUsage = `usage: koner serve [--model <dir>] [options]
 
 Serves the model over HTTP until SIGINT or SIGTERM (requests in progress are answered first):
   POST /v1/ner   {"text": "…"} → {"entities": […]}; {"texts": ["…", …]} → {"results": [{"entities": […]}, …]}
                  optional: "nBest" (1-10), "constrained" (default true), "withProbabilities"
+  POST /v1/explain {"text": "…"} → tokens, their likeliest tags and attention maps (koner explain's
+                 view); optional: "layers", "heads", "topTags", "constrained"
   GET  /healthz  model, labels, device, batching counters
   GET  /         a page to try the model in a browser
 
 options:
-  --model <dir>        model directory (default: the bundled models/kmou-small)
-  --port <n>           TCP port (default 8080; 0 picks a free one)
-  --host <addr>        address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
-  --batch-size <n>     most texts in one model call (default 32)
-  --max-wait-ms <n>    how long a text waits for others to share its model call (default 5)
-  --device <d>         cpu (default), cuda, cuda:N
-  --threads <n>        LibTorch threads (default: the available cores)`;
+  --port <n>            TCP port (default 8080; 0 picks a free one)
+  --host <addr>         address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
+  --batch-size <n>      most texts in one model call (default 32)
+  --max-wait-ms <n>     how long a text waits for others to share its model call (default 5)
+${MODEL_USAGE}`;
 
-/** Runs the command; resolves with the exit code once the server has stopped. Never rejects. */
-export function serveCommand(argv: string[]): Promise<number> {
-  return runCommand('serve', serveUsage, () => serve(argv));
-}
+/** Resolves with the exit code once the server has stopped. */
+export const serveCommand: CliCommand = {
+  name: 'serve',
+  summary: 'HTTP API (POST /v1/ner) and a demo page',
+  usage: serveUsage,
+  run: serve,
+};
 
 async function serve(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
-      model: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
       'batch-size': { type: 'string' },
       'max-wait-ms': { type: 'string' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+      ...MODEL_OPTIONS,
     },
   });
-  if (values.help) {
-    console.log(serveUsage);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  values.model ??= defaultModelDir();
-  const port = values.port === undefined ? 8080 : integerFlag(values.port, '--port', 0, 65535);
-  const maxBatch =
-    values['batch-size'] === undefined ? 32 : integerFlag(values['batch-size'], '--batch-size', 1);
-  const maxWaitMs =
-    values['max-wait-ms'] === undefined
-      ? 5
-      : integerFlag(values['max-wait-ms'], '--max-wait-ms', 0, 10_000);
-  const threads =
-    values.threads === undefined ? undefined : integerFlag(values.threads, '--threads', 1);
+  noPositionals(positionals);
+  const flags = modelFlags(values);
+  const port = optionalIntegerFlag(values.port, '--port', 8080, 0, 65535);
+  const maxBatch = optionalIntegerFlag(values['batch-size'], '--batch-size', 32, 1);
+  const maxWaitMs = optionalIntegerFlag(values['max-wait-ms'], '--max-wait-ms', 5, 0, 10_000);
 
-  const model = await NerModel.load(values.model, { device: values.device, threads });
+  const model = await loadModel(flags);
   const server = createServer(model, {
     maxBatch,
     maxWaitMs,
@@ -67,7 +56,7 @@ async function serve(argv: string[]): Promise<number> {
   });
   const url = await server.listen({ port, host: values.host ?? '127.0.0.1' });
   const { device } = model.placement;
-  console.log(`koner serve: ${values.model} on ${device}, listening on ${url}`);
+  console.log(`koner serve: ${flags.dir} on ${device}, listening on ${url}`);
 
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -84,7 +73,7 @@ async function serve(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  model.dispose();
+  await model.dispose();
   console.log('koner serve: stopped');
   return 0;
 }

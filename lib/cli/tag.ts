@@ -14,9 +14,11 @@ import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 
 import { renderMarkup } from '../labels/markup.js';
-import { defaultModelDir } from '../model/default-model.js';
-import { NerModel, type NerEntity, type NerPath, type PredictOptions } from '../model/ner-model.js';
-import { choiceFlag, integerFlag, runCommand, UsageError } from './args.js';
+import { LIMITS } from '../limits.js';
+import { checkUtf8Stream, InvalidUtf8Error, type TextReadOptions } from '../text-file.js';
+import type { NerEntity, NerModel, NerPath, PredictOptions } from '../model/ner-model.js';
+import { choiceFlag, optionalIntegerFlag, UsageError, type CliCommand } from './args.js';
+import { loadModel, MODEL_OPTIONS, MODEL_USAGE, modelFlags } from './model-flags.js';
 
 export const tagUsage = `usage: koner tag [--model <dir>] [options] [file …]
 
@@ -29,16 +31,15 @@ itself. Writes one line per input line, in input order:
   --format markup   the text with <entity:TAG> markup
 
 options:
-  --model <dir>         model directory (default: the bundled models/kmou-small)
   --format <f>          json (default) | markup
   --markup              json format: add "markup" to each record
   --n-best <n>          json format: add "paths", the n best tag paths with their scores
   --constrained         only valid BIO paths (default)
   --no-constrained      let the CRF pick any path
   --batch-size <n>      lines per model call (default 32)
-  --device <d>          cpu (default), cuda, cuda:N
-  --threads <n>         LibTorch threads (default: the available cores)
-  --lenient             skip a malformed JSON line with a warning instead of stopping`;
+${MODEL_USAGE}
+  --lenient             skip a malformed JSON line, and read invalid UTF-8 as U+FFFD, with a
+                        warning instead of stopping`;
 
 /** What tagging needs of a model (a `NerModel`, or a stand-in in tests). */
 export type Tagger = Pick<NerModel, 'predict' | 'predictPaths'>;
@@ -144,6 +145,8 @@ export async function interactiveTag(
     rl.prompt();
   }
   output.write('\n');
+  // Ctrl-D ends the loop; the input must not keep the process alive (a TTY left flowing would).
+  input.pause();
 }
 
 function asMarkup(e: NerEntity) {
@@ -171,9 +174,13 @@ class LineQueue {
   #error: Error | null = null;
   #wake: (() => void) | null = null;
 
-  constructor(stream: Readable, source: string, highWater: number) {
+  constructor(stream: Readable, source: string, highWater: number, utf8: TextReadOptions) {
     this.#highWater = highWater;
-    this.#rl = readline.createInterface({ input: stream, crlfDelay: Infinity, terminal: false });
+    // Invalid UTF-8 fails the stream naming its line (or, lenient, is read as U+FFFD with a
+    // warning) instead of being replaced without a word.
+    const checked = stream.pipe(checkUtf8Stream(source, utf8));
+    stream.on('error', (error) => checked.destroy(error));
+    this.#rl = readline.createInterface({ input: checked, crlfDelay: Infinity, terminal: false });
     let n = 0;
     this.#rl.on('line', (text) => {
       n++;
@@ -188,7 +195,9 @@ class LineQueue {
     });
     // readline passes its input's errors on as its own 'error' event.
     this.#rl.on('error', (error) => {
-      this.#error ??= new TagInputError(`${source}: ${error.message}`);
+      this.#error ??= new TagInputError(
+        error instanceof InvalidUtf8Error ? error.message : `${source}: ${error.message}`,
+      );
       this.#ended = true;
       this.#notify();
     });
@@ -199,8 +208,11 @@ class LineQueue {
     while (this.#lines.length === 0 && !this.#ended) {
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
-    if (this.#error) throw this.#error;
-    if (this.#lines.length === 0) return null;
+    // The lines read before an error are tagged first, as those before a malformed line are.
+    if (this.#lines.length === 0) {
+      if (this.#error) throw this.#error;
+      return null;
+    }
     const out = this.#lines.splice(0, max);
     if (this.#lines.length < this.#highWater && !this.#ended) this.#rl.resume();
     return out;
@@ -246,7 +258,7 @@ export interface TagStreamOptions extends TagOptions {
   format?: 'json' | 'markup';
   /** json format: add the `markup` field. */
   markup?: boolean;
-  /** Skip malformed lines with a warning instead of throwing. */
+  /** Skip malformed lines, and read invalid UTF-8 as U+FFFD, with a warning instead of throwing. */
   lenient?: boolean;
   onWarning?: (message: string) => void;
 }
@@ -274,8 +286,11 @@ export async function tagStream(
   options: TagStreamOptions = {},
 ): Promise<number> {
   const batchSize = options.batchSize ?? 32;
-  const queue = new LineQueue(input, source, batchSize * 4);
   const warn = options.onWarning ?? ((m: string) => console.warn(m));
+  const queue = new LineQueue(input, source, batchSize * 4, {
+    lenient: options.lenient,
+    onWarning: (w) => warn(`koner tag: ${w.message}`),
+  });
   let written = 0;
   try {
     for (let lines = await queue.take(batchSize); lines; lines = await queue.take(batchSize)) {
@@ -326,10 +341,12 @@ export async function tagStream(
 // ---------------------------------------------------------------------------------------------
 // The command.
 
-/** Runs the command; resolves with the exit code. Never rejects. */
-export function tagCommand(argv: string[]): Promise<number> {
-  return runCommand('tag', tagUsage, () => tag(argv));
-}
+export const tagCommand: CliCommand = {
+  name: 'tag',
+  summary: 'find entities in sentences: interactive, or lines / JSONL in, JSONL out',
+  usage: tagUsage,
+  run: tag,
+};
 
 async function tag(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -337,29 +354,21 @@ async function tag(argv: string[]): Promise<number> {
     allowPositionals: true,
     allowNegative: true,
     options: {
-      model: { type: 'string' },
       format: { type: 'string' },
       markup: { type: 'boolean' },
       'n-best': { type: 'string' },
       constrained: { type: 'boolean' },
       'batch-size': { type: 'string' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
+      ...MODEL_OPTIONS,
       lenient: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) {
-    console.log(tagUsage);
-    return 0;
-  }
-  values.model ??= defaultModelDir();
+  const flags = modelFlags(values);
   const format =
     values.format === undefined
       ? 'json'
       : choiceFlag(values.format, '--format', ['json', 'markup']);
-  const nBest =
-    values['n-best'] === undefined ? 1 : integerFlag(values['n-best'], '--n-best', 1, 100);
+  const nBest = optionalIntegerFlag(values['n-best'], '--n-best', 1, 1, LIMITS.maxNBest);
   if (nBest > 1 && format === 'markup') {
     throw new UsageError('--n-best > 1 needs --format json (markup has room for one path)');
   }
@@ -368,14 +377,9 @@ async function tag(argv: string[]): Promise<number> {
     markup: values.markup ?? false,
     nBest,
     constrained: values.constrained ?? true,
-    batchSize:
-      values['batch-size'] === undefined
-        ? 32
-        : integerFlag(values['batch-size'], '--batch-size', 1),
+    batchSize: optionalIntegerFlag(values['batch-size'], '--batch-size', 32, 1),
     lenient: values.lenient ?? false,
   };
-  const threads =
-    values.threads === undefined ? undefined : integerFlag(values.threads, '--threads', 1);
   // A mistyped file name is better told before the model takes its seconds to load.
   for (const file of positionals) {
     if (file === '-') continue;
@@ -385,14 +389,14 @@ async function tag(argv: string[]): Promise<number> {
       throw new TagInputError(`${file}: cannot read (${(error as NodeJS.ErrnoException).code})`);
     }
   }
-  const model = await NerModel.load(values.model, { device: values.device, threads });
+  const model = await loadModel(flags);
 
   try {
     if (positionals.length === 0 && process.stdin.isTTY) {
       const { device } = model.placement;
       await interactiveTag(model, process.stdin, process.stdout, {
         ...options,
-        banner: `koner tag: ${values.model} on ${device}. Type a sentence and Enter; Ctrl-D quits.\n`,
+        banner: `koner tag: ${flags.dir} on ${device}. Type a sentence and Enter; Ctrl-D quits.\n`,
       });
       return 0;
     }
@@ -415,6 +419,6 @@ async function tag(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    model.dispose();
+    void model.dispose();
   }
 }

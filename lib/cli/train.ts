@@ -1,21 +1,11 @@
 /**
  * `koner train --config train.json`: validates the config (every problem, each naming its field,
  * before anything starts or is written), then trains in this process — or, with `--nproc N`
- * (or `--nnodes M`), launches this machine's workers, each re-running the same command with the
- * job in its environment.
+ * (or `--nnodes M`), launches this machine's workers (lib/cli/training-command.ts).
  */
-import path from 'node:path';
-import { parseArgs } from 'node:util';
-
-import {
-  checkTrainConfigPaths,
-  loadTrainConfig,
-  TrainConfigError,
-  type TrainConfig,
-} from '../train/config.js';
-import { exitWithLauncher, readDistEnv } from '../train/dist-env.js';
-import { launch, parseLaunchArgs, WorkerFailedError } from '../train/launch.js';
+import { checkTrainConfigPaths, loadTrainConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
+import { applyOverrides, trainingCommand } from './training-command.js';
 
 export const trainUsage = `usage: koner train --config <train.json> [options]
 
@@ -36,111 +26,14 @@ data parallel (as torchrun names them):
   --master-addr <a>      address of node 0 (default 127.0.0.1; required with --nnodes > 1)
   --master-port <p>      its port (default: a free one on one machine, 29500 across machines)`;
 
-/** The flags besides the launch flags. */
-interface TrainFlags {
-  config: string;
-  resume: boolean;
-  output?: string;
-  maxSteps?: string;
-  stopAfter?: string;
-}
-
-/** A flag's value as a positive integer; UsageError otherwise. */
-export function positiveInteger(value: string, flag: string): number {
-  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new UsageError(`${flag} must be a positive integer, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-/** A bad command line: the command prints its usage and exits 2. */
-export class UsageError extends Error {}
-
-/**
- * Reads and validates the config with the command-line overrides applied to the JSON before
- * validation, so an override is checked like the field it replaces.
- *
- * @throws TrainConfigError naming every bad field; Error when the file cannot be read.
- */
-export async function loadConfigWithOverrides(flags: TrainFlags): Promise<TrainConfig> {
-  const file = flags.config;
-  const config = await loadTrainConfig(file, {
-    edit: (r) => {
-      // A path typed on the command line is relative to where it was typed, not to the config.
-      if (flags.output !== undefined) r.output = path.resolve(flags.output);
-      if (flags.maxSteps !== undefined) r.maxSteps = positiveInteger(flags.maxSteps, '--max-steps');
-    },
-  });
-  await checkTrainConfigPaths(config, file);
-  return config;
-}
-
-function parseTrainFlags(argv: string[]): TrainFlags | 'help' {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      resume: { type: 'boolean' },
-      output: { type: 'string' },
-      'max-steps': { type: 'string' },
-      'stop-after': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) return 'help';
-  if (positionals.length > 0) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  }
-  if (values.config === undefined) throw new UsageError('--config <train.json> is required');
-  return {
-    config: values.config,
-    resume: values.resume ?? false,
-    output: values.output,
-    maxSteps: values['max-steps'],
-    stopAfter: values['stop-after'],
-  };
-}
-
-/** Runs `koner train`; returns the exit code (2 for usage and config errors, 1 for failures). */
-export async function trainCommand(argv: string[]): Promise<number> {
-  let flags: TrainFlags | 'help';
-  let launchFlags: ReturnType<typeof parseLaunchArgs>['flags'];
-  let rest: string[];
-  try {
-    ({ flags: launchFlags, rest } = parseLaunchArgs(argv));
-    flags = parseTrainFlags(rest);
-  } catch (error) {
-    console.error(`koner train: ${(error as Error).message}\n\n${trainUsage}`);
-    return 2;
-  }
-  if (flags === 'help') {
-    console.log(trainUsage);
-    return 0;
-  }
-  let config: TrainConfig;
-  let stopAfter: number | null = null;
-  try {
-    config = await loadConfigWithOverrides(flags);
-    if (flags.stopAfter !== undefined) stopAfter = positiveInteger(flags.stopAfter, '--stop-after');
-  } catch (error) {
-    console.error(`koner train: ${(error as Error).message}`);
-    return error instanceof TrainConfigError || error instanceof UsageError ? 2 : 1;
-  }
-
-  const dist = readDistEnv();
-  if (dist === null && launchFlags && (launchFlags.nproc > 1 || launchFlags.nnodes > 1)) {
-    // The launcher: workers re-run this command (without the launch flags) as ranks of the job.
-    try {
-      await launch({ flags: launchFlags, module: process.argv[1], args: ['train', ...rest] });
-      return 0;
-    } catch (error) {
-      console.error((error as Error).message);
-      return error instanceof WorkerFailedError && error.code ? error.code : 1;
-    }
-  }
-  if (dist) exitWithLauncher(dist);
-  await train({ config, resume: flags.resume, stopAfter, dist });
-  return 0;
-}
+export const trainCommand = trainingCommand({
+  name: 'train',
+  summary: 'a model as a train.json says (koner train --help)',
+  usage: trainUsage,
+  async load(file, overrides) {
+    const config = await loadTrainConfig(file, { edit: (raw) => applyOverrides(raw, overrides) });
+    await checkTrainConfigPaths(config, file);
+    return config;
+  },
+  run: train,
+});

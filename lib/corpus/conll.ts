@@ -3,9 +3,10 @@
  * Lines with more columns keep the first as the token and the last as the tag, so CoNLL-2003
  * style files (token, POS, chunk, tag) read too.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 
 import { chunkBio, parseTag, type ParsedTag } from '../labels/scheme.js';
+import { readCorpusText } from './read-text.js';
 import { CorpusError, type ConllSentence, type EntitySpan, type Sentence } from './types.js';
 
 /** A sentence as BIO-tagged tokens. */
@@ -86,7 +87,7 @@ export function parseConll(content: string, file: string): ConllSentence[] {
 
 /** Reads a CoNLL-style BIO file. @throws {CorpusError} for a bad line, with file and line. */
 export async function readConll(filePath: string): Promise<ConllSentence[]> {
-  return parseConll(await readFile(filePath, 'utf8'), filePath);
+  return parseConll(await readCorpusText(filePath), filePath);
 }
 
 /**

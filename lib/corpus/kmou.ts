@@ -1,5 +1,5 @@
 /** Reader for the KMOU named-entity corpus (blocks of `## id`, `## raw`, `## markup`, morphemes). */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { MarkupError, parseMarkup } from '../labels/markup.js';
@@ -10,6 +10,7 @@ import {
   type MorphemeAlignmentStats,
   type MorphemeToken,
 } from './morphemes.js';
+import { readCorpusText } from './read-text.js';
 import { CorpusError, type CorpusWarning, type KmouSentence } from './types.js';
 
 /** Options for the KMOU readers. */
@@ -190,7 +191,7 @@ export async function readKmouFile(
   filePath: string,
   options: KmouReadOptions = {},
 ): Promise<KmouParseResult> {
-  return parseKmou(await readFile(filePath, 'utf8'), filePath, options);
+  return parseKmou(await readCorpusText(filePath, options), filePath, options);
 }
 
 /**
@@ -222,7 +223,11 @@ export async function readKmouCorpus(
     root = path.dirname(dir);
     names = [path.basename(dir)];
   }
-  const contents = await Promise.all(names.map((name) => readFile(path.join(root, name), 'utf8')));
+  const contents = await Promise.all(
+    names.map((name) =>
+      readCorpusText(path.join(root, name), { lenient: options.lenient, onWarning: warn }),
+    ),
+  );
   const sentences: KmouSentence[] = [];
   let skipped = 0;
   contents.forEach((content, k) => {

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { DEVICE_NAMES, parseDevice } from '../device.js';
 import { native, type NativeCrfConstrainedOptions } from '../native.js';
 
 /** `'cpu'`, `'cuda'` or `'cuda:N'`. */
@@ -268,8 +269,8 @@ function validate(input: CrfInput): Validated {
     });
   }
   const device = input.device ?? 'cpu';
-  if (typeof device !== 'string' || !/^(cpu|cuda(:\d{1,3})?)$/.test(device)) {
-    throw new TypeError(`device: expected 'cpu', 'cuda' or 'cuda:N', got ${show(device)}`);
+  if (typeof device !== 'string' || parseDevice(device) === null) {
+    throw new TypeError(`device: expected ${DEVICE_NAMES}, got ${show(device)}`);
   }
   const dtype = input.dtype ?? 'float32';
   if (!DTYPES.includes(dtype)) {

@@ -6,9 +6,10 @@
  * @packageDocumentation
  */
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
+import { makeDirectory } from '../output-dir.js';
 import { normalizeConfusionMatrix, type ConfusionMatrix } from './confusion.js';
 
 /** One point of a curve. Non-finite values break the line instead of breaking the chart. */
@@ -557,6 +558,6 @@ export function confusionMatrixSvg(cm: ConfusionMatrix, options: HeatmapOptions 
 
 /** Writes an SVG document to `path`, creating its directory. */
 export async function writeSvg(path: string, svg: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await makeDirectory(dirname(path));
   await writeFile(path, svg, 'utf8');
 }

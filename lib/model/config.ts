@@ -6,6 +6,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
+import { makeDirectory } from '../output-dir.js';
+import { readJsonFile } from '../text-file.js';
+
 /** The tagging heads. */
 export type HeadKind = 'softmax' | 'crf' | 'bilstm-crf' | 'bigru-crf';
 export const HEAD_KINDS: readonly HeadKind[] = ['softmax', 'crf', 'bilstm-crf', 'bigru-crf'];
@@ -311,26 +314,12 @@ export function modelConfigToJson(config: ModelConfig): Record<string, unknown> 
 /** Reads and validates `<dir>/config.json`. */
 export async function readModelConfig(dir: string): Promise<ModelConfig> {
   const file = path.join(dir, 'config.json');
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    throw new Error(
-      `${file}: cannot read the model config (${(error as NodeJS.ErrnoException).code ?? error})`,
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
-  }
-  return parseModelConfig(raw, file);
+  return parseModelConfig(await readJsonFile(file, 'the model config'), file);
 }
 
 /** Writes `<dir>/config.json` atomically (temporary file, then rename). */
 export async function writeModelConfig(dir: string, config: ModelConfig): Promise<void> {
-  await fs.mkdir(dir, { recursive: true });
+  await makeDirectory(dir);
   const file = path.join(dir, 'config.json');
   const tmp = `${file}.tmp-${process.pid}`;
   await fs.writeFile(tmp, JSON.stringify(modelConfigToJson(config), null, 2) + '\n');

@@ -1,12 +1,24 @@
 /**
  * The model that ships with koner: trained by `configs/kmou-small.json` on the KMOU training set
- * (4 layers × 256, CRF head, float16 weights; scores in README and models/kmou-small/eval.json).
+ * (4 layers × 256, CRF head, float16 weights; scores in README and models/kmou-small/eval.json,
+ * model card in models/kmou-small/README.md). Like every model directory it holds its tokenizer:
+ * KoBERT's, which is also the tokenizer koner uses when a command is given none.
  */
 import path from 'node:path';
 
 import { packageRoot } from '../native.js';
+import { TOKENIZER_FILE_NAMES, type TokenizerFiles } from './tokenizer-files.js';
 
 /** The directory of the default model (`models/kmou-small` in the package). */
 export function defaultModelDir(): string {
   return path.join(packageRoot, 'models', 'kmou-small');
+}
+
+/** KoBERT's tokenizer files, as the bundled model holds them (third_party/kobert-tokenizer). */
+export function bundledTokenizerFiles(): TokenizerFiles {
+  const dir = defaultModelDir();
+  return {
+    model: path.join(dir, TOKENIZER_FILE_NAMES.model),
+    vocab: path.join(dir, TOKENIZER_FILE_NAMES.vocab),
+  };
 }

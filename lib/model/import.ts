@@ -1,5 +1,6 @@
 /**
- * Imports a checkpoint into a koner model directory (`config.json` + `model.safetensors`).
+ * Imports a checkpoint into a koner model directory (`config.json`, `model.safetensors` and the
+ * tokenizer files).
  *
  * Recognised layouts, found by tensor names (the file may be safetensors or any torch.save):
  * - `bert`: a plain BERT encoder, as Hugging Face's `BertModel.state_dict()` (no prefix) or
@@ -29,12 +30,18 @@
  *   scores. For a sequence `[CLS] x… [SEP]` tagged [CLS] … [SEP], the scores of the inner paths
  *   are then unchanged up to a constant, so a 21-label CRF over the inner pieces decodes as the
  *   reference did.
+ *
+ * The directory is self-contained: the tokenizer is copied in as `tokenizer.model` and
+ * `vocab.json` and named in config.json (`options.tokenizer`, else the files beside the
+ * checkpoint, else KoBERT's when the vocabulary has its size; anything else must be named).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { LABELS as KMOU_LABELS } from '../labels/scheme.js';
+import { makeDirectory } from '../output-dir.js';
 import { native, type CheckpointTensor, type CheckpointExtra } from '../native.js';
+import { Tokenizer } from '../tokenizer/index.js';
 import {
   HEAD_KINDS,
   KOBERT_BASE,
@@ -44,6 +51,8 @@ import {
   type HeadKind,
   type ModelConfig,
 } from './config.js';
+import { bundledTokenizerFiles } from './default-model.js';
+import { copyTokenizerFiles, tokenizerFilesIn, type TokenizerFiles } from './tokenizer-files.js';
 
 export type ImportLayout = 'bert' | 'token-classification' | 'reference';
 
@@ -60,6 +69,13 @@ export interface ImportOptions {
   specialLabels?: 'keep' | 'fold';
   /** Seed for the initialised head (default: LibTorch's generator). */
   seed?: number;
+  /**
+   * The tokenizer copied into the directory (see the module comment). Default: the files beside
+   * the checkpoint (`tokenizer.model` + `vocab.json`, or KoBERT's names), else KoBERT's (the
+   * bundled model's) when the vocabulary has KoBERT's 8,002 ids. `null`: none, for an encoder
+   * that `koner train` fine-tunes with the tokenizer its train.json names.
+   */
+  tokenizer?: TokenizerFiles | null;
 }
 
 export interface ImportResult {
@@ -76,6 +92,8 @@ export interface ImportResult {
   initialised: string[];
   /** Labels removed by `specialLabels: 'fold'`. */
   foldedLabels: string[];
+  /** The tokenizer files copied in (as `tokenizer.model` and `vocab.json`), or null. */
+  tokenizer: TokenizerFiles | null;
 }
 
 const WORD = 'embeddings.word_embeddings.weight';
@@ -408,7 +426,40 @@ async function floats(file: string, names: string[]): Promise<Map<string, Float3
   return new Map(names.map((n) => [n, new Float32Array(raw[n].data.slice().buffer)]));
 }
 
-/** Imports `file` into `outDir` as config.json + model.safetensors. */
+/**
+ * The tokenizer for an imported vocabulary of `vocabSize` ids (see ImportOptions.tokenizer),
+ * loaded once to prove it reads and fits: it may not have more ids than the embedding rows.
+ */
+async function chooseTokenizer(
+  file: string,
+  option: TokenizerFiles | null | undefined,
+  vocabSize: number,
+): Promise<TokenizerFiles | null> {
+  if (option === null) return null;
+  const beside = tokenizerFilesIn(path.dirname(file));
+  const files =
+    option ?? beside ?? (vocabSize === KOBERT_BASE.vocabSize ? bundledTokenizerFiles() : null);
+  if (files === null) {
+    fail(
+      file,
+      `its vocabulary has ${vocabSize} ids, not KoBERT's ${KOBERT_BASE.vocabSize}, and no ` +
+        `tokenizer lies beside it: give the tokenizer it was trained with (--tokenizer-model and ` +
+        `--tokenizer-vocab), or none (--no-tokenizer) to fine-tune it with the tokenizer a ` +
+        `train.json names`,
+    );
+  }
+  const tokenizer = await Tokenizer.load(files.model, { vocab: files.vocab });
+  if (tokenizer.vocabSize > vocabSize) {
+    fail(
+      file,
+      `the tokenizer ${files.vocab} has ${tokenizer.vocabSize} ids but the checkpoint's ` +
+        `vocabulary only ${vocabSize}`,
+    );
+  }
+  return files;
+}
+
+/** Imports `file` into `outDir` as config.json, model.safetensors and the tokenizer files. */
 export async function importCheckpoint(
   file: string,
   outDir: string,
@@ -602,16 +653,18 @@ export async function importCheckpoint(
   const configPath = path.join(outDir, 'config.json');
   // Whatever the sources said, the result must pass koner's own validation.
   parseModelConfig(modelConfigToJson(config), configPath);
+  const tokenizer = await chooseTokenizer(file, options.tokenizer, dims.vocab);
 
   const weightsPath = path.join(outDir, 'model.safetensors');
-  await fs.mkdir(outDir, { recursive: true });
+  await makeDirectory(outDir);
   await addon.convertCheckpoint(file, weightsPath, keptRenames, {
     dtype: options.dtype,
     extra,
     seed: options.seed,
     metadata: { format: 'pt', source: path.basename(file), layout },
   });
-  // The config last: a directory with a config.json has its weights.
+  if (tokenizer) config.tokenizer = await copyTokenizerFiles(outDir, tokenizer);
+  // The config last: a directory with a config.json has its weights and tokenizer.
   await writeModelConfig(outDir, config);
   return {
     layout,
@@ -622,5 +675,6 @@ export async function importCheckpoint(
     dropped: dropped.sort(),
     initialised,
     foldedLabels: options.specialLabels === 'fold' ? foldedLabels : [],
+    tokenizer,
   };
 }

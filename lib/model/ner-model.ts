@@ -8,10 +8,11 @@ import path from 'node:path';
 
 import { decodeEntities, type DecodedEntity } from '../labels/decode.js';
 import { parseTag } from '../labels/scheme.js';
+import { LIMITS } from '../limits.js';
 import {
+  type EncoderDtype,
   native,
-  packageRoot,
-  type NativeDtype,
+  type NativeDecoded,
   type NativeInputs,
   type NativeModel,
 } from '../native.js';
@@ -21,27 +22,29 @@ import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from '../train/batching.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { defaultModelDir } from './default-model.js';
-import { planWindows, stitchEmissions, type PieceWindow } from './windows.js';
+import { attachPieces } from './entity-pieces.js';
+import { resolveTokenizerFiles, type TokenizerFiles } from './tokenizer-files.js';
+import { planWindows, stitchAttention, stitchEmissions, type PieceWindow } from './windows.js';
+import { checkConfigFitsWeights } from './weights-fit.js';
+
+export type { TokenizerFiles } from './tokenizer-files.js';
 
 /** An entity found in a text. `text.slice(start, end)` of the input is `text`. */
 export type NerEntity = DecodedEntity;
-
-/** Where the tokenizer's two files are. */
-export interface TokenizerFiles {
-  /** SentencePiece model (KoBERT's `tokenizer_78b3253a26.model`). */
-  model: string;
-  /** Vocabulary JSON (KoBERT's `kobertvocab_f38b8a4d6d.json`). */
-  vocab: string;
-}
 
 export interface NerModelLoadOptions {
   /** `'cpu'` (default), `'cuda'` or `'cuda:N'`. */
   device?: string;
   /** LibTorch intra-op threads (default: the available cores). Applies process-wide. */
   threads?: number;
-  /** The encoder's dtype (default float32; float16 needs CUDA). The CRF always runs in fp32. */
-  dtype?: NativeDtype;
-  /** Tokenizer files; otherwise config.json's, then $KONER_TOKENIZER_DIR, then ../shared. */
+  /**
+   * The encoder's precision (default float32). float16 needs CUDA. On the CPU, bfloat16 needs
+   * AVX512_BF16 or AMX-BF16 and int8 (dynamic quantization) AVX512_VNNI or AMX-INT8, read at run
+   * time: without them loading fails, naming what is missing (`runtimeInfo().cpu` tells in
+   * advance). The CRF always runs in fp32.
+   */
+  dtype?: EncoderDtype;
+  /** Tokenizer files; otherwise $KONER_TOKENIZER_DIR's, then the model directory's own. */
   tokenizer?: TokenizerFiles;
 }
 
@@ -56,6 +59,11 @@ export interface PredictOptions {
   withProbabilities?: boolean;
   /** Overlap, in pieces, between windows of a text longer than the model's positions. */
   windowOverlap?: number;
+  /**
+   * Stops the work when aborted: the call rejects with the signal's reason before its next
+   * native call (a batch of at most `batchSize` sequences).
+   */
+  signal?: AbortSignal;
 }
 
 /** One piece of an entity, with the posterior probability of its tag. */
@@ -79,49 +87,63 @@ export interface NerPath {
   entities: NerEntity[];
 }
 
-const DEFAULT_TOKENIZER_DIR = () =>
-  path.resolve(packageRoot, '..', 'shared', 'data', 'kobert-tokenizer');
-const TOKENIZER_MODEL = 'tokenizer_78b3253a26.model';
-const TOKENIZER_VOCAB = 'kobertvocab_f38b8a4d6d.json';
-
-/** The tokenizer files for a model directory: option, config.json, environment, ../shared. */
-export function resolveTokenizerFiles(
-  dir: string,
-  config: ModelConfig,
-  explicit?: TokenizerFiles,
-  defaultDir: string = DEFAULT_TOKENIZER_DIR(),
-): TokenizerFiles {
-  const tried: string[] = [];
-  const usable = (files: TokenizerFiles, source: string): boolean => {
-    const ok = existsSync(files.model) && existsSync(files.vocab);
-    if (!ok) tried.push(`${source} (${files.model}, ${files.vocab})`);
-    return ok;
-  };
-  if (explicit) {
-    if (usable(explicit, 'the tokenizer option')) return explicit;
-  }
-  if (config.tokenizer) {
-    const files = {
-      model: path.resolve(dir, config.tokenizer.model),
-      vocab: path.resolve(dir, config.tokenizer.vocab),
-    };
-    if (usable(files, 'config.json "tokenizer"')) return files;
-  }
-  const fromDir = (d: string) => ({
-    model: path.join(d, TOKENIZER_MODEL),
-    vocab: path.join(d, TOKENIZER_VOCAB),
-  });
-  const env = process.env.KONER_TOKENIZER_DIR;
-  if (env) {
-    if (usable(fromDir(env), '$KONER_TOKENIZER_DIR')) return fromDir(env);
-  }
-  if (usable(fromDir(defaultDir), defaultDir)) return fromDir(defaultDir);
-  throw new Error(
-    `${dir}: the tokenizer files (${TOKENIZER_MODEL} and ${TOKENIZER_VOCAB}) were not found; ` +
-      `looked in: ${tried.join('; ')}. Pass { tokenizer: { model, vocab } } or set ` +
-      `KONER_TOKENIZER_DIR.`,
-  );
+export interface AttentionOptions {
+  /** Encoder layers to return, 0-based, in this order (default: all). */
+  layers?: number[];
+  /** Attention heads to return, 0-based, in this order (default: all). */
+  heads?: number[];
+  /** Overlap, in pieces, between windows of a text longer than the model's positions. */
+  windowOverlap?: number;
 }
+
+/** A token of the sequence the encoder reads: `[CLS]`, the text's pieces, `[SEP]`. */
+export interface AttentionToken {
+  piece: string;
+  /** UTF-16 offsets into the text (`[CLS]` is `[0, 0)`, `[SEP]` `[length, length)`). */
+  start: number;
+  end: number;
+}
+
+/** What `NerModel.attentions` returns. */
+export interface AttentionMaps {
+  text: string;
+  /** `[CLS]`, the pieces, `[SEP]`: N tokens, the rows and columns of every map. */
+  tokens: AttentionToken[];
+  layers: number[];
+  heads: number[];
+  /**
+   * `attentions[i][j]`: layer `layers[i]`, head `heads[j]`, an N × N row-major Float32Array
+   * whose row q is how token q spreads its attention over the tokens (each row sums to 1).
+   */
+  attentions: Float32Array[][];
+  /**
+   * The windows of pieces (`[start, end)`, piece indices) the text was encoded in: one when it
+   * fits the model's positions. Otherwise each token's row comes from the window `predict` takes
+   * its emissions from, with 0 for the tokens outside that window.
+   */
+  windows: PieceWindow[];
+}
+
+export interface ExplainOptions extends AttentionOptions {
+  /** As in `predict` (default true). */
+  constrained?: boolean;
+  /** As in `predict` (default true). */
+  refine?: boolean;
+}
+
+/** What `NerModel.explain` returns: the attention maps and the tagging they led to. */
+export interface Explanation extends AttentionMaps {
+  entities: NerEntity[];
+  /** The tag names, by id (the columns of `marginals`). */
+  labels: readonly string[];
+  /** The best path's tag of every token (`[CLS]` and `[SEP]` included). */
+  tags: string[];
+  /** P(tag | text) of every token and tag, N × K row-major: the CRF's marginals. */
+  marginals: Float32Array;
+}
+
+/** The most attention values (floats) one call may return: 2^26, 256 MiB. */
+export const MAX_ATTENTION_VALUES = 2 ** 26;
 
 /** BIO constraints over a label list: `allowed[i*K+j]`, `allowedStart[j]`, `allowedEnd[i]`. */
 export function bioConstraints(labels: readonly string[]) {
@@ -159,11 +181,19 @@ export class NerModel {
   readonly tokenizer: Tokenizer;
   readonly dir: string;
   #native: NativeModel | null;
+  readonly #owned: boolean;
   // Labels that are not BIO tags (e.g. the reference project's [CLS] [SEP] [PAD] [MASK]) mean O.
   readonly #bioLabels: string[];
 
-  private constructor(dir: string, config: ModelConfig, tokenizer: Tokenizer, model: NativeModel) {
+  private constructor(
+    dir: string,
+    config: ModelConfig,
+    tokenizer: Tokenizer,
+    model: NativeModel,
+    owned: boolean,
+  ) {
     this.dir = dir;
+    this.#owned = owned;
     this.config = config;
     this.labels = config.labels;
     this.tokenizer = tokenizer;
@@ -181,7 +211,7 @@ export class NerModel {
     tokenizer: Tokenizer,
     dir: string,
   ): NerModel {
-    return new NerModel(path.resolve(dir), config, tokenizer, model);
+    return new NerModel(path.resolve(dir), config, tokenizer, model, false);
   }
 
   /** Loads the model that ships with koner (see `defaultModelDir`). */
@@ -201,18 +231,27 @@ export class NerModel {
           `${config.vocabSize}`,
       );
     }
-    const model = new (native().Model)(config);
     const weights = path.join(dir, 'model.safetensors');
     if (!existsSync(weights)) throw new Error(`${dir}: model.safetensors is missing`);
-    await model.loadWeights(weights);
-    if (options.device !== undefined || options.dtype !== undefined) {
-      await model.to(options.device ?? 'cpu', options.dtype ?? 'float32');
+    // The sizes first, from the header alone: a config that its weights contradict must not
+    // allocate the model it describes.
+    const tensors = await native().inspectCheckpoint(weights);
+    checkConfigFitsWeights(config, tensors, path.join(dir, 'config.json'), weights);
+    const model = new (native().Model)(config);
+    try {
+      await model.loadWeights(weights);
+      if (options.device !== undefined || options.dtype !== undefined) {
+        await model.to(options.device ?? 'cpu', options.dtype ?? 'float32');
+      }
+    } catch (error) {
+      await model.dispose();
+      throw error;
     }
-    return new NerModel(path.resolve(dir), config, tokenizer, model);
+    return new NerModel(path.resolve(dir), config, tokenizer, model, true);
   }
 
   /** Where the model runs now. */
-  get placement(): { device: string; dtype: NativeDtype } {
+  get placement(): { device: string; dtype: EncoderDtype } {
     return this.#model().placement();
   }
 
@@ -251,13 +290,135 @@ export class NerModel {
     nBest: number,
     options: PredictOptions = {},
   ): Promise<unknown> {
-    if (!Number.isInteger(nBest) || nBest < 1 || nBest > 1000) {
-      throw new TypeError(`nBest must be an integer from 1 to 1000, got ${String(nBest)}`);
+    if (!Number.isInteger(nBest) || nBest < 1 || nBest > LIMITS.maxNBest) {
+      throw new TypeError(
+        `nBest must be an integer from 1 to ${LIMITS.maxNBest}, got ${String(nBest)}`,
+      );
     }
     const texts = checkTexts(input);
     const results = await this.#run(texts, options, nBest);
     const out = results.map((r) => r.paths);
     return typeof input === 'string' ? out[0] : out;
+  }
+
+  /**
+   * The attention probabilities of a text (Hugging Face's `output_attentions`), for the chosen
+   * layers and heads, with the tokens they are over. They come from the forward pass `predict`
+   * runs, kept only when asked for. A text longer than the model's positions is read in the
+   * windows `predict` uses and the maps are stitched (see `AttentionMaps.windows`).
+   */
+  async attentions(text: string, options: AttentionOptions = {}): Promise<AttentionMaps> {
+    const { maps } = await this.#attend(text, options, 'attentions');
+    return maps;
+  }
+
+  /**
+   * `attentions` together with what they led to, from the same forward pass: the entities (as
+   * `predict` finds them), every token's tag and the CRF's marginals.
+   */
+  async explain(text: string, options: ExplainOptions = {}): Promise<Explanation> {
+    const { maps, encoded, emissions } = await this.#attend(text, options, 'explain');
+    const K = this.labels.length;
+    const N = maps.tokens.length;
+    const decoded = await this.#model().decodeEmissions(emissions, [1, N, K], Int32Array.of(N), {
+      nBest: 1,
+      constraints: options.constrained === false ? undefined : bioConstraints(this.labels),
+      marginals: true,
+    });
+    const { best } = this.#entities(encoded, decoded, 0, N, 1, { refine: options.refine });
+    return {
+      ...maps,
+      entities: best,
+      labels: this.labels,
+      tags: Array.from(decoded.tags, (t) => this.labels[t]),
+      marginals: decoded.marginals!,
+    };
+  }
+
+  /** One forward over a text's windows keeping attentions: the stitched maps and emissions. */
+  async #attend(text: string, options: AttentionOptions, method: string) {
+    if (typeof text !== 'string') {
+      throw new TypeError(`${method} takes a string, got ${describe(text)}`);
+    }
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`${method}: options must be an object, got ${describe(options)}`);
+    }
+    const layers = indexList(options.layers, this.config.numHiddenLayers, 'layers', 'layer');
+    const heads = indexList(options.heads, this.config.numAttentionHeads, 'heads', 'head');
+    const maxPieces = this.config.maxPositionEmbeddings - 2;
+    const overlap = checkOverlap(options.windowOverlap, maxPieces);
+    const e = this.tokenizer.encode(text);
+    const encoded: Encoded = { text, ...e, windows: planWindows(e.ids.length, maxPieces, overlap) };
+    const n = e.ids.length;
+    const N = n + 2;
+    const values = N * N * layers.length * heads.length;
+    if (values > MAX_ATTENTION_VALUES) {
+      throw new RangeError(
+        `${method}: ${N} tokens × ${layers.length} layers × ${heads.length} heads make ` +
+          `${values} attention values, more than ${MAX_ATTENTION_VALUES}; ask for fewer layers ` +
+          `or heads, or a shorter text`,
+      );
+    }
+    const model = this.#model();
+    const K = this.labels.length;
+    const H = heads.length;
+    // Each window's maps [layer][head] and emission rows, one native call per window (a window's
+    // maps for every head of every layer can be large; windows are few).
+    const windowMaps: Float32Array[][][] = [];
+    const windowRows: Float32Array[] = [];
+    for (const w of encoded.windows) {
+      const seq = this.#withSpecials(e.ids.subarray(w.start, w.end));
+      const T = seq.length;
+      const out = await model.attentions(
+        seq,
+        [1, T],
+        Int32Array.of(T),
+        layers,
+        heads,
+        this.#syllables([{ text, offsets: e.offsets.slice(w.start, w.end) }], T),
+      );
+      windowRows.push(out.emissions);
+      windowMaps.push(
+        layers.map((_, l) =>
+          heads.map((_, h) =>
+            out.attentions.subarray((l * H + h) * T * T, (l * H + h + 1) * T * T),
+          ),
+        ),
+      );
+    }
+    const strides = encoded.windows.map((w) => w.end - w.start + 2);
+    const attentions = layers.map((_, l) =>
+      heads.map((_, h) =>
+        stitchAttention(
+          n,
+          encoded.windows,
+          windowMaps.map((m) => m[l][h]),
+          strides,
+        ),
+      ),
+    );
+    const tokens: AttentionToken[] = [
+      { piece: '[CLS]', start: 0, end: 0 },
+      ...e.pieces.map((piece, p) => ({ piece, start: e.offsets[p][0], end: e.offsets[p][1] })),
+      { piece: '[SEP]', start: text.length, end: text.length },
+    ];
+    const maps: AttentionMaps = {
+      text,
+      tokens,
+      layers,
+      heads,
+      attentions,
+      windows: encoded.windows.map((w) => ({ ...w })),
+    };
+    return { maps, encoded, emissions: stitchEmissions(n, K, encoded.windows, windowRows) };
+  }
+
+  #withSpecials(ids: Int32Array): Int32Array {
+    const seq = new Int32Array(ids.length + 2);
+    seq[0] = this.tokenizer.specialIds.cls;
+    seq.set(ids, 1);
+    seq[seq.length - 1] = this.tokenizer.specialIds.sep;
+    return seq;
   }
 
   /**
@@ -276,27 +437,20 @@ export class NerModel {
     }
     const K = this.labels.length;
     const maxT = this.config.maxPositionEmbeddings;
-    ids.forEach((seq, i) => {
+    for (let i = 0; i < ids.length; i++) {
+      const seq = ids[i] as ArrayLike<number> | undefined;
       if (!seq || typeof seq.length !== 'number' || seq.length === 0) {
         throw new TypeError(`ids[${i}] must be a non-empty array of token ids`);
       }
       if (seq.length > maxT) {
         throw new RangeError(`ids[${i}] has ${seq.length} ids; the model takes at most ${maxT}`);
       }
-    });
+    }
     const out: Float32Array[] = new Array(ids.length);
-    for (const batch of lengthBatches(
-      ids.map((s) => s.length),
-      32,
-    )) {
-      const {
-        data,
-        lengths,
-        cols: T,
-      } = padSequences(
-        batch.map((i) => ids[i]),
-        this.config.padTokenId,
-      );
+    const order = ids.map((_, i) => i);
+    for (const batch of lengthBatches(order, (i) => ids[i].length, 32)) {
+      const seqs = batch.map((i) => ids[i]);
+      const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
       const emissions = await this.#model().emissions(data, [batch.length, T], lengths);
       batch.forEach((seq, b) => {
         out[seq] = emissions.slice(b * T * K, (b * T + lengths[b]) * K);
@@ -317,9 +471,16 @@ export class NerModel {
     return results.map((r) => ({ entities: r.best, tags: r.tags, offsets: r.offsets }));
   }
 
-  /** Frees the native model now instead of at garbage collection; the model is unusable after. */
-  dispose(): void {
+  /**
+   * Frees the native model's memory now instead of at garbage collection, once the calls in
+   * flight are done (the Promise resolves then). Every later call fails saying the model was
+   * disposed; a second `dispose` does nothing.
+   */
+  dispose(): Promise<void> {
+    const model = this.#native;
     this.#native = null;
+    // A view made by fromNative only lets go: the native model belongs to whoever made it.
+    return model && this.#owned ? model.dispose() : Promise.resolve();
   }
 
   #model(): NativeModel {
@@ -327,96 +488,117 @@ export class NerModel {
     return this.#native;
   }
 
-  async #run(texts: string[], options: PredictOptions, nBest: number) {
+  /** Checks the options, then tokenizes each text and plans its windows. */
+  #plan(texts: string[], options: PredictOptions): Plan {
     const batchSize = options.batchSize ?? 32;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new TypeError(`batchSize must be a positive integer, got ${String(options.batchSize)}`);
     }
     const maxPieces = this.config.maxPositionEmbeddings - 2;
-    const overlap = options.windowOverlap ?? Math.floor(maxPieces / 4);
-    if (!Number.isInteger(overlap) || overlap < 0 || overlap >= maxPieces) {
-      throw new TypeError(`windowOverlap must be an integer from 0 to ${maxPieces - 1}`);
-    }
-    const model = this.#model();
-    const K = this.labels.length;
-    const special = this.tokenizer.specialIds;
-
-    const encoded: Encoded[] = texts.map((text) => {
+    const overlap = checkOverlap(options.windowOverlap, maxPieces);
+    const encoded = texts.map((text): Encoded => {
       const e = this.tokenizer.encode(text);
       return { text, ...e, windows: planWindows(e.ids.length, maxPieces, overlap) };
     });
+    return {
+      encoded,
+      batchSize,
+      constraints: options.constrained === false ? undefined : bioConstraints(this.labels),
+      signal: options.signal,
+    };
+  }
 
-    const constraints = options.constrained === false ? undefined : bioConstraints(this.labels);
-    const results: {
-      best: NerEntity[];
-      paths: NerPath[];
-      tags: string[];
-      offsets: [number, number][];
-    }[] = new Array(texts.length);
-    const lengthsOf = encoded.map((e) => e.ids.length + 2);
-    const withSpecials = (ids: Int32Array): Int32Array => {
-      const seq = new Int32Array(ids.length + 2);
-      seq[0] = special.cls;
-      seq.set(ids, 1);
-      seq[seq.length - 1] = special.sep;
-      return seq;
+  /**
+   * Every text's paths. Native calls go one at a time (awaited in turn, each of at most
+   * `batchSize` sequences), so calls of other requests interleave with a long text's, and an
+   * aborted `signal` stops the work at the next call.
+   */
+  async #run(texts: string[], options: PredictOptions, nBest: number): Promise<TextResult[]> {
+    options.signal?.throwIfAborted();
+    const model = this.#model();
+    const plan = this.#plan(texts, options);
+    const results: TextResult[] = new Array(texts.length);
+    const decodeOptions = { nBest, constraints: plan.constraints, marginals: true };
+    const settle = (t: number, decoded: NativeDecoded, b: number, T: number) => {
+      results[t] = this.#entities(plan.encoded[t], decoded, b, T, nBest, options);
     };
 
     // Texts that fit in one window (nearly all): encoder and CRF in one native call per batch of
     // similar lengths, so the emissions never cross into JS and back.
-    const whole = encoded.flatMap((e, t) => (e.windows.length === 1 ? [t] : []));
-    for (const group of lengthBatches(
-      whole.map((t) => lengthsOf[t]),
-      batchSize,
-    )) {
-      const batch = group.map((i) => whole[i]);
-      const {
-        data,
-        lengths,
-        cols: T,
-      } = padSequences(
-        batch.map((t) => withSpecials(encoded[t].ids)),
-        this.config.padTokenId,
-      );
+    const whole = plan.encoded.flatMap((e, t) => (e.windows.length === 1 ? [t] : []));
+    for (const batch of lengthBatches(whole, (t) => plan.encoded[t].ids.length, plan.batchSize)) {
+      plan.signal?.throwIfAborted();
+      const seqs = batch.map((t) => this.#withSpecials(plan.encoded[t].ids));
+      const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
+      const rows = batch.map((t) => ({
+        text: plan.encoded[t].text,
+        offsets: plan.encoded[t].offsets,
+      }));
       const decoded = await model.decode(
         data,
         [batch.length, T],
         lengths,
-        { nBest, constraints, marginals: true },
-        this.#syllables(
-          batch.map((t) => ({ text: encoded[t].text, offsets: encoded[t].offsets })),
-          T,
-        ),
+        decodeOptions,
+        this.#syllables(rows, T),
       );
-      batch.forEach((t, b) => {
-        results[t] = this.#entities(encoded[t], decoded, b, T, nBest, options);
-      });
+      batch.forEach((t, b) => settle(t, decoded, b, T));
     }
 
-    // Longer texts. Encoder: every window of every such text, batched by length.
-    const windowed = encoded.flatMap((e, t) => (e.windows.length > 1 ? [t] : []));
-    const windowList: { text: number; window: number; length: number }[] = [];
-    for (const t of windowed) {
-      encoded[t].windows.forEach((w, i) =>
-        windowList.push({ text: t, window: i, length: w.end - w.start + 2 }),
-      );
-    }
-    const windowRows: Float32Array[][] = encoded.map((e) => new Array(e.windows.length));
+    // Longer texts: the encoder over every window, then the CRF over each text as a whole.
+    const windowed = plan.encoded.flatMap((e, t) => (e.windows.length > 1 ? [t] : []));
+    if (windowed.length === 0) return results;
+    const rows = await this.#windowEmissions(model, plan, windowed);
+    const K = this.labels.length;
     for (const batch of lengthBatches(
-      windowList.map((w) => w.length),
-      batchSize,
+      windowed,
+      (t) => plan.encoded[t].ids.length,
+      plan.batchSize,
     )) {
-      const seqs = batch.map((k) => {
-        const { text, window } = windowList[k];
-        const w = encoded[text].windows[window];
-        return withSpecials(encoded[text].ids.subarray(w.start, w.end));
+      plan.signal?.throwIfAborted();
+      const T = Math.max(...batch.map((t) => plan.encoded[t].ids.length + 2));
+      const emissions = new Float32Array(batch.length * T * K);
+      const lengths = new Int32Array(batch.length);
+      batch.forEach((t, b) => {
+        const e = plan.encoded[t];
+        emissions.set(stitchEmissions(e.ids.length, K, e.windows, rows[t]), b * T * K);
+        lengths[b] = e.ids.length + 2;
       });
-      const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
+      const decoded = await model.decodeEmissions(
+        emissions,
+        [batch.length, T, K],
+        lengths,
+        decodeOptions,
+      );
+      batch.forEach((t, b) => settle(t, decoded, b, T));
+    }
+    return results;
+  }
+
+  /** The emissions of every window of the given texts, batched by length: `rows[text][window]`. */
+  async #windowEmissions(
+    model: NativeModel,
+    plan: Plan,
+    texts: number[],
+  ): Promise<Float32Array[][]> {
+    const K = this.labels.length;
+    const windows = texts.flatMap((text) =>
+      plan.encoded[text].windows.map((w, window) => ({ text, window, pieces: w.end - w.start })),
+    );
+    const rows: Float32Array[][] = plan.encoded.map((e) => new Array(e.windows.length));
+    const order = windows.map((_, k) => k);
+    for (const batch of lengthBatches(order, (k) => windows[k].pieces, plan.batchSize)) {
+      plan.signal?.throwIfAborted();
       const spans = batch.map((k) => {
-        const { text, window } = windowList[k];
-        const w = encoded[text].windows[window];
-        return { text: encoded[text].text, offsets: encoded[text].offsets.slice(w.start, w.end) };
+        const e = plan.encoded[windows[k].text];
+        const w = e.windows[windows[k].window];
+        return {
+          ids: e.ids.subarray(w.start, w.end),
+          text: e.text,
+          offsets: e.offsets.slice(w.start, w.end),
+        };
       });
+      const seqs = spans.map((span) => this.#withSpecials(span.ids));
+      const { data, lengths, cols: T } = padSequences(seqs, this.config.padTokenId);
       const emissions = await model.emissions(
         data,
         [batch.length, T],
@@ -424,35 +606,11 @@ export class NerModel {
         this.#syllables(spans, T),
       );
       batch.forEach((k, b) => {
-        const { text, window } = windowList[k];
-        windowRows[text][window] = emissions.subarray(b * T * K, (b * T + lengths[b]) * K);
+        const { text, window } = windows[k];
+        rows[text][window] = emissions.subarray(b * T * K, (b * T + lengths[b]) * K);
       });
     }
-
-    // CRF: each such text's stitched emissions, batched by length.
-    for (const group of lengthBatches(
-      windowed.map((t) => lengthsOf[t]),
-      batchSize,
-    )) {
-      const batch = group.map((i) => windowed[i]);
-      const T = Math.max(...batch.map((t) => lengthsOf[t]));
-      const emissions = new Float32Array(batch.length * T * K);
-      const lengths = new Int32Array(batch.length);
-      batch.forEach((t, b) => {
-        const e = encoded[t];
-        emissions.set(stitchEmissions(e.ids.length, K, e.windows, windowRows[t]), b * T * K);
-        lengths[b] = lengthsOf[t];
-      });
-      const decoded = await model.decodeEmissions(emissions, [batch.length, T, K], lengths, {
-        nBest,
-        constraints,
-        marginals: true,
-      });
-      batch.forEach((t, b) => {
-        results[t] = this.#entities(encoded[t], decoded, b, T, nBest, options);
-      });
-    }
-    return results;
+    return rows;
   }
 
   /**
@@ -473,7 +631,7 @@ export class NerModel {
 
   #entities(
     e: Encoded,
-    decoded: { tags: Int32Array; scores: Float32Array; marginals?: Float32Array },
+    decoded: NativeDecoded,
     b: number,
     T: number,
     nBest: number,
@@ -496,26 +654,14 @@ export class NerModel {
         tags[p] = this.#bioLabels[tag];
         probs[p] = marginals[(b * T + p + 1) * K + tag];
       }
-      if (k === 0) bestTags = tags;
-      const entities = decodeEntities(e.text, e.offsets, tags, {
+      let entities = decodeEntities(e.text, e.offsets, tags, {
         scores: probs,
         refine: options.refine ?? true,
       });
-      if (options.withProbabilities && k === 0) {
-        for (const entity of entities as NerEntityWithPieces[]) {
-          entity.pieces = [];
-          for (let p = 0; p < n; p++) {
-            const [s, t] = e.offsets[p];
-            if (t > entity.start && s < entity.end) {
-              entity.pieces.push({
-                piece: e.pieces[p],
-                start: s,
-                end: t,
-                tag: tags[p],
-                probability: probs[p],
-              });
-            }
-          }
+      if (k === 0) {
+        bestTags = tags;
+        if (options.withProbabilities) {
+          entities = attachPieces(entities, e.pieces, e.offsets, tags, probs);
         }
       }
       paths.push({ score, entities });
@@ -524,22 +670,90 @@ export class NerModel {
   }
 }
 
+/** The window overlap option, defaulting to a quarter of a window. */
+function checkOverlap(value: number | undefined, maxPieces: number): number {
+  const overlap = value ?? Math.floor(maxPieces / 4);
+  if (!Number.isInteger(overlap) || overlap < 0 || overlap >= maxPieces) {
+    throw new TypeError(`windowOverlap must be an integer from 0 to ${maxPieces - 1}`);
+  }
+  return overlap;
+}
+
+/** A layers/heads option: every index when absent, else a non-empty array of valid indices. */
+function indexList(value: unknown, count: number, name: string, noun: string): number[] {
+  if (value === undefined) return Array.from({ length: count }, (_, i) => i);
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new TypeError(
+      `${name} must be a non-empty array of ${noun} indices, got ${describe(value)}`,
+    );
+  }
+  value.forEach((v: unknown, i) => {
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      throw new TypeError(`${name}[${i}] must be an integer, got ${describe(v)}`);
+    }
+    if (v < 0 || v >= count) {
+      throw new RangeError(
+        `${name}[${i}] = ${v} is out of range: the model has ${count} ${noun}s (0 to ${count - 1})`,
+      );
+    }
+  });
+  return [...(value as number[])];
+}
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value);
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'function') return 'a function';
+  return String(value);
+}
+
 function checkTexts(input: string | string[]): string[] {
   if (typeof input === 'string') return [input];
   if (!Array.isArray(input)) {
     throw new TypeError(`predict takes a string or an array of strings, got ${typeof input}`);
   }
   if (input.length === 0) throw new TypeError('predict was given an empty array of texts');
-  input.forEach((t, i) => {
-    if (typeof t !== 'string') throw new TypeError(`texts[${i}] is ${typeof t}, not a string`);
-  });
+  // A plain loop: forEach skips the holes of a sparse array ([, 'text']).
+  for (let i = 0; i < input.length; i++) {
+    const t: unknown = input[i];
+    if (typeof t !== 'string') {
+      const what = i in input ? typeof t : 'missing (a hole in a sparse array)';
+      throw new TypeError(`texts[${i}] is ${what}, not a string`);
+    }
+  }
   return input;
 }
 
-/** Indices grouped into batches of similar length (sorted by length, stable). */
-function lengthBatches(lengths: number[], batchSize: number): number[][] {
-  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
-  const batches: number[][] = [];
-  for (let i = 0; i < order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
+/** Items grouped into batches of similar length (sorted by length, stable). */
+function lengthBatches<T>(
+  items: readonly T[],
+  length: (item: T) => number,
+  batchSize: number,
+): T[][] {
+  const order = items
+    .map((item, i) => ({ item, i, n: length(item) }))
+    .sort((a, b) => a.n - b.n || a.i - b.i);
+  const batches: T[][] = [];
+  for (let i = 0; i < order.length; i += batchSize) {
+    batches.push(order.slice(i, i + batchSize).map((o) => o.item));
+  }
   return batches;
+}
+
+interface TextResult {
+  best: NerEntity[];
+  paths: NerPath[];
+  tags: string[];
+  offsets: [number, number][];
+}
+
+/** What `#run` works from: the checked options and every text tokenized. */
+interface Plan {
+  encoded: Encoded[];
+  batchSize: number;
+  constraints: ReturnType<typeof bioConstraints> | undefined;
+  signal: AbortSignal | undefined;
 }

@@ -76,3 +76,50 @@ export function stitchEmissions(
   out.set(last.subarray(sepRow * numTags, (sepRow + 1) * numTags), (numPieces + 1) * numTags);
   return out;
 }
+
+/**
+ * Where each token of `[CLS] pieces [SEP]` (`numPieces + 2` tokens) takes its row from, by the
+ * rule of {@link stitchEmissions}: `[CLS]` from the first window, `[SEP]` from the last, a piece
+ * from its owner. Rows are indices into a window's own tokens (its [CLS] is row 0).
+ */
+export function tokenSources(
+  numPieces: number,
+  windows: readonly PieceWindow[],
+): { window: number; row: number }[] {
+  const owners = windowOwners(numPieces, windows);
+  const last = windows.length - 1;
+  const sources = [{ window: 0, row: 0 }];
+  for (let p = 0; p < numPieces; p++) {
+    sources.push({ window: owners[p], row: p - windows[owners[p]].start + 1 });
+  }
+  sources.push({ window: last, row: windows[last].end - windows[last].start + 1 });
+  return sources;
+}
+
+/**
+ * Stitches per-window attention maps into one `N × N` map over the whole text's tokens
+ * (`N = numPieces + 2`). Token q's row is its source window's row (see {@link tokenSources}),
+ * with that window's columns placed at their tokens in the text and the window's own [CLS] and
+ * [SEP] at the text's; columns outside the window are 0, so every row still sums to 1.
+ * `windowMaps[w]` is window w's map, `stride` floats per row (its padded length), starting at
+ * its [CLS] row.
+ */
+export function stitchAttention(
+  numPieces: number,
+  windows: readonly PieceWindow[],
+  windowMaps: readonly Float32Array[],
+  strides: readonly number[],
+): Float32Array {
+  const N = numPieces + 2;
+  const out = new Float32Array(N * N);
+  tokenSources(numPieces, windows).forEach(({ window, row }, q) => {
+    const w = windows[window];
+    const size = w.end - w.start + 2;
+    const src = windowMaps[window].subarray(row * strides[window], row * strides[window] + size);
+    const dst = q * N;
+    out[dst] = src[0];
+    out.set(src.subarray(1, size - 1), dst + w.start + 1);
+    out[dst + N - 1] = src[size - 1];
+  });
+  return out;
+}

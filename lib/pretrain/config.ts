@@ -20,6 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import { parseDevice } from '../device.js';
 import {
   DEFAULT_SCRATCH_SIZE,
   defaultTokenizerFiles,
@@ -47,8 +48,13 @@ export interface PretrainConfig {
   validation: { format: CorpusFormat; paths: string[] };
   /** Default: KoBERT's files beside the package root (as `train.json`). */
   tokenizer: TokenizerFiles;
-  /** A BERT from scratch of this shape (default that of `train.json`'s scratch encoder). */
-  model: { size: ModelSize; dropout: number };
+  /**
+   * `init`: `"scratch"` (default) for a BERT of `size` (default that of `train.json`'s scratch
+   * encoder), or a model directory to continue from: its encoder (and masked-LM head, when it has
+   * one) with a fresh optimizer, and — when it holds a `pretrain-state.json` of the same stream —
+   * the text from where that run stopped, so continuing never repeats text.
+   */
+  model: { init: 'scratch' | string; size: ModelSize | null; dropout: number };
   /** Longest window in pieces, [CLS] and [SEP] included (default 128); longer paragraphs are cut. */
   maxLength: number;
   /** Windows per batch on each worker (default 64). */
@@ -106,7 +112,7 @@ const FIELDS = {
   ],
   validation: ['format', 'paths'],
   tokenizer: ['model', 'vocab'],
-  model: ['size', 'dropout'],
+  model: ['init', 'size', 'dropout'],
   size: [
     'hiddenSize',
     'numHiddenLayers',
@@ -161,6 +167,13 @@ export function parsePretrainConfig(
   }
 
   const m: Json = r.object(raw, 'model', '', FIELDS.model) ?? {};
+  let init = 'scratch';
+  if (m.init !== undefined && m.init !== 'scratch') {
+    init = r.path(m, 'init', 'model') ?? 'scratch';
+    if (m.size !== undefined) {
+      r.fail('model.size', 'is only for "init": "scratch"; a model directory has its own shape');
+    }
+  }
   const s: Json = r.object(m, 'size', 'model', FIELDS.size) ?? {};
   const d = DEFAULT_SCRATCH_SIZE;
   const size: ModelSize = {
@@ -187,7 +200,7 @@ export function parsePretrainConfig(
   const dropout = probability(m, 'dropout', 'model', 0.1);
 
   const maxLength = r.integer(raw, 'maxLength', '', 3, 128);
-  if (maxLength > size.maxPositionEmbeddings) {
+  if (init === 'scratch' && maxLength > size.maxPositionEmbeddings) {
     r.fail(
       'maxLength',
       `(${maxLength}) must not exceed model.size.maxPositionEmbeddings (${size.maxPositionEmbeddings})`,
@@ -241,7 +254,7 @@ export function parsePretrainConfig(
 
   let device = 'cpu';
   if (raw.device !== undefined) {
-    if (typeof raw.device !== 'string' || !/^(cpu|cuda(:(0|[1-9]\d*))?)$/.test(raw.device)) {
+    if (typeof raw.device !== 'string' || parseDevice(raw.device) === null) {
       r.fail('device', `must be "cpu", "cuda" or "cuda:N", got ${show(raw.device)}`);
     } else {
       device = raw.device;
@@ -266,7 +279,7 @@ export function parsePretrainConfig(
     text,
     validation: { format: validation.format, paths: [...validation.paths] },
     tokenizer,
-    model: { size, dropout },
+    model: { init, size: init === 'scratch' ? size : null, dropout },
     maxLength,
     batchSize: r.integer(raw, 'batchSize', '', 1, 64),
     masking,

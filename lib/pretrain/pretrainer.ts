@@ -19,11 +19,11 @@
  * @packageDocumentation
  */
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { ModelConfig } from '../model/config.js';
+import { readModelConfig, type ModelConfig } from '../model/config.js';
 import {
   native,
   type NativeDistGroup,
@@ -92,24 +92,88 @@ export interface PretrainResult {
   evaluations: { step: number; loss: number; mlmAccuracy: number }[];
 }
 
-/** The encoder-only model config of a pretraining run. */
-export function pretrainModelConfig(config: PretrainConfig, tokenizer: Tokenizer): ModelConfig {
-  const size = config.model.size;
-  return {
-    vocabSize: tokenizer.vocabSize,
-    ...size,
-    hiddenAct: 'gelu',
-    hiddenDropoutProb: config.model.dropout,
-    attentionProbsDropoutProb: config.model.dropout,
-    typeVocabSize: 2,
-    layerNormEps: 1e-12,
-    initializerRange: 0.02,
-    padTokenId: tokenizer.specialIds.pad,
-    head: 'none',
-    rnnHiddenSize: Math.max(1, Math.floor(size.hiddenSize / 2)),
+/**
+ * The encoder-only model config of a pretraining run: `model.size` from scratch, or the shape,
+ * vocabulary and pad id of the `model.init` directory.
+ *
+ * @throws Error when the init directory's vocabulary is not the tokenizer's, or its positions
+ *   cannot take `maxLength`.
+ */
+export async function pretrainModelConfig(
+  config: PretrainConfig,
+  tokenizer: Tokenizer,
+): Promise<ModelConfig> {
+  const { init, dropout } = config.model;
+  const shared = {
+    hiddenAct: 'gelu' as const,
+    hiddenDropoutProb: dropout,
+    attentionProbsDropoutProb: dropout,
+    head: 'none' as const,
     labels: [],
     mlmHead: true,
   };
+  if (init === 'scratch') {
+    const size = config.model.size!;
+    return {
+      ...shared,
+      vocabSize: tokenizer.vocabSize,
+      ...size,
+      typeVocabSize: 2,
+      layerNormEps: 1e-12,
+      initializerRange: 0.02,
+      padTokenId: tokenizer.specialIds.pad,
+      rnnHiddenSize: Math.max(1, Math.floor(size.hiddenSize / 2)),
+    };
+  }
+  const base = await readModelConfig(init);
+  if (base.vocabSize !== tokenizer.vocabSize) {
+    throw new Error(
+      `model.init: ${init} has vocab_size ${base.vocabSize}, the tokenizer ${tokenizer.vocabSize}`,
+    );
+  }
+  if (config.maxLength > base.maxPositionEmbeddings) {
+    throw new Error(
+      `maxLength (${config.maxLength}) exceeds ${init}'s max_position_embeddings ` +
+        `(${base.maxPositionEmbeddings})`,
+    );
+  }
+  // Pretraining batches carry no syllables: a channel the directory has is left behind.
+  return {
+    ...base,
+    ...shared,
+    posLabels: undefined,
+    syllableVocabSize: undefined,
+    tokenizer: undefined,
+  };
+}
+
+/**
+ * Loads the `model.init` directory's encoder, and its masked-LM head when it has one (else the
+ * head keeps its seeded draw). Returns what was loaded, for the log.
+ */
+async function loadInit(model: NativeModel, dir: string): Promise<string> {
+  const file = path.join(dir, WEIGHTS_FILE);
+  const names = (await native().inspectCheckpoint(file)).map((t) => t.name);
+  const withHead = names.some((n) => n.startsWith('cls.predictions.'));
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'koner-pretrain-init-'));
+  try {
+    // Only the encoder (and head) are kept: a tagging head or POS head of the directory is not
+    // part of a pretraining model.
+    const kept = names.filter(
+      (n) =>
+        (n.startsWith('bert.') && !n.includes('syllable_embeddings')) ||
+        (withHead && n.startsWith('cls.')),
+    );
+    const renames = kept.map((n): [string, string] =>
+      withHead ? [n, n] : [n, n.slice('bert.'.length)],
+    );
+    const weights = path.join(tmp, WEIGHTS_FILE);
+    await native().convertCheckpoint(file, weights, renames);
+    await model.loadWeights(weights);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return withHead ? 'its encoder and masked-LM head' : 'its encoder (a fresh masked-LM head)';
 }
 
 function nativeBatch(batch: MaskedBatch): NativeTrainBatch {
@@ -119,6 +183,33 @@ function nativeBatch(batch: MaskedBatch): NativeTrainBatch {
     lengths: batch.lengths,
     mlmLabels: batch.labels,
   };
+}
+
+/**
+ * Where a new run's stream starts: where the `model.init` run stopped, when that directory holds
+ * the state of a stream with the same options (so continuing never repeats text); else the start.
+ */
+async function initialData(
+  config: PretrainConfig,
+  batcher: PretrainBatcher,
+  say: (message: string) => void,
+): Promise<PretrainDataState> {
+  if (config.model.init === 'scratch') return batcher.initialState();
+  const file = path.join(config.model.init, PRETRAIN_STATE_FILE);
+  if (!existsSync(file)) return batcher.initialState();
+  try {
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { data?: unknown };
+    checkState(saved.data, batcher.config, file);
+    const data = saved.data;
+    say(
+      `text: continuing where ${config.model.init} stopped (pass ${data.position.epoch + 1}, ` +
+        `file ${data.position.file + 1}, line ${data.position.line + 1})`,
+    );
+    return data;
+  } catch (error) {
+    say(`text: from the start (${(error as Error).message})`);
+    return batcher.initialState();
+  }
 }
 
 function parseState(raw: unknown, file: string, data: PretrainBatcher): PretrainState {
@@ -216,9 +307,13 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       worldSize,
     });
 
-    const modelConfig = pretrainModelConfig(config, tokenizer);
+    const modelConfig = await pretrainModelConfig(config, tokenizer);
     const model: NativeModel = new addon.Model(modelConfig);
     await model.seed((config.seed + rank) % 2 ** 32);
+    // A resumed run reads every weight from its checkpoint: the init weights would be waste.
+    if (config.model.init !== 'scratch' && !resume) {
+      say(`model.init: ${config.model.init}: loaded ${await loadInit(model, config.model.init)}`);
+    }
     if (config.device !== 'cpu') await model.to(config.device, 'float32');
     const trainer: NativeTrainer = new addon.Trainer(model, {
       weightDecay: config.optimizer.weightDecay,
@@ -230,7 +325,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     const parameters = model
       .parameterInfo()
       .reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
-    const s = config.model.size;
+    const s = modelConfig;
     say(
       `model: ${s.numHiddenLayers} layers × ${s.hiddenSize} hidden, ${s.numAttentionHeads} heads, ` +
         `masked-LM head, ${(parameters / 1e6).toFixed(2)}M parameters; ${config.device}, ` +
@@ -291,7 +386,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     );
     let step = state?.step ?? 0;
     let elapsed = state?.elapsedSeconds ?? 0;
-    let dataState = state?.data ?? batcher.initialState();
+    let dataState = state?.data ?? (await initialData(config, batcher, say));
     say(
       `plan: ${config.maxSteps} steps of ${config.batchSize} windows` +
         (worldSize > 1 ? ` × ${worldSize} workers` : '') +

@@ -52,6 +52,14 @@ interface Entry<I, O> {
   at: number;
   resolve: (value: O) => void;
   reject: (error: unknown) => void;
+  /** Its caller's signal fired: nobody waits for its result. */
+  abandoned: boolean;
+}
+
+/** A batch in the runner: its entries, and the signal that stops it once all are abandoned. */
+interface Running<I, O> {
+  entries: Entry<I, O>[];
+  controller: AbortController;
 }
 
 /**
@@ -61,17 +69,22 @@ interface Entry<I, O> {
  *
  * A batch runs when it is full, or when its oldest item has waited `maxWaitMs`; while the runner
  * is busy, items keep collecting, so under load batches fill up by themselves.
+ *
+ * A caller whose `signal` fires (its client has gone) is rejected at once: its waiting items
+ * leave the queue, and a running batch is told to stop (the runner's own signal) when every item
+ * in it belongs to such callers.
  */
 export class MicroBatcher<I, O> {
   readonly maxBatch: number;
   readonly maxWaitMs: number;
   readonly maxQueue: number;
   readonly concurrency: number;
-  readonly #run: (key: string, items: I[]) => Promise<O[]>;
+  readonly #run: (key: string, items: I[], signal: AbortSignal) => Promise<O[]>;
   // Map iteration follows insertion, and an emptied key is deleted, so the first key is the one
   // that has waited longest (near enough: a key's age is that of its oldest item).
   readonly #queues = new Map<string, Entry<I, O>[]>();
   #queued = 0;
+  readonly #runningBatches = new Set<Running<I, O>>();
   #running = 0;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
@@ -80,7 +93,10 @@ export class MicroBatcher<I, O> {
   #items = 0;
   #largest = 0;
 
-  constructor(run: (key: string, items: I[]) => Promise<O[]>, options: MicroBatcherOptions = {}) {
+  constructor(
+    run: (key: string, items: I[], signal: AbortSignal) => Promise<O[]>,
+    options: MicroBatcherOptions = {},
+  ) {
     this.maxBatch = positiveInteger(options.maxBatch ?? 32, 'maxBatch');
     this.maxWaitMs = options.maxWaitMs ?? 5;
     if (!(this.maxWaitMs >= 0) || !Number.isFinite(this.maxWaitMs)) {
@@ -106,11 +122,13 @@ export class MicroBatcher<I, O> {
    * Queues items under `key`; resolves with their results in order. A caller's items may be split
    * over several batches (more than `maxBatch`, or a batch that was nearly full).
    *
+   * @param signal when it fires, the call rejects with its reason and its work is dropped
    * @throws {QueueFullError} (as a rejection) when the items would not fit in the queue
    * @throws {BatcherClosedError} (as a rejection) after {@link close}
    */
-  submit(key: string, items: readonly I[]): Promise<O[]> {
+  submit(key: string, items: readonly I[], signal?: AbortSignal): Promise<O[]> {
     if (this.#closed) return Promise.reject(new BatcherClosedError());
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#queued + items.length > this.maxQueue) {
       return Promise.reject(new QueueFullError(this.maxQueue));
     }
@@ -118,15 +136,43 @@ export class MicroBatcher<I, O> {
     const queue = this.#queues.get(key) ?? [];
     if (queue.length === 0) this.#queues.set(key, queue);
     const at = performance.now();
+    const entries: Entry<I, O>[] = [];
     const promises = items.map(
       (item) =>
         new Promise<O>((resolve, reject) => {
-          queue.push({ item, at, resolve, reject });
+          entries.push({ item, at, resolve, reject, abandoned: false });
         }),
     );
+    queue.push(...entries);
     this.#queued += items.length;
+    const all = Promise.all(promises);
+    if (signal) {
+      const abandon = () => this.#abandon(key, entries, signal.reason);
+      signal.addEventListener('abort', abandon, { once: true });
+      const forget = () => signal.removeEventListener('abort', abandon);
+      all.then(forget, forget);
+    }
     this.#pump();
-    return Promise.all(promises);
+    return all;
+  }
+
+  /** Rejects a caller's entries, drops those still queued, stops batches left with no caller. */
+  #abandon(key: string, entries: Entry<I, O>[], reason: unknown): void {
+    for (const entry of entries) {
+      entry.abandoned = true;
+      entry.reject(reason);
+    }
+    const queue = this.#queues.get(key);
+    if (queue) {
+      const kept = queue.filter((entry) => !entry.abandoned);
+      this.#queued -= queue.length - kept.length;
+      if (kept.length > 0) this.#queues.set(key, kept);
+      else this.#queues.delete(key);
+    }
+    for (const running of this.#runningBatches) {
+      if (running.entries.every((entry) => entry.abandoned)) running.controller.abort(reason);
+    }
+    this.#pump();
   }
 
   /** Refuses new items, runs what is queued, and resolves when nothing is left. */
@@ -180,8 +226,11 @@ export class MicroBatcher<I, O> {
     this.#batches++;
     this.#items += batch.length;
     this.#largest = Math.max(this.#largest, batch.length);
+    const running: Running<I, O> = { entries: batch, controller: new AbortController() };
+    this.#runningBatches.add(running);
     const settle = (results: O[] | null, error: unknown): void => {
       this.#running--;
+      this.#runningBatches.delete(running);
       if (results && results.length === batch.length) {
         batch.forEach((entry, i) => entry.resolve(results[i]));
       } else {
@@ -197,6 +246,7 @@ export class MicroBatcher<I, O> {
       promise = this.#run(
         key,
         batch.map((e) => e.item),
+        running.controller.signal,
       );
     } catch (error) {
       promise = Promise.reject(error);

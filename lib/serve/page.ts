@@ -1,11 +1,14 @@
 /**
  * The demo page served at `GET /`: type Korean text, see the entities highlighted with their type
- * and score. Plain HTML and JavaScript kept in a TypeScript string, so `tsc` alone puts it in
- * dist/ (no copy step, no bundler) and the server never reads a file at run time.
+ * and score, and below them the explain view (lib/explain/render.ts, the renderer `koner explain`
+ * uses too): click an entity or a piece to see its tag probabilities and attention. Plain HTML and
+ * JavaScript kept in a TypeScript string, so `tsc` alone puts it in dist/ (no copy step, no
+ * bundler) and the server never reads a file at run time.
  *
  * The script builds the result with DOM nodes and `textContent` only: the text and entities come
  * from the user, and nothing of theirs is ever parsed as HTML.
  */
+import { VIEW_CSS, VIEW_SCRIPT } from '../explain/render.js';
 
 /** The page's HTML document. */
 export const PAGE_HTML = `<!doctype html>
@@ -35,12 +38,6 @@ export const PAGE_HTML = `<!doctype html>
             margin-bottom: 16px; }
   section h2 { font-size: 14px; color: var(--muted); margin: 0 0 8px; font-weight: 600; }
   #highlighted { white-space: pre-wrap; word-break: break-all; line-height: 2.3; font-size: 18px; }
-  mark.ent { border-radius: 5px; padding: 2px 3px; background: var(--c); color: inherit;
-             box-shadow: inset 0 -2px 0 var(--b);
-             -webkit-box-decoration-break: clone; box-decoration-break: clone; }
-  mark.ent .tag { font-size: 11px; font-weight: 700; margin-left: 4px; color: var(--b);
-                  vertical-align: 1px; letter-spacing: .02em; }
-  mark.ent .score { font-size: 10px; color: var(--muted); margin-left: 2px; vertical-align: 1px; }
   table { border-collapse: collapse; width: 100%; font-size: 14px; }
   th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); }
   th { color: var(--muted); font-weight: 600; }
@@ -51,6 +48,7 @@ export const PAGE_HTML = `<!doctype html>
   .legend { display: flex; flex-wrap: wrap; gap: 6px; font-size: 12px; margin-top: 8px; }
   .legend span { padding: 1px 6px; border-radius: 4px; background: var(--c); color: var(--b);
                  font-weight: 600; }
+${VIEW_CSS}
 </style>
 </head>
 <body>
@@ -76,16 +74,16 @@ export const PAGE_HTML = `<!doctype html>
     <h2>마크업 (markup)</h2>
     <div id="markup" class="empty">—</div>
   </section>
+  <section>
+    <h2>모델 들여다보기 (inside the model: tag probabilities and attention)</h2>
+    <div id="explain" class="empty">—</div>
+  </section>
 </main>
+<script>${VIEW_SCRIPT}</script>
 <script>
 (function () {
   'use strict';
-  var COLORS = {
-    PER: ['#fde2e1', '#c0392b'], LOC: ['#dff3e4', '#1e8449'], ORG: ['#e1ecfb', '#2457a6'],
-    POH: ['#f4e6fb', '#7d3c98'], DAT: ['#fff1d6', '#b9770e'], TIM: ['#ffe9dc', '#c35a12'],
-    DUR: ['#e3f6f5', '#148f77'], MNY: ['#eaf6d8', '#5b8c1a'], PNT: ['#fbe3f1', '#b0306f'],
-    NOH: ['#e9e9f5', '#4b4f8a']
-  };
+  var colors = konerView.colors;
   var input = document.getElementById('input');
   var run = document.getElementById('run');
   var probs = document.getElementById('probs');
@@ -94,13 +92,9 @@ export const PAGE_HTML = `<!doctype html>
   var list = document.getElementById('list');
   var markup = document.getElementById('markup');
   var legend = document.getElementById('legend');
+  var explain = document.getElementById('explain');
+  var explained = null; // the explain view of the text shown, once it has arrived
 
-  function colors(type) {
-    if (COLORS[type]) return COLORS[type];
-    var h = 0;
-    for (var i = 0; i < type.length; i++) h = (h * 31 + type.charCodeAt(i)) % 360;
-    return ['hsl(' + h + ', 70%, 92%)', 'hsl(' + h + ', 55%, 35%)'];
-  }
   function el(tag, cls, text) {
     var node = document.createElement(tag);
     if (cls) node.className = cls;
@@ -114,26 +108,19 @@ export const PAGE_HTML = `<!doctype html>
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
   function show(text, entities) {
-    clear(highlighted); clear(list); clear(markup);
+    clear(list); clear(markup);
     highlighted.className = ''; list.className = ''; markup.className = '';
+    konerView.highlight(highlighted, text, entities, function (e) {
+      if (!explained) return;
+      explained.selectSpan(e.start, e.end);
+      explain.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+    });
     var pos = 0, marked = '';
     entities.forEach(function (e) {
       if (e.start < pos || e.end > text.length) return;
-      highlighted.appendChild(document.createTextNode(text.slice(pos, e.start)));
-      var c = colors(e.entity);
-      var m = el('mark', 'ent');
-      m.style.setProperty('--c', c[0]);
-      m.style.setProperty('--b', c[1]);
-      m.dataset.type = e.entity;
-      m.title = e.entity + ' ' + e.score.toFixed(3) + ' [' + e.start + ', ' + e.end + ')';
-      m.appendChild(document.createTextNode(text.slice(e.start, e.end)));
-      m.appendChild(el('span', 'tag', e.entity));
-      m.appendChild(el('span', 'score', e.score.toFixed(2)));
-      highlighted.appendChild(m);
       marked += text.slice(pos, e.start) + '<' + text.slice(e.start, e.end) + ':' + e.entity + '>';
       pos = e.end;
     });
-    highlighted.appendChild(document.createTextNode(text.slice(pos)));
     markup.textContent = marked + text.slice(pos);
     if (entities.length === 0) {
       list.className = 'empty';
@@ -169,25 +156,43 @@ export const PAGE_HTML = `<!doctype html>
     list.appendChild(table);
   }
 
+  function post(path, body) {
+    return fetch(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().then(function (answer) {
+        if (!response.ok) throw new Error(answer.error ? answer.error.message : response.statusText);
+        return answer;
+      });
+    });
+  }
+
+  function showExplanation(text) {
+    explained = null;
+    explain.className = 'empty';
+    explain.textContent = '…';
+    return post('v1/explain', { text: text }).then(function (view) {
+      explain.className = '';
+      explained = konerView.render(explain, view);
+    }).catch(function (error) {
+      explain.className = 'empty';
+      explain.textContent = '설명할 수 없습니다 (cannot explain): ' + error.message;
+    });
+  }
+
   function analyse() {
     var text = input.value;
     if (!text.trim()) { setStatus('텍스트를 입력하세요.', true); return; }
     run.disabled = true;
     setStatus('분석 중…', false);
     var started = performance.now();
-    fetch('v1/ner', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ text: text, withProbabilities: probs.checked })
-    }).then(function (response) {
-      return response.json().then(function (body) {
-        if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
-        return body;
-      });
-    }).then(function (body) {
+    post('v1/ner', { text: text, withProbabilities: probs.checked }).then(function (body) {
       show(text, body.entities);
       var ms = Math.round(performance.now() - started);
       setStatus(body.entities.length + '개 개체 · ' + ms + ' ms', false);
+      return showExplanation(text);
     }).catch(function (error) {
       setStatus('오류: ' + error.message, true);
     }).finally(function () {

@@ -1,15 +1,32 @@
 /**
- * The HTTP API (fastify): `POST /v1/ner`, `GET /healthz` and the demo page at `GET /`. Texts of
+ * The HTTP API (fastify): `POST /v1/ner`, `POST /v1/explain`, `GET /healthz` and the demo page at
+ * `GET /`. Texts of
  * concurrent requests are batched into shared model calls by a {@link MicroBatcher}.
  */
+import { STATUS_CODES } from 'node:http';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 
-import type { NerEntity, NerPath, PredictOptions } from '../model/ner-model.js';
+import { explainView } from '../explain/view.js';
+import { LIMITS } from '../limits.js';
+import type {
+  ExplainOptions,
+  Explanation,
+  NerEntity,
+  NerPath,
+  PredictOptions,
+} from '../model/ner-model.js';
 import { BatcherClosedError, MicroBatcher, QueueFullError } from './batcher.js';
 import { PAGE_HTML } from './page.js';
-import { DEFAULT_LIMITS, HttpError, parseNerRequest, type RequestLimits } from './request.js';
+import {
+  DEFAULT_LIMITS,
+  HttpError,
+  parseExplainRequest,
+  parseNerRequest,
+  type RequestLimits,
+} from './request.js';
 
 /**
  * What the server needs of a model: `NerModel` is one. Tests and wrappers (a model that counts
@@ -24,6 +41,8 @@ export interface NerPredictor {
   readonly config?: { head: string; maxPositionEmbeddings: number };
   predict(texts: string[], options: PredictOptions): Promise<NerEntity[][]>;
   predictPaths(texts: string[], nBest: number, options: PredictOptions): Promise<NerPath[][]>;
+  /** For `POST /v1/explain` (answered 501 `not_implemented` without it). */
+  explain?(text: string, options: ExplainOptions): Promise<Explanation>;
 }
 
 /** Options of {@link createServer}. */
@@ -36,6 +55,13 @@ export interface ServerOptions extends Partial<RequestLimits> {
   maxQueue?: number;
   /** Largest request body in bytes (default 1 MiB); larger ones get 413. */
   bodyLimit?: number;
+  /** How long a request may take to arrive, headers and body, in ms (default 30 000); then 408. */
+  requestTimeoutMs?: number;
+  /**
+   * Texts longer than this many characters (default 1,000) go through a lane of their own, a few
+   * windows per model call, so that a heavy request never holds up the light ones behind it.
+   */
+  heavyTextLength?: number;
   /** Receives errors that became a 500 answer (default: none; the CLI prints them). */
   onError?: (error: unknown) => void;
 }
@@ -52,6 +78,8 @@ export interface NerServer {
   readonly app: FastifyInstance;
   /** The batcher between requests and the model; `batcher.stats` counts model calls. */
   readonly batcher: MicroBatcher<string, NerResult>;
+  /** The lane of texts longer than `heavyTextLength`: one text per batch, one batch at a time. */
+  readonly heavy: MicroBatcher<string, NerResult>;
   /** Starts listening (default 127.0.0.1:8080; port 0 picks a free one); resolves with the URL. */
   listen(options?: { port?: number; host?: string }): Promise<string>;
   /** Stops accepting, answers the requests in progress, then resolves. */
@@ -64,42 +92,90 @@ interface BatchOptions {
   withProbabilities: boolean;
 }
 
+/** The client closed its connection before its answer: its work was dropped. */
+class ClientGoneError extends Error {
+  constructor() {
+    super('the client closed the connection');
+    this.name = 'ClientGoneError';
+  }
+}
+
+/** Sequences per model call in the heavy lane: each call stays short, so light calls interleave. */
+const HEAVY_BATCH = 4;
+
 /**
  * Builds the HTTP server around a loaded model (not yet listening).
  *
- * Every refusal is JSON `{ error: { code, message } }`: 400 `invalid_json` / `invalid_request`,
- * 404 `not_found`, 413 `payload_too_large`, 415 `unsupported_media_type`, 422 `too_many_texts` /
- * `text_too_long` / `n_best_too_large`, 503 `overloaded` / `shutting_down`, 500 `internal_error`.
+ * Every refusal is JSON `{ error: { code, message } }`: 400 `invalid_json` / `invalid_request` /
+ * `bad_request`, 404 `not_found`, 408 `request_timeout`, 413 `payload_too_large`, 415
+ * `unsupported_media_type`, 422 `too_many_texts` / `text_too_long` / `request_too_long` /
+ * `n_best_too_large` / `out_of_range`, 431 `headers_too_large`, 501 `not_implemented`, 503
+ * `overloaded` / `shutting_down`, 500 `internal_error`.
  */
 export function createServer(model: NerPredictor, options: ServerOptions = {}): NerServer {
   const limits: RequestLimits = {
     maxTexts: options.maxTexts ?? DEFAULT_LIMITS.maxTexts,
     maxTextLength: options.maxTextLength ?? DEFAULT_LIMITS.maxTextLength,
+    maxTotalLength: options.maxTotalLength ?? DEFAULT_LIMITS.maxTotalLength,
     maxNBest: options.maxNBest ?? DEFAULT_LIMITS.maxNBest,
+    maxExplainLength: options.maxExplainLength ?? DEFAULT_LIMITS.maxExplainLength,
   };
+  if (!(
+    Number.isInteger(limits.maxNBest) &&
+    limits.maxNBest >= 1 &&
+    limits.maxNBest <= LIMITS.maxNBest
+  )) {
+    throw new RangeError(`maxNBest must be an integer from 1 to ${LIMITS.maxNBest}`);
+  }
   const maxBatch = options.maxBatch ?? 32;
-  const batcher = new MicroBatcher<string, NerResult>(
-    async (key, texts) => {
+  const heavyTextLength = options.heavyTextLength ?? 1000;
+  const requestTimeout = options.requestTimeoutMs ?? 30_000;
+  const runner =
+    (batchSize: number) =>
+    async (key: string, texts: string[], signal: AbortSignal): Promise<NerResult[]> => {
       const { nBest, constrained, withProbabilities } = JSON.parse(key) as BatchOptions;
-      const predictOptions: PredictOptions = {
-        batchSize: maxBatch,
-        constrained,
-        withProbabilities,
-      };
+      const predictOptions: PredictOptions = { batchSize, constrained, withProbabilities, signal };
       if (nBest === 1) {
         const entities = await model.predict(texts, predictOptions);
         return entities.map((e) => ({ entities: e }));
       }
       const paths = await model.predictPaths(texts, nBest, predictOptions);
       return paths.map((p) => ({ entities: p[0]?.entities ?? [], paths: p }));
-    },
-    { maxBatch, maxWaitMs: options.maxWaitMs ?? 5, maxQueue: options.maxQueue ?? 4096 },
-  );
+    };
+  const maxQueue = options.maxQueue ?? 4096;
+  const batcher = new MicroBatcher<string, NerResult>(runner(maxBatch), {
+    maxBatch,
+    maxWaitMs: options.maxWaitMs ?? 5,
+    maxQueue,
+  });
+  const heavy = new MicroBatcher<string, NerResult>(runner(HEAVY_BATCH), {
+    maxBatch: 1,
+    maxWaitMs: 0,
+    maxQueue,
+  });
 
   const app = Fastify({
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     // A client that trickles its request in must not hold a connection for ever.
-    requestTimeout: 30_000,
+    requestTimeout,
+    // Node checks that timeout only every connectionsCheckingInterval (30 s by default), and a
+    // request whose headers have arrived expires by headersTimeout (60 s) rather than by it:
+    // the 30 s timeout fired after 57–69 s.
+    // (A timeout of 0 turns the check off, as in Node.)
+    http:
+      requestTimeout > 0
+        ? {
+            connectionsCheckingInterval: Math.min(1000, requestTimeout),
+            headersTimeout: requestTimeout,
+          }
+        : undefined,
+    // Refusals before fastify sees a request (a garbage request line, 408, 431) in the API's shape.
+    clientErrorHandler: clientError,
+    // And those fastify makes before routing (a URL that does not decode, `GET /%`).
+    frameworkErrors: (error, _request, reply) => {
+      const { status, code, message } = classify(error);
+      void (reply as FastifyReply).code(status).send({ error: { code, message } });
+    },
     logger: false,
   });
   let closing = false;
@@ -142,20 +218,71 @@ export function createServer(model: NerPredictor, options: ServerOptions = {}): 
         device: placement.device,
         dtype: placement.dtype,
       },
-      batching: { maxBatch: batcher.maxBatch, maxWaitMs: batcher.maxWaitMs, ...batcher.stats },
-      limits: { ...limits, bodyLimit: options.bodyLimit ?? 1024 * 1024 },
+      batching: {
+        maxBatch: batcher.maxBatch,
+        maxWaitMs: batcher.maxWaitMs,
+        ...batcher.stats,
+        heavy: { textLength: heavyTextLength, ...heavy.stats },
+      },
+      limits: { ...limits, bodyLimit: options.bodyLimit ?? 1024 * 1024, requestTimeout },
     };
   });
 
-  app.post('/v1/ner', async (request) => {
+  app.post('/v1/ner', async (request, reply) => {
     const req = parseNerRequest(request.body, limits);
     const key = JSON.stringify({
       nBest: req.nBest,
       constrained: req.constrained,
       withProbabilities: req.withProbabilities,
     } satisfies BatchOptions);
-    const results = await batcher.submit(key, req.texts);
-    return req.single ? results[0] : { results };
+    // A client that hangs up takes its work with it: queued texts leave the queue, and a model
+    // call running for it alone stops at its next native call.
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) gone.abort(new ClientGoneError());
+    };
+    reply.raw.once('close', onClose);
+    try {
+      const lanes = req.texts.map((t) => (t.length > heavyTextLength ? heavy : batcher));
+      const light = req.texts.filter((_, i) => lanes[i] === batcher);
+      const long = req.texts.filter((_, i) => lanes[i] === heavy);
+      const [lightResults, heavyResults] = await Promise.all([
+        batcher.submit(key, light, gone.signal),
+        heavy.submit(key, long, gone.signal),
+      ]);
+      let l = 0;
+      let h = 0;
+      const results = lanes.map((lane) =>
+        lane === batcher ? lightResults[l++] : heavyResults[h++],
+      );
+      return req.single ? results[0] : { results };
+    } finally {
+      reply.raw.off('close', onClose);
+    }
+  });
+
+  // Not batched: one text's attention maps, straight from the model (which queues its calls).
+  app.post('/v1/explain', async (request) => {
+    const req = parseExplainRequest(request.body, limits);
+    if (!model.explain) {
+      throw new HttpError(501, 'not_implemented', 'this model cannot explain its predictions');
+    }
+    let explanation: Explanation;
+    try {
+      explanation = await model.explain(req.text, {
+        layers: req.layers,
+        heads: req.heads,
+        constrained: req.constrained,
+      });
+    } catch (error) {
+      // A layer or head the model does not have.
+      if (error instanceof RangeError) throw new HttpError(422, 'out_of_range', error.message);
+      throw error;
+    }
+    return explainView(explanation, {
+      topTags: req.topTags,
+      model: model.dir ? path.basename(model.dir) : undefined,
+    });
   });
 
   app.addHook('preClose', async () => {
@@ -167,12 +294,13 @@ export function createServer(model: NerPredictor, options: ServerOptions = {}): 
     if (closing) void reply.header('connection', 'close');
   });
   app.addHook('onClose', async () => {
-    await batcher.close();
+    await Promise.all([batcher.close(), heavy.close()]);
   });
 
   return {
     app,
     batcher,
+    heavy,
     async listen({ port = 8080, host = '127.0.0.1' } = {}) {
       await app.listen({ port, host });
       const address = app.server.address();
@@ -197,6 +325,10 @@ function classify(error: FastifyError | Error): { status: number; code: string; 
   if (error instanceof BatcherClosedError) {
     return { status: 503, code: 'shutting_down', message: 'the server is shutting down' };
   }
+  if (error instanceof ClientGoneError) {
+    // Nobody reads this answer; 499 as nginx logs it.
+    return { status: 499, code: 'client_closed', message: error.message };
+  }
   const e = error as FastifyError;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -216,4 +348,29 @@ function classify(error: FastifyError | Error): { status: number; code: string; 
     return { status: e.statusCode, code: 'bad_request', message: e.message };
   }
   return { status: 500, code: 'internal_error', message: e.message || 'internal error' };
+}
+
+/**
+ * Answers what Node's HTTP parser refuses before any route runs, in the API's error shape:
+ * 408 when the request did not arrive in time, 431 for headers over Node's limit, 400 else.
+ */
+function clientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // A connection reset leaves nobody to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'request_timeout', 'the request did not arrive in time']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'the request headers are larger than the server accepts']
+        : [400, 'bad_request', `malformed HTTP request (${error.code ?? error.message})`];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+        'content-type: application/json; charset=utf-8\r\n' +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  } else {
+    socket.destroy();
+  }
 }

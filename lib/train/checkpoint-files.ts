@@ -32,6 +32,7 @@
 import { open, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
+import { makeDirectory } from '../output-dir.js';
 import { checkCursor, type BatchCursor } from './batching.js';
 import { checkEarlyStopState, type EarlyStopState } from './early-stop.js';
 import { Rng, type RngState } from './rng.js';
@@ -158,7 +159,7 @@ export async function writeAtomicDir(
   const target = path.resolve(dir);
   const old = `${target}.old`;
   const hook = options.afterStage ?? (() => undefined);
-  await mkdir(path.dirname(target), { recursive: true });
+  await makeDirectory(path.dirname(target));
   await recoverAtomicDir(target);
   const tmp = tmpName(target);
   await mkdir(tmp);
@@ -189,7 +190,7 @@ export async function writeAtomicDir(
  */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const target = path.resolve(file);
-  await mkdir(path.dirname(target), { recursive: true });
+  await makeDirectory(path.dirname(target));
   const tmp = tmpName(target);
   try {
     const handle = await open(tmp, 'w');

@@ -1,7 +1,8 @@
 /**
  * A run's checkpoint directory (`<output>/best`, `<output>/last`): a complete model directory —
- * `config.json`, `model.safetensors` and the tokenizer files it names (copied beside them, so the
- * directory can be moved or shipped alone) — plus everything a resumed run needs:
+ * `config.json`, `model.safetensors` and the tokenizer files it names (copied beside them as
+ * `tokenizer.model` and `vocab.json`, so the directory can be moved or shipped alone) — plus
+ * everything a resumed run needs:
  * `optimizer.safetensors` (AdamW moments and step counts), `trainer-state.json` (step, data
  * cursor, generator states, schedule, early stopping, best score, data fingerprint), in
  * data-parallel runs `rng-ranks.json` (every rank's LibTorch generator state), and, for the
@@ -12,10 +13,11 @@
  *
  * @packageDocumentation
  */
-import { chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { writeModelConfig, type ModelConfig } from '../model/config.js';
+import { copyTokenizerFiles } from '../model/tokenizer-files.js';
 import type { NativeDistGroup, NativeModel, NativeTrainer } from '../native.js';
 import {
   readTrainerState,
@@ -54,7 +56,7 @@ const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
 
 /**
  * Writes a complete model directory into `dir`: `config.json` naming the tokenizer files,
- * copies of those files, and `model.safetensors`.
+ * copies of those files (`copyTokenizerFiles`), and `model.safetensors`.
  */
 export async function writeModelFiles(
   dir: string,
@@ -62,17 +64,8 @@ export async function writeModelFiles(
   modelConfig: ModelConfig,
   tokenizer: TokenizerFiles,
 ): Promise<void> {
-  const modelName = path.basename(tokenizer.model);
-  const vocab = path.basename(tokenizer.vocab);
-  await writeModelConfig(dir, { ...modelConfig, tokenizer: { model: modelName, vocab } });
-  for (const [from, name] of [
-    [tokenizer.model, modelName],
-    [tokenizer.vocab, vocab],
-  ]) {
-    await copyFile(from, path.join(dir, name));
-    // Copies of read-only originals stay read-only; a checkpoint should be an ordinary directory.
-    await chmod(path.join(dir, name), 0o644);
-  }
+  const copied = await copyTokenizerFiles(dir, tokenizer);
+  await writeModelConfig(dir, { ...modelConfig, tokenizer: copied });
   await model.saveWeights(path.join(dir, WEIGHTS_FILE));
 }
 

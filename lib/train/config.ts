@@ -32,7 +32,10 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { parseDevice } from '../device.js';
 import { HEAD_KINDS, type HeadKind } from '../model/config.js';
+import { bundledTokenizerFiles } from '../model/default-model.js';
+import { readJsonFile } from '../text-file.js';
 
 /** Corpus file formats `corpus.format` accepts. */
 export type CorpusFormat = 'kmou' | 'conll';
@@ -69,7 +72,8 @@ export interface TrainConfig {
   };
   /**
    * Default: KoBERT's files in `../shared/data/kobert-tokenizer/` beside the package root, when
-   * they exist there; otherwise the field is required. The tokenizer of a pretrained encoder must
+   * they exist there, else the bundled model's copies (`models/kmou-small/tokenizer.model` and
+   * `vocab.json`); otherwise the field is required. The tokenizer of a pretrained encoder must
    * be the one it was trained with.
    */
   tokenizer: TokenizerFiles;
@@ -301,16 +305,22 @@ export function packageRoot(): string | null {
   return packageRootCache;
 }
 
-/** KoBERT's tokenizer files beside the package root, when both exist; otherwise null. */
+/**
+ * KoBERT's tokenizer files: beside the package root (the repository's data) when both exist
+ * there, else the bundled model's copies (an installed package); null when neither exists.
+ */
 export function defaultTokenizerFiles(): TokenizerFiles | null {
   const root = packageRoot();
   if (root === null) return null;
   const dir = path.resolve(root, KOBERT_TOKENIZER.dir);
-  const files = {
+  const shared = {
     model: path.join(dir, KOBERT_TOKENIZER.model),
     vocab: path.join(dir, KOBERT_TOKENIZER.vocab),
   };
-  return existsSync(files.model) && existsSync(files.vocab) ? files : null;
+  for (const files of [shared, bundledTokenizerFiles()]) {
+    if (existsSync(files.model) && existsSync(files.vocab)) return files;
+  }
+  return null;
 }
 
 /** Options of {@link parseTrainConfig}. */
@@ -780,8 +790,12 @@ export function parseTrainConfig(
     tokenizer = fallback ?? { model: '', vocab: '' };
   }
 
+  const issuesBefore = r.issues.length;
   const maxLength = r.integer(raw, 'maxLength', '', 3, recipe.maxLength);
-  if (size && maxLength > size.maxPositionEmbeddings) {
+  // An invalid maxLength reads as the default; comparing that with other fields would quote a
+  // value the file never gave.
+  const maxLengthValid = r.issues.length === issuesBefore;
+  if (maxLengthValid && size && maxLength > size.maxPositionEmbeddings) {
     r.fail(
       'maxLength',
       `(${maxLength}) must not exceed model.size.maxPositionEmbeddings (${size.maxPositionEmbeddings})`,
@@ -791,7 +805,7 @@ export function parseTrainConfig(
   let batchTokens: number | null = null;
   if (raw.batchTokens !== undefined && raw.batchTokens !== null) {
     batchTokens = r.integer(raw, 'batchTokens', '', 1);
-    if (batchTokens < maxLength) {
+    if (maxLengthValid && batchTokens < maxLength) {
       r.fail(
         'batchTokens',
         `(${batchTokens}) must be at least maxLength (${maxLength}) so every input fits a batch`,
@@ -908,7 +922,7 @@ export function parseTrainConfig(
   const output = r.path(raw, 'output', '') ?? '';
   let device = 'cpu';
   if (raw.device !== undefined) {
-    if (typeof raw.device !== 'string' || !/^(cpu|cuda(:(0|[1-9]\d*))?)$/.test(raw.device)) {
+    if (typeof raw.device !== 'string' || parseDevice(raw.device) === null) {
       r.fail('device', `must be "cpu", "cuda" or "cuda:N", got ${show(raw.device)}`);
     } else {
       device = raw.device;
@@ -1027,20 +1041,7 @@ export async function loadTrainConfig(
   options: LoadTrainConfigOptions = {},
 ): Promise<TrainConfig> {
   const { edit, ...parseOptions } = options;
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new Error(
-      `${file}: cannot read the training config (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
-  }
+  const raw = await readJsonFile(file, 'the training config');
   if (edit && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
     edit(raw as Record<string, unknown>);
   }

@@ -6,6 +6,7 @@
  *
  * @packageDocumentation
  */
+import { parseDevice } from '../device.js';
 import type { DistGroupOptions } from '../native.js';
 
 /** The variables the launcher sets, by field. */
@@ -85,8 +86,9 @@ export function readDistEnv(env: Env = process.env): DistEnv | null {
  * @throws Error when the configuration names a single GPU (`cuda:N`) for several local workers.
  */
 export function workerDevice(device: string, env: DistEnv): string {
-  if (device === 'cuda') return `cuda:${env.localRank}`;
-  if (device.startsWith('cuda:') && env.localWorldSize > 1) {
+  const parsed = parseDevice(device);
+  if (parsed?.kind === 'cuda' && parsed.index === null) return `cuda:${env.localRank}`;
+  if (parsed?.kind === 'cuda' && env.localWorldSize > 1) {
     throw new Error(
       `device ${device} names one GPU, but ${env.localWorldSize} workers run on this machine: ` +
         `use device "cuda" (each worker takes cuda:<local rank>)`,

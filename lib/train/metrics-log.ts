@@ -6,8 +6,10 @@
  * @packageDocumentation
  */
 import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+
+import { makeDirectory } from '../output-dir.js';
 
 /** The file name inside the output directory. */
 export const METRICS_FILE = 'metrics.jsonl';
@@ -147,7 +149,7 @@ export class MetricsLog {
    * reader skips the broken fragment).
    */
   static async open(outputDir: string, options: MetricsLogOptions = {}): Promise<MetricsLog> {
-    await mkdir(outputDir, { recursive: true });
+    await makeDirectory(outputDir);
     const file = path.join(outputDir, METRICS_FILE);
     const fd = openSync(file, 'a+');
     try {

@@ -34,6 +34,7 @@ import {
   type NativeTrainBatch,
   type NativeTrainer,
 } from '../native.js';
+import { makeDirectory } from '../output-dir.js';
 import { setThreads } from '../runtime.js';
 import { POS_IGNORE } from '../labels/pos.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -423,6 +424,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (main && resume && !existsSync(lastDir) && !existsSync(`${lastDir}.old`)) {
     throw new Error(`${output}: no checkpoint to resume from (${lastDir} does not exist)`);
   }
+  // Before the data is read and the model built: an output that cannot be written fails now.
+  if (main) await makeDirectory(output);
   const say = (message: string): void => log({ main, progress: null }, stream, message);
 
   const addon = native();

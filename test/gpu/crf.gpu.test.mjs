@@ -7,22 +7,17 @@ import { describe, test } from 'node:test';
 
 import { decode, marginals, nll } from '../../dist/crf/index.js';
 import { native } from '../../dist/native.js';
+import { Rng } from '../../dist/train/rng.js';
 
 const REDUCTIONS = ['sum', 'mean', 'none', 'token_mean'];
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+function seededFloats(seed) {
+  const rng = Rng.fromSeed(seed);
+  return () => rng.nextFloat();
 }
 
 function randomCase(seed, { B, T, K, scale = 1, constrained = false }) {
-  const rand = mulberry32(seed);
+  const rand = seededFloats(seed);
   const normal = () =>
     Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()) * scale;
   const floats = (n) => Float32Array.from({ length: n }, normal);
@@ -184,7 +179,7 @@ test('the addon runs the CRF on CUDA', () => {
 
 describe('CUDA CRF against brute-force enumeration', () => {
   const cases = [];
-  const rand = mulberry32(7);
+  const rand = seededFloats(7);
   for (let i = 0; i < 16; i++) {
     cases.push({
       B: 3 + Math.floor(rand() * 4),
@@ -265,7 +260,7 @@ describe('CUDA CRF on long sequences (scaled forward–backward)', () => {
   const LENGTHS = [20_000, 4000, 800];
   const K = 21;
   const T = LENGTHS[0];
-  const rand = mulberry32(2121);
+  const rand = seededFloats(2121);
   const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
   const B = LENGTHS.length;
   const c = {

@@ -12,8 +12,11 @@ Requests (one JSON object per line, see serve.py):
         the GEMM peak in GFLOP/s, best of 10 calls per shape. CPU: float32 torch.matmul (the
         BLAS LibTorch links: OpenBLAS here) and oneDNN's inner product (torch._C._nn.
         mkldnn_linear, the oneDNN inside the same LibTorch), each on 2048x2048x2048 and the FFN's
-        2048x768x3072, the better shape reported. CUDA: bfloat16 and float32 torch.matmul on
-        8192x8192x8192.
+        2048x768x3072, the better shape reported; also the reduced-precision peaks the same
+        LibTorch reaches on those shapes: "bfloat16" (torch.matmul in bfloat16, oneDNN where the
+        CPU has AVX512_BF16) and "int8" (torch.ops.quantized.linear_dynamic on the onednn
+        engine), each null where this torch cannot run it. CUDA: bfloat16 and float32
+        torch.matmul on 8192x8192x8192.
 """
 
 import argparse
@@ -87,6 +90,29 @@ def main():
         out["openblas"] = max(blas.values())
         out["onednn"] = max(onednn.values())
         out["shapes"] = {"openblas": blas, "onednn": onednn}
+        out["bfloat16"] = out["int8"] = None
+        try:
+            bf16 = {}
+            for name, (m, k, n) in shapes.items():
+                a = torch.randn(m, k).bfloat16()
+                b = torch.randn(k, n).bfloat16()
+                bf16[name] = 2 * m * k * n / best_seconds(lambda: a @ b, sync, 10) / 1e9
+            out["bfloat16"] = max(bf16.values())
+        except RuntimeError:
+            pass
+        if "onednn" in torch.backends.quantized.supported_engines:
+            torch.backends.quantized.engine = "onednn"
+            int8 = {}
+            for name, (m, k, n) in shapes.items():
+                a = torch.randn(m, k)
+                w = torch.randn(n, k)
+                scales = w.abs().amax(1) / 127
+                q = torch.quantize_per_channel(w, scales, torch.zeros(n, dtype=torch.long), 0, torch.qint8)
+                packed = torch.ops.quantized.linear_prepack(q, None)
+                int8[name] = 2 * m * k * n / best_seconds(
+                    lambda: torch.ops.quantized.linear_dynamic(a, packed), sync, 10
+                ) / 1e9
+            out["int8"] = max(int8.values())
         return out
 
     serve(
