@@ -379,6 +379,7 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
       [['tag', '--model', modelDir, '--format', 'yaml'], /--format expects one of json, markup/],
       [['tag', '--model', modelDir, '--bogus'], /Unknown option '--bogus'/],
       [['tag', '--model', modelDir, '--batch-size', '0'], /--batch-size expects an integer ≥ 1/],
+      [['tag', '--model', modelDir, '--dtype', 'int4'], /--dtype expects one of float32, float16/],
       [['tag', '--model', modelDir, '--format', 'markup', '--n-best', '2'], /needs --format json/],
       [['eval', '--model', modelDir], /--data <path> is required/],
       [['eval', '--data', valDir, '--model', modelDir, '--format', 'csv'], /--format expects/],

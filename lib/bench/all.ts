@@ -10,7 +10,8 @@
  *   (d) tokenizer throughput (lib/bench/tokenizer.ts)
  *   (e) encoder GFLOP/s next to the GEMM peak (lib/bench/encoder.ts)
  *   (f) NerModel.predict against onnxruntime-node on the same weights: KoBERT-size and the
- *       bundled model, fp32 and bf16, batch 1 and 32 (lib/bench/peer.ts)
+ *       bundled model in fp32, the KoBERT-size one also with bf16 and int8 products, batch 1
+ *       and 32 (lib/bench/peer.ts)
  */
 import { writeFileSync } from 'node:fs';
 
