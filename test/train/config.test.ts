@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { bundledTokenizerFiles } from '../lib/model/default-model.js';
+import { bundledTokenizerFiles } from '../../lib/model/default-model.js';
 import {
   batchingFingerprint,
   collate,
@@ -16,7 +16,7 @@ import {
   shard,
   type BatchCursor,
   type BatchingOptions,
-} from '../lib/train/batching.js';
+} from '../../lib/train/batching.js';
 import {
   checkpointDir,
   parseTrainerState,
@@ -29,7 +29,7 @@ import {
   writeTrainerState,
   type AtomicWriteStage,
   type TrainerState,
-} from '../lib/train/checkpoint-files.js';
+} from '../../lib/train/checkpoint-files.js';
 import {
   checkTrainConfigPaths,
   DEFAULT_SCRATCH_SIZE,
@@ -43,14 +43,14 @@ import {
   TrainConfigError,
   trainConfigToJson,
   type TrainConfig,
-} from '../lib/train/config.js';
-import { EarlyStopping } from '../lib/train/early-stop.js';
-import { MetricsLog, metricCurve, parseMetrics, readMetrics } from '../lib/train/metrics-log.js';
-import { formatDuration, ProgressReporter, type ProgressStream } from '../lib/train/progress.js';
-import { Rng } from '../lib/train/rng.js';
-import { LinearSchedule, linearWarmupDecay, warmupStepsFor } from '../lib/train/schedule.js';
+} from '../../lib/train/config.js';
+import { EarlyStopping } from '../../lib/train/early-stop.js';
+import { MetricsLog, metricCurve, parseMetrics, readMetrics } from '../../lib/train/metrics-log.js';
+import { formatDuration, ProgressReporter, type ProgressStream } from '../../lib/train/progress.js';
+import { Rng } from '../../lib/train/rng.js';
+import { LinearSchedule, linearWarmupDecay, warmupStepsFor } from '../../lib/train/schedule.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let tmp: string;
 
 beforeAll(async () => {
