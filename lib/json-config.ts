@@ -47,6 +47,16 @@ export function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** What a value is, in words, never the value itself, which may be huge or nested deep. */
+export function kindOf(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (typeof value === 'number') return `a number (${value})`;
+  if (typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return `${typeof value === 'object' ? 'an' : 'a'} ${typeof value}`;
+}
+
 /** A value as an error message quotes it: JSON, cut at 60 characters. */
 export function show(value: unknown): string {
   const text = value === undefined ? 'nothing' : JSON.stringify(value);
@@ -170,7 +180,8 @@ export function describe(schema: TSchema): string {
           ? `a list of ${each.length}, each ${each[0]}`
           : `a list of ${each.join(', ')}`;
       }
-      return s.items ? `a list, each ${describe(s.items as TSchema)}` : 'a list';
+      const list = s.minItems === 1 ? 'a non-empty list' : 'a list';
+      return s.items ? `${list}, each ${describe(s.items as TSchema)}` : list;
     }
     default:
       return 'a value';
@@ -210,6 +221,11 @@ export interface ReadOptions {
   baseDir: string;
   /** Names from other tools for "did you mean" (see {@link suggestField}). */
   aliases?: Readonly<Record<string, string>>;
+  /**
+   * How errors quote a wrong value: as JSON cut short (`value`, the default: a config file is
+   * the user's own), or by its kind (`kind`: an HTTP body may be huge or nested deep).
+   */
+  quote?: 'value' | 'kind';
 }
 
 /** Collects issues while reading; the reader returns a stand-in after an error. */
@@ -218,6 +234,10 @@ class Reader {
 
   constructor(private readonly options: ReadOptions) {}
 
+  private show(value: unknown): string {
+    return this.options.quote === 'kind' ? kindOf(value) : show(value);
+  }
+
   fail(field: string, problem: string): void {
     this.issues.push({ field, problem });
   }
@@ -225,7 +245,7 @@ class Reader {
   read(s: Schema, value: unknown, field: string): unknown {
     if (s.anyOf) return this.union(s, value, field);
     const wrong = (): unknown => {
-      this.fail(field || '(root)', `must be ${describe(s as TSchema)}, got ${show(value)}`);
+      this.fail(field || '(root)', `must be ${describe(s as TSchema)}, got ${this.show(value)}`);
       return s.default;
     };
     if (s.const !== undefined) return value === s.const ? value : wrong();
@@ -256,7 +276,7 @@ class Reader {
 
   private path(value: string, field: string): string | undefined {
     if (value.trim() === '') {
-      this.fail(field, `must be a non-empty path string, got ${show(value)}`);
+      this.fail(field, `must be a non-empty path string, got ${this.show(value)}`);
       return undefined;
     }
     if (value.includes('\0')) {
@@ -299,13 +319,13 @@ class Reader {
         field,
         s.minItems === 1 && isPathList(s)
           ? 'must list at least one path'
-          : `must be ${describe(s as TSchema)}, got ${show(value)}`,
+          : `must be ${describe(s as TSchema)}, got ${this.show(value)}`,
       );
       return value;
     }
     if (Array.isArray(s.items)) {
       if (value.length !== s.items.length) {
-        this.fail(field, `must be ${describe(s as TSchema)}, got ${show(value)}`);
+        this.fail(field, `must be ${describe(s as TSchema)}, got ${this.show(value)}`);
         return value;
       }
       // A tuple is one value (Adam's betas): a bad member is reported as the whole.
@@ -313,11 +333,11 @@ class Reader {
       const trial = new Reader(this.options);
       const read = value.map((item, i) => trial.read(items[i], item, `${field}[${i}]`));
       if (trial.issues.length > 0)
-        this.fail(field, `must be ${describe(s as TSchema)}, got ${show(value)}`);
+        this.fail(field, `must be ${describe(s as TSchema)}, got ${this.show(value)}`);
       return read;
     }
     if (s.maxItems !== undefined && value.length > s.maxItems) {
-      this.fail(field, `must be ${describe(s as TSchema)}, got ${show(value)}`);
+      this.fail(field, `must be ${describe(s as TSchema)}, got ${this.show(value)}`);
       return value;
     }
     const items = s.items;
@@ -347,7 +367,7 @@ class Reader {
     }
     const structured = isObject(value) || Array.isArray(value);
     if (structured && candidates.length > 0) return this.read(candidates[0], value, field);
-    this.fail(field || '(root)', `must be ${describe(s as TSchema)}, got ${show(value)}`);
+    this.fail(field || '(root)', `must be ${describe(s as TSchema)}, got ${this.show(value)}`);
     return s.default;
   }
 }

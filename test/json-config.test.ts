@@ -56,6 +56,14 @@ describe('readConfig', () => {
     expect(missing.valid('inner.n')).toBe(false);
   });
 
+  it('quotes a wrong value by its kind when asked (an HTTP body may be huge)', () => {
+    const huge = 'x'.repeat(100_000);
+    const r = readConfig(schema, { files: [huge], pair: huge }, { baseDir: '/', quote: 'kind' });
+    expect(r.issues).toEqual([
+      { field: 'pair', problem: 'must be a list of 2, each a number, got a string' },
+    ]);
+  });
+
   it('never crashes a cross-field check on a parent of the wrong type', () => {
     const error = (() => {
       try {
