@@ -21,11 +21,9 @@ import path from 'node:path';
 
 import { Type, type Static } from '@sinclair/typebox';
 
-import { readConfig } from '../json-config.js';
 import { readJsonFile } from '../text-file.js';
 import {
   CorpusFormatSchema,
-  defaultTokenizerInto,
   DeviceSchema,
   DtypeSchema,
   isObject,
@@ -34,11 +32,10 @@ import {
   PathListSchema,
   PathSchema,
   PRETRAINED_RECIPE,
-  show,
+  readTrainingConfig,
   ThreadsSchema,
   TokenizerSchema,
   TrainConfigError,
-  type ConfigIssue,
   type Json,
   type TokenizerFiles,
 } from '../train/config.js';
@@ -159,57 +156,21 @@ export function parsePretrainConfig(
   where = 'pretrain.json',
   options: { baseDir?: string; defaultTokenizer?: TokenizerFiles | null } = {},
 ): PretrainConfig {
-  if (!isObject(raw)) {
-    throw new TrainConfigError(where, [
-      { field: '(root)', problem: `must be a JSON object, got ${show(raw)}` },
-    ]);
-  }
-  const issues: ConfigIssue[] = [];
-  const fail = (field: string, problem: string): void => void issues.push({ field, problem });
-  const input: Json = { ...raw };
-  const tokenizerIssue = defaultTokenizerInto(input, options.defaultTokenizer);
-  if (tokenizerIssue) issues.push(tokenizerIssue);
-  const r = readConfig(PRETRAIN_SCHEMA, input, {
-    baseDir: options.baseDir ?? path.dirname(path.resolve(where)),
-  });
-  issues.push(...r.issues.filter((i) => !(tokenizerIssue && i.field === 'tokenizer')));
+  const r = readTrainingConfig(PRETRAIN_SCHEMA, raw, where, options);
   const c = r.value;
-  const m = isObject(raw.model) ? raw.model : {};
-  const scratch = c.model?.init === 'scratch';
-  if (!scratch && m.size !== undefined) {
-    fail('model.size', 'is only for "init": "scratch"; a model directory has its own shape');
-  }
-  if (scratch && m.size === null) {
-    fail('model.size', 'must be an object for "init": "scratch" (leave it out for the default)');
-  }
-  const size = scratch && r.valid('model.size') ? c.model.size : null;
-  if (size && size.hiddenSize % size.numAttentionHeads !== 0) {
-    fail(
-      'model.size.numAttentionHeads',
-      `(${size.numAttentionHeads}) must divide model.size.hiddenSize (${size.hiddenSize})`,
-    );
-  }
-  if (size && r.valid('maxLength') && c.maxLength > size.maxPositionEmbeddings) {
-    fail(
-      'maxLength',
-      `(${c.maxLength}) must not exceed model.size.maxPositionEmbeddings (${size.maxPositionEmbeddings})`,
-    );
-  }
   if (r.valid('masking.mask', 'masking.random') && c.masking.mask + c.masking.random > 1) {
-    fail('masking.random', `(${c.masking.random}) plus masking.mask (${c.masking.mask}) exceeds 1`);
-  }
-  const maxSteps = r.valid('maxSteps') ? c.maxSteps : null;
-  if (maxSteps !== null && c.warmupSteps !== undefined && c.warmupSteps > maxSteps) {
-    fail('warmupSteps', `(${c.warmupSteps}) must not exceed maxSteps (${maxSteps})`);
-  }
-  if (r.valid('dtype', 'device') && c.dtype !== 'float32' && !c.device.startsWith('cuda')) {
-    fail(
-      'dtype',
-      `"${c.dtype}" needs a CUDA device (device is "${c.device}"); use "float32" on CPU`,
+    r.fail(
+      'masking.random',
+      `(${c.masking.random}) plus masking.mask (${c.masking.mask}) exceeds 1`,
     );
   }
-  if (issues.length > 0) throw new TrainConfigError(where, issues);
-  if (!scratch) c.model.size = null;
+  if (r.valid('maxSteps', 'warmupSteps') && c.warmupSteps !== undefined) {
+    if (c.warmupSteps > c.maxSteps) {
+      r.fail('warmupSteps', `(${c.warmupSteps}) must not exceed maxSteps (${c.maxSteps})`);
+    }
+  }
+  if (r.issues.length > 0) throw new TrainConfigError(where, r.issues);
+  if (c.model.init !== 'scratch') c.model.size = null;
   return { ...c, warmupSteps: c.warmupSteps ?? Math.ceil(c.maxSteps / 100) };
 }
 

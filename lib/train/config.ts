@@ -514,7 +514,7 @@ export function suggestField(
  * Fills in the tokenizer when the file names none: `fallback`, else the default files. Returns
  * the problem to report when there is none to fall back on.
  */
-export function defaultTokenizerInto(
+function defaultTokenizerInto(
   input: Json,
   fallback: TokenizerFiles | null | undefined,
 ): ConfigIssue | null {
@@ -532,27 +532,105 @@ export function defaultTokenizerInto(
   };
 }
 
-/** The checks one field cannot make alone, on what read validly. */
-function crossCheck(r: ReadResult<TrainConfig>, raw: Json, fail: (f: string, p: string) => void) {
+type Fail = (field: string, problem: string) => void;
+
+/** A training config read against its schema, with the issues of its cross-field checks. */
+export interface TrainingRead<T> extends ReadResult<T> {
+  /** The file's object as given (defaults not filled in). */
+  raw: Json;
+  fail: Fail;
+}
+
+/**
+ * What parsing train.json and pretrain.json share: the object checked, the default tokenizer
+ * filled in, `prepare` given its say on the copy read, the schema read; then the checks both make
+ * on the model's shape and the device.
+ */
+export function readTrainingConfig<S extends TSchema>(
+  schema: S,
+  raw: unknown,
+  where: string,
+  options: ParseTrainConfigOptions & {
+    aliases?: Readonly<Record<string, string>>;
+    prepare?: (input: Json, fail: Fail) => void;
+  },
+): TrainingRead<Static<S>> {
+  if (!isObject(raw)) {
+    throw new TrainConfigError(where, [
+      { field: '(root)', problem: `must be a JSON object, got ${show(raw)}` },
+    ]);
+  }
+  const before: ConfigIssue[] = [];
+  const input: Json = { ...raw };
+  options.prepare?.(input, (field, problem) => before.push({ field, problem }));
+  const tokenizerIssue = defaultTokenizerInto(input, options.defaultTokenizer);
+  const r = readConfig(schema, input, {
+    baseDir: options.baseDir ?? path.dirname(path.resolve(where)),
+    aliases: options.aliases,
+  });
+  // Without a default tokenizer, its own issue says where it looked.
+  const read = r.issues.filter((i) => !(tokenizerIssue && i.field === 'tokenizer'));
+  r.issues.splice(
+    0,
+    r.issues.length,
+    ...before,
+    ...(tokenizerIssue ? [tokenizerIssue] : []),
+    ...read,
+  );
+  const fail: Fail = (field, problem) => void r.issues.push({ field, problem });
+  const result = { ...r, raw, fail };
+  checkShape(result as unknown as TrainingRead<ShapeFields>);
+  return result;
+}
+
+/** The fields both configs have, with the same meaning. */
+interface ShapeFields {
+  model?: { init: string; size: ModelSize | null };
+  maxLength: number;
+  dtype: TrainDtype;
+  device: string;
+}
+
+/** The encoder's shape (only from scratch, and consistent) and a device for the dtype. */
+function checkShape(r: TrainingRead<ShapeFields>): void {
   const c = r.value;
-  const m = isObject(raw.model) ? raw.model : {};
+  const m = isObject(r.raw.model) ? r.raw.model : {};
   const scratch = c.model?.init === 'scratch';
   if (!scratch && m.size !== undefined && m.size !== null) {
-    fail(
+    r.fail(
       'model.size',
-      'is only for "init": "scratch"; a pretrained encoder keeps the shape in its config.json',
+      'is only for "init": "scratch"; a model directory keeps the shape in its config.json',
     );
   }
   if (scratch && m.size === null) {
-    fail('model.size', 'must be an object for "init": "scratch" (leave it out for the default)');
+    r.fail('model.size', 'must be an object for "init": "scratch" (leave it out for the default)');
   }
-  const size = r.valid('model.size') ? c.model?.size : null;
+  const size = scratch && r.valid('model.size') ? c.model?.size : null;
   if (size && size.hiddenSize % size.numAttentionHeads !== 0) {
-    fail(
+    r.fail(
       'model.size.numAttentionHeads',
       `(${size.numAttentionHeads}) must divide model.size.hiddenSize (${size.hiddenSize})`,
     );
   }
+  // An invalid value reads as its default; comparing that with other fields would quote a value
+  // the file never gave.
+  if (size && r.valid('maxLength') && c.maxLength > size.maxPositionEmbeddings) {
+    r.fail(
+      'maxLength',
+      `(${c.maxLength}) must not exceed model.size.maxPositionEmbeddings (${size.maxPositionEmbeddings})`,
+    );
+  }
+  if (r.valid('dtype', 'device') && c.dtype !== 'float32' && !c.device.startsWith('cuda')) {
+    r.fail(
+      'dtype',
+      `"${c.dtype}" needs a CUDA device (device is "${c.device}"); use "float32" on CPU`,
+    );
+  }
+}
+
+/** train.json's own cross-field checks, on what read validly. */
+function checkTrain(r: TrainingRead<TrainConfig>): void {
+  const c = r.value;
   const head = c.model?.head;
   if (
     c.model?.rnnHiddenSize != null &&
@@ -560,44 +638,29 @@ function crossCheck(r: ReadResult<TrainConfig>, raw: Json, fail: (f: string, p: 
     head !== 'bilstm-crf' &&
     head !== 'bigru-crf'
   ) {
-    fail(
+    r.fail(
       'model.rnnHiddenSize',
       `is only for the bilstm-crf and bigru-crf heads (head is "${head}")`,
     );
   }
   if (c.model?.posWeight != null && r.valid('corpus.format') && c.corpus.format !== 'kmou') {
-    fail(
+    r.fail(
       'model.posWeight',
       `needs the gold morphemes of a KMOU corpus (corpus.format is "${c.corpus.format}")`,
     );
   }
-  // An invalid value reads as its default; comparing that with other fields would quote a value
-  // the file never gave.
-  const maxLength = r.valid('maxLength') ? c.maxLength : null;
-  if (maxLength !== null && size && maxLength > size.maxPositionEmbeddings) {
-    fail(
-      'maxLength',
-      `(${maxLength}) must not exceed model.size.maxPositionEmbeddings (${size.maxPositionEmbeddings})`,
-    );
-  }
-  if (maxLength !== null && c.batchTokens !== null && r.valid('batchTokens')) {
-    if (c.batchTokens < maxLength) {
-      fail(
+  if (r.valid('maxLength', 'batchTokens') && c.batchTokens !== null) {
+    if (c.batchTokens < c.maxLength) {
+      r.fail(
         'batchTokens',
-        `(${c.batchTokens}) must be at least maxLength (${maxLength}) so every input fits a batch`,
+        `(${c.batchTokens}) must be at least maxLength (${c.maxLength}) so every input fits a batch`,
       );
     }
   }
   const warmupSteps =
     r.valid('schedule') && 'warmupSteps' in c.schedule ? c.schedule.warmupSteps : undefined;
   if (warmupSteps !== undefined && c.maxSteps !== null && warmupSteps > c.maxSteps) {
-    fail('schedule.warmupSteps', `(${warmupSteps}) must not exceed maxSteps (${c.maxSteps})`);
-  }
-  if (r.valid('dtype', 'device') && c.dtype !== 'float32' && !c.device.startsWith('cuda')) {
-    fail(
-      'dtype',
-      `"${c.dtype}" needs a CUDA device (device is "${c.device}"); use "float32" on CPU`,
-    );
+    r.fail('schedule.warmupSteps', `(${warmupSteps}) must not exceed maxSteps (${c.maxSteps})`);
   }
 }
 
@@ -614,40 +677,36 @@ export function parseTrainConfig(
   where = 'train.json',
   options: ParseTrainConfigOptions = {},
 ): TrainConfig {
-  if (!isObject(raw)) {
-    throw new TrainConfigError(where, [
-      { field: '(root)', problem: `must be a JSON object, got ${show(raw)}` },
-    ]);
-  }
-  const issues: ConfigIssue[] = [];
-  const fail = (field: string, problem: string): void => void issues.push({ field, problem });
-  const input: Json = { ...raw };
+  // model.init picks the recipe every other default comes from; only the exact word means
+  // scratch (a directory called "scratch" is "./scratch").
+  const scratch = isObject(raw) && isObject(raw.model) && raw.model.init === 'scratch';
+  const r = readTrainingConfig(
+    scratch ? TRAIN_SCHEMAS.scratch : TRAIN_SCHEMAS.pretrained,
+    raw,
+    where,
+    { ...options, aliases: ALIASES, prepare: prepareTrain },
+  );
+  checkTrain(r);
+  if (r.issues.length > 0) throw new TrainConfigError(where, r.issues);
+  if (!scratch) r.value.model.size = null;
+  return r.value;
+}
+
+// `false` turns early stopping off as null does; warmupRatio and warmupSteps together are one
+// problem, not two.
+function prepareTrain(input: Json, fail: Fail): void {
   if (input.earlyStopping === false) input.earlyStopping = null;
-  if (isObject(raw.schedule) && raw.schedule.warmupRatio !== undefined) {
-    if (raw.schedule.warmupSteps !== undefined) {
+  const schedule = input.schedule;
+  if (isObject(schedule) && schedule.warmupRatio !== undefined) {
+    if (schedule.warmupSteps !== undefined) {
       fail(
         'schedule.warmupSteps',
         'cannot be given together with schedule.warmupRatio: choose one',
       );
-      input.schedule = { ...raw.schedule };
+      input.schedule = { ...schedule };
       delete (input.schedule as Json).warmupSteps;
     }
   }
-  const tokenizerIssue = defaultTokenizerInto(input, options.defaultTokenizer);
-  if (tokenizerIssue) issues.push(tokenizerIssue);
-  // model.init picks the recipe every other default comes from; only the exact word means
-  // scratch (a directory called "scratch" is "./scratch").
-  const scratch = isObject(raw.model) && raw.model.init === 'scratch';
-  const r = readConfig(scratch ? TRAIN_SCHEMAS.scratch : TRAIN_SCHEMAS.pretrained, input, {
-    baseDir: options.baseDir ?? path.dirname(path.resolve(where)),
-    aliases: ALIASES,
-  });
-  // Without a default tokenizer, its own issue says where it looked.
-  issues.push(...r.issues.filter((i) => !(tokenizerIssue && i.field === 'tokenizer')));
-  if (isObject(r.value.model) && !scratch) r.value.model.size = null;
-  crossCheck(r, raw, fail);
-  if (issues.length > 0) throw new TrainConfigError(where, issues);
-  return r.value;
 }
 
 /**
