@@ -83,9 +83,13 @@ import { LinearSchedule, warmupStepsFor } from './schedule.js';
 import { addTeacherTargets, unlabelledSentences, withUnlabelled } from './distill.js';
 
 /** Options of {@link train}. */
-export interface TrainOptions {
+export interface TrainOptions extends RunOptions {
   /** The validated config (see `loadTrainConfig`). */
   config: TrainConfig;
+}
+
+/** How a run is driven, for `koner train` and `koner pretrain` alike. */
+export interface RunOptions {
   /** Continue from `<output>/last` instead of starting a new run. */
   resume?: boolean;
   /**
