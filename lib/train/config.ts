@@ -102,7 +102,7 @@ export const SCRATCH_RECIPE: Readonly<RecipeDefaults> = Object.freeze({
 });
 
 /** A small encoder (BERT-mini's shape; ~5M parameters with KoBERT's 8,002-piece vocabulary). */
-export const DEFAULT_SCRATCH_SIZE: Readonly<ModelSize> = Object.freeze({
+export const DEFAULT_SCRATCH_SIZE = Object.freeze({
   hiddenSize: 256,
   numHiddenLayers: 4,
   numAttentionHeads: 4,
@@ -141,17 +141,17 @@ const nullable = <T extends TSchema>(schema: T, description: string, fallback: u
 
 /** The shape of an encoder trained from scratch (defaults {@link DEFAULT_SCRATCH_SIZE}). */
 export const ModelSizeSchema = Type.Object({
-  hiddenSize: Type.Integer({ minimum: 1, default: 256 }),
-  numHiddenLayers: Type.Integer({ minimum: 1, default: 4 }),
+  hiddenSize: Type.Integer({ minimum: 1, default: DEFAULT_SCRATCH_SIZE.hiddenSize }),
+  numHiddenLayers: Type.Integer({ minimum: 1, default: DEFAULT_SCRATCH_SIZE.numHiddenLayers }),
   numAttentionHeads: Type.Integer({
     minimum: 1,
-    default: 4,
+    default: DEFAULT_SCRATCH_SIZE.numAttentionHeads,
     description: 'Must divide hiddenSize.',
   }),
-  intermediateSize: Type.Integer({ minimum: 1, default: 1024 }),
+  intermediateSize: Type.Integer({ minimum: 1, default: DEFAULT_SCRATCH_SIZE.intermediateSize }),
   maxPositionEmbeddings: Type.Integer({
     minimum: 3,
-    default: 512,
+    default: DEFAULT_SCRATCH_SIZE.maxPositionEmbeddings,
     description: 'Longest input in pieces the encoder can take; maxLength must not exceed it.',
   }),
 });
