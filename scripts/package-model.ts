@@ -1,16 +1,22 @@
 /**
  * Packs a trained checkpoint directory as a model that ships in the repository: float16 weights,
  * the checkpoint's tokenizer files (as tokenizer.model and vocab.json) with the config.json that
- * names them, and the checkpoint's eval.json. The model card (README.md) is written by hand.
+ * names them, and the checkpoint's eval.json. A pretraining checkpoint (`koner pretrain`'s
+ * `last/`) keeps its pretrain-state.json, so that a later `koner pretrain` with this directory
+ * as `model.init` continues the text where it stopped: a pretraining that spans sessions keeps
+ * only this compact directory, not the run's optimizer state. The model card (README.md) is
+ * written by hand.
  *
  *   npx tsx scripts/package-model.ts <checkpoint-dir> <out-dir>
  */
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import { readModelConfig, writeModelConfig } from '../lib/model/config.js';
 import { copyTokenizerFiles, resolveTokenizerFiles } from '../lib/model/tokenizer-files.js';
 import { native } from '../lib/native.js';
+import { PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
 
 const [src, out] = process.argv.slice(2);
 if (!src || !out) {
@@ -30,5 +36,13 @@ await native().convertCheckpoint(
 );
 config.tokenizer = await copyTokenizerFiles(out, tokenizer);
 await writeModelConfig(out, config);
-await copyFile(path.join(src, 'eval.json'), path.join(out, 'eval.json'));
-console.log(`${out}: ${tensors.length} tensors as float16, tokenizer, config.json, eval.json`);
+const copied = [];
+for (const name of ['eval.json', PRETRAIN_STATE_FILE]) {
+  if (!existsSync(path.join(src, name))) continue;
+  await copyFile(path.join(src, name), path.join(out, name));
+  copied.push(name);
+}
+console.log(
+  `${out}: ${tensors.length} tensors as float16, tokenizer, config.json` +
+    copied.map((name) => `, ${name}`).join(''),
+);

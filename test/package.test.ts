@@ -36,6 +36,7 @@ const SHIPPED = [
   new RegExp(`^prebuilds/${platform}/koner\\.glibc\\.node$`),
   /^third_party\/.+$/,
   /^scripts\/install\.mjs$/,
+  /^schemas\/(train|pretrain)\.schema\.json$/,
   /^(README\.md|LICENSE|package\.json)$/,
 ];
 
@@ -155,6 +156,7 @@ describe('npm install koner in a fresh app', () => {
       'dist/cli/main.js',
       'dist/install/index.js',
       'scripts/install.mjs',
+      'schemas/train.schema.json',
       'binding/addon.cc',
       'binding/pch.h',
       'CMakeLists.txt',

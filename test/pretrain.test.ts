@@ -248,10 +248,24 @@ describe.skipIf(!haveData)('koner pretrain', () => {
 
   it('continues from a model directory: its weights, and the text where its run stopped', async () => {
     const first = path.join(tmp, 'run', 'last');
+    // The compact form a pretraining that spans sessions keeps: float16 weights, no optimizer,
+    // the stream's position (scripts/package-model.ts).
+    const packed = path.join(tmp, 'packed');
+    execFileSync(process.execPath, [
+      '--import',
+      'tsx',
+      path.join(packageRoot, 'scripts/package-model.ts'),
+      first,
+      packed,
+    ]);
+    expect(readdirSync(packed)).toContain(PRETRAIN_STATE_FILE);
+    expect(readdirSync(packed)).not.toContain('optimizer.safetensors');
+    const header = await native().inspectCheckpoint(path.join(packed, 'model.safetensors'));
+    expect(new Set(header.map((t) => t.dtype))).toEqual(new Set(['float16']));
     const output = path.join(tmp, 'continued');
     const lines: string[] = [];
     const result = await pretrain({
-      config: tinyConfig(output, { model: { init: first }, maxSteps: 2, evalEvery: 2 }),
+      config: tinyConfig(output, { model: { init: packed }, maxSteps: 2, evalEvery: 2 }),
       progress: { write: (line: string) => lines.push(line), isTTY: false },
       out: () => undefined,
       metricsSync: false,

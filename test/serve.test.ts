@@ -188,7 +188,9 @@ describe('parseNerRequest', () => {
     };
     expect(refused({ texts: ['a', 7] }).message).toMatch(/"texts"\[1\] must be a string/);
     expect(refused({ text: 'a', texts: ['b'] }).code).toBe('invalid_request');
-    expect(refused({ nbest: 2, text: 'a' }).message).toMatch(/unknown field "nbest"/);
+    expect(refused({ nbest: 2, text: 'a' }).message).toMatch(
+      /"nbest" is not a known field \(did you mean "nBest"\?\)/,
+    );
     expect(refused({ text: 'a', nBest: 1.5 }).statusCode).toBe(400);
     expect(refused({ text: 'a', nBest: 11 }).statusCode).toBe(422);
     expect(refused({ text: 'a', withProbabilities: 'yes' }).statusCode).toBe(400);
@@ -222,7 +224,7 @@ describe('parseExplainRequest', () => {
       }
       throw new Error('accepted');
     };
-    expect(refused({ texts: ['a'] }).message).toMatch(/unknown field "texts"/);
+    expect(refused({ texts: ['a'] }).message).toMatch(/"texts" is not a known field/);
     expect(refused({ text: 5 }).message).toMatch(/"text" must be a string/);
     expect(refused({ text: 'a', layers: [] }).message).toMatch(/"layers" must be a non-empty/);
     expect(refused({ text: 'a', heads: [-1] }).statusCode).toBe(400);

@@ -97,22 +97,6 @@ export interface ImportResult {
 }
 
 const WORD = 'embeddings.word_embeddings.weight';
-const LAYER_PARAMS = [
-  'attention.self.query',
-  'attention.self.key',
-  'attention.self.value',
-  'attention.output.dense',
-  'attention.output.LayerNorm',
-  'intermediate.dense',
-  'output.dense',
-  'output.LayerNorm',
-];
-const ENCODER_NAME = new RegExp(
-  '^(embeddings\\.(word_embeddings|position_embeddings|token_type_embeddings)\\.weight' +
-    '|embeddings\\.LayerNorm\\.(weight|bias)' +
-    `|encoder\\.layer\\.(0|[1-9]\\d*)\\.(${LAYER_PARAMS.join('|').replace(/\./g, '\\.')})` +
-    '\\.(weight|bias)|pooler\\.dense\\.(weight|bias))$',
-);
 const SPECIAL_LABEL = /^\[[A-Z]+\]$/;
 
 function fail(file: string, problem: string): never {
@@ -223,7 +207,6 @@ function mapNames(file: string, tensors: readonly CheckpointTensor[]): Mapped {
   const root = encoderPrefix.endsWith('bert.') ? encoderPrefix.slice(0, -5) : encoderPrefix;
   const renames: [string, string][] = [];
   const dropped: string[] = [];
-  const unexpected: string[] = [];
   const shapes = new Map<string, number[]>();
   let layout: ImportLayout = 'bert';
   for (const t of tensors) {
@@ -242,8 +225,7 @@ function mapNames(file: string, tensors: readonly CheckpointTensor[]): Mapped {
       const name = rest
         .replace(/LayerNorm\.gamma$/, 'LayerNorm.weight')
         .replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
-      if (ENCODER_NAME.test(name)) koner = 'bert.' + name;
-      else unexpected.push(t.name);
+      koner = 'bert.' + name; // checked against the model's own names in inferDims
     } else if (t.name.startsWith(root)) {
       const head = t.name.slice(root.length);
       const match = /^(classifier|position_wise_ff|crf|bilstm|bigru)\.(.+)$/.exec(head);
@@ -258,15 +240,12 @@ function mapNames(file: string, tensors: readonly CheckpointTensor[]): Mapped {
       }
     }
     if (koner === undefined) {
-      if (!unexpected.includes(t.name)) dropped.push(t.name);
+      dropped.push(t.name);
       continue;
     }
     if (shapes.has(koner)) fail(file, `two tensors map to ${koner} (one is ${t.name})`);
     renames.push([t.name, koner]);
     shapes.set(koner, t.shape);
-  }
-  if (unexpected.length) {
-    fail(file, `encoder tensors koner's BERT does not have: ${listSome(unexpected)}`);
   }
   return { renames, dropped, shapes, layout };
 }
@@ -284,8 +263,15 @@ interface Dims {
   rnn?: { head: 'bilstm-crf' | 'bigru-crf'; hidden: number };
 }
 
-/** The model's dimensions from the shapes, every tensor checked against them. */
-function inferDims(file: string, shapes: Map<string, number[]>): Dims {
+/**
+ * The model's dimensions from the shapes, every tensor checked against the parameters koner's
+ * model has for them. `renames` gives the source name of each koner name, for errors.
+ */
+async function inferDims(
+  file: string,
+  shapes: Map<string, number[]>,
+  renames: readonly [string, string][],
+): Promise<Dims> {
   const need = (name: string): number[] =>
     shapes.get(name) ?? fail(file, `incomplete BERT: no ${name}`);
   const word = need('bert.' + WORD);
@@ -305,34 +291,6 @@ function inferDims(file: string, shapes: Map<string, number[]>): Dims {
   const intermediate = need('bert.encoder.layer.0.intermediate.dense.weight')[0];
   const positions = need('bert.embeddings.position_embeddings.weight')[0];
   const types = need('bert.embeddings.token_type_embeddings.weight')[0];
-  const expected = new Map<string, number[]>([
-    ['bert.embeddings.word_embeddings.weight', [vocab, hidden]],
-    ['bert.embeddings.position_embeddings.weight', [positions, hidden]],
-    ['bert.embeddings.token_type_embeddings.weight', [types, hidden]],
-    ['bert.embeddings.LayerNorm.weight', [hidden]],
-    ['bert.embeddings.LayerNorm.bias', [hidden]],
-  ]);
-  for (let i = 0; i < layers; i++) {
-    const p = `bert.encoder.layer.${i}.`;
-    for (const m of ['attention.self.query', 'attention.self.key', 'attention.self.value']) {
-      expected.set(`${p}${m}.weight`, [hidden, hidden]);
-      expected.set(`${p}${m}.bias`, [hidden]);
-    }
-    expected.set(`${p}attention.output.dense.weight`, [hidden, hidden]);
-    expected.set(`${p}attention.output.dense.bias`, [hidden]);
-    expected.set(`${p}attention.output.LayerNorm.weight`, [hidden]);
-    expected.set(`${p}attention.output.LayerNorm.bias`, [hidden]);
-    expected.set(`${p}intermediate.dense.weight`, [intermediate, hidden]);
-    expected.set(`${p}intermediate.dense.bias`, [intermediate]);
-    expected.set(`${p}output.dense.weight`, [hidden, intermediate]);
-    expected.set(`${p}output.dense.bias`, [hidden]);
-    expected.set(`${p}output.LayerNorm.weight`, [hidden]);
-    expected.set(`${p}output.LayerNorm.bias`, [hidden]);
-  }
-  if (shapes.has('bert.pooler.dense.weight') || shapes.has('bert.pooler.dense.bias')) {
-    expected.set('bert.pooler.dense.weight', [hidden, hidden]);
-    expected.set('bert.pooler.dense.bias', [hidden]);
-  }
   let rnn: Dims['rnn'];
   for (const kind of ['bilstm', 'bigru'] as const) {
     if (![...shapes.keys()].some((n) => n.startsWith(kind + '.'))) continue;
@@ -341,21 +299,23 @@ function inferDims(file: string, shapes: Map<string, number[]>): Dims {
     const hh = need(`${kind}.weight_hh_l0`);
     rnn = { head: `${kind}-crf`, hidden: hh[1] };
   }
-  const features = rnn ? 2 * rnn.hidden : hidden;
-  const classifier = shapes.get('classifier.weight');
-  const labels = classifier?.[0];
-  if (classifier || shapes.has('classifier.bias')) {
-    expected.set('classifier.weight', [labels ?? -1, features]);
-    expected.set('classifier.bias', [labels ?? -1]);
-  }
-  const crfNames = ['crf.transitions', 'crf.start_transitions', 'crf.end_transitions'];
-  const crf = crfNames.some((n) => shapes.has(n));
+  const labels =
+    shapes.get('classifier.weight')?.[0] ?? (shapes.has('classifier.bias') ? -1 : undefined);
+  const crf = [...shapes.keys()].some((n) => n.startsWith('crf.'));
   if (rnn && (!crf || labels === undefined)) fail(file, `has a ${rnn.head} head without its CRF`);
-  if (crf) {
-    if (labels === undefined) fail(file, 'has a CRF but no classifier');
-    expected.set('crf.transitions', [labels, labels]);
-    expected.set('crf.start_transitions', [labels]);
-    expected.set('crf.end_transitions', [labels]);
+  if (crf && labels === undefined) fail(file, 'has a CRF but no classifier');
+  const dims: Dims = { vocab, hidden, layers, intermediate, positions, types, labels, crf, rnn };
+  const expected = await parameterShapes(dims);
+  if (shapes.has('bert.pooler.dense.weight') || shapes.has('bert.pooler.dense.bias')) {
+    // Not a parameter of koner's model, but kept so the file stays a complete BertModel.
+    expected.set('bert.pooler.dense.weight', [hidden, hidden]);
+    expected.set('bert.pooler.dense.bias', [hidden]);
+  }
+  const unexpected = renames.flatMap(([from, to]) =>
+    to.startsWith('bert.') && !expected.has(to) ? [from] : [],
+  );
+  if (unexpected.length) {
+    fail(file, `encoder tensors koner's BERT does not have: ${listSome(unexpected)}`);
   }
   const missing: string[] = [];
   const wrong: string[] = [];
@@ -374,7 +334,76 @@ function inferDims(file: string, shapes: Map<string, number[]>): Dims {
         `${labels === undefined ? '' : `, ${labels} labels`}): ${listSome(wrong, 4)}`,
     );
   }
-  return { vocab, hidden, layers, intermediate, positions, types, labels, crf, rnn };
+  return dims;
+}
+
+// The miniature's dimensions: distinct primes above 4, so that every axis of its parameters is a
+// small multiple (at most 4, an LSTM's gates) of exactly one of them.
+const MINIATURE = {
+  hidden: 7,
+  intermediate: 11,
+  vocab: 13,
+  positions: 17,
+  types: 19,
+  labels: 23,
+  rnn: 29,
+} as const;
+
+/**
+ * The name and shape of every parameter koner's model has for `dims`, as the native model itself
+ * lists them (so no table of BERT's parameters is kept here). It is asked of a miniature with the
+ * same layers and head, whose axes are then scaled to the real dimensions: nothing the size of
+ * the checkpoint is allocated before its shapes are checked.
+ */
+async function parameterShapes(dims: Dims): Promise<Map<string, number[]>> {
+  const m = MINIATURE;
+  const model = new (native().Model)({
+    vocabSize: m.vocab,
+    hiddenSize: m.hidden,
+    numHiddenLayers: dims.layers,
+    numAttentionHeads: 1,
+    intermediateSize: m.intermediate,
+    hiddenAct: 'gelu',
+    hiddenDropoutProb: 0,
+    attentionProbsDropoutProb: 0,
+    maxPositionEmbeddings: m.positions,
+    typeVocabSize: m.types,
+    layerNormEps: 1e-12,
+    initializerRange: 0.02,
+    padTokenId: 0,
+    head: dims.rnn?.head ?? 'crf',
+    rnnHiddenSize: m.rnn,
+    labels: Array.from({ length: m.labels }, (_, i) => `L${i}`),
+  });
+  const actual: Record<keyof typeof MINIATURE, number> = {
+    hidden: dims.hidden,
+    intermediate: dims.intermediate,
+    vocab: dims.vocab,
+    positions: dims.positions,
+    types: dims.types,
+    labels: dims.labels ?? -1,
+    rnn: dims.rnn?.hidden ?? -1,
+  };
+  const scale = (axis: number): number => {
+    for (const key of Object.keys(m) as (keyof typeof MINIATURE)[]) {
+      if (axis % m[key] === 0 && axis / m[key] <= 4) return (axis / m[key]) * actual[key];
+    }
+    throw new Error(`koner's model in miniature has an axis of ${axis}, no multiple of its sizes`);
+  };
+  const shapes = new Map<string, number[]>();
+  try {
+    for (const p of model.parameterInfo()) {
+      const head = p.name.startsWith('classifier.')
+        ? dims.labels !== undefined
+        : p.name.startsWith('crf.')
+          ? dims.crf
+          : true;
+      if (head) shapes.set(p.name, p.shape.map(scale));
+    }
+  } finally {
+    await model.dispose();
+  }
+  return shapes;
 }
 
 function numberField(
@@ -468,7 +497,7 @@ export async function importCheckpoint(
   const addon = native();
   const tensors = await addon.inspectCheckpoint(file);
   const { renames, dropped, shapes, layout } = mapNames(file, tensors);
-  const dims = inferDims(file, shapes);
+  const dims = await inferDims(file, shapes, renames);
   const beside = await besideConfig(file);
   const besideWhere = path.join(path.dirname(file), 'config.json');
   if (beside) {

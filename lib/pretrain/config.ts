@@ -17,112 +17,134 @@
  *
  * @packageDocumentation
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { parseDevice } from '../device.js';
+import { Type, type Static } from '@sinclair/typebox';
+
+import { readJsonFile } from '../text-file.js';
 import {
-  DEFAULT_SCRATCH_SIZE,
-  defaultTokenizerFiles,
+  CorpusFormatSchema,
+  DeviceSchema,
+  DtypeSchema,
   isObject,
-  Reader,
-  show,
+  ModelSizeSchema,
+  optimizerSchema,
+  PathListSchema,
+  PathSchema,
+  PRETRAINED_RECIPE,
+  readTrainingConfig,
+  ThreadsSchema,
+  TokenizerSchema,
   TrainConfigError,
-  type CorpusFormat,
   type Json,
-  type ModelSize,
   type TokenizerFiles,
 } from '../train/config.js';
 
-/** The validated, resolved `pretrain.json`: every default filled in, every path absolute. */
-export interface PretrainConfig {
-  /**
-   * Raw text: gzip files of one paragraph per line, read in order, one pass after another. The
-   * last `evalParagraphs` paragraphs of the last file are held out for evaluation. Required.
-   */
-  text: string[];
-  /**
-   * The labelled sentences pretraining must never see (the NER validation split): a paragraph
-   * sharing a run of 20 characters with one of them is dropped and counted. Required.
-   */
-  validation: { format: CorpusFormat; paths: string[] };
-  /** Default: KoBERT's files beside the package root (as `train.json`). */
-  tokenizer: TokenizerFiles;
-  /**
-   * `init`: `"scratch"` (default) for a BERT of `size` (default that of `train.json`'s scratch
-   * encoder), or a model directory to continue from: its encoder (and masked-LM head, when it has
-   * one) with a fresh optimizer, and — when it holds a `pretrain-state.json` of the same stream —
-   * the text from where that run stopped, so continuing never repeats text.
-   */
-  model: { init: 'scratch' | string; size: ModelSize | null; dropout: number };
-  /** Longest window in pieces, [CLS] and [SEP] included (default 128); longer paragraphs are cut. */
-  maxLength: number;
-  /** Windows per batch on each worker (default 64). */
-  batchSize: number;
-  /**
-   * Whole-word masking: `probability` of the pieces (default 0.15) are chosen, a word (eojeol) at
-   * a time; a chosen word becomes [MASK] (`mask`, default 0.8), random pieces (`random`, 0.1), or
-   * stays (the rest).
-   */
-  masking: { probability: number; mask: number; random: number };
-  /** The run's length in optimizer steps. Required. */
-  maxSteps: number;
-  /** AdamW (default lr 5e-4, weight decay 0.01, betas [0.9, 0.999], eps 1e-6). */
-  optimizer: { lr: number; weightDecay: number; betas: [number, number]; eps: number };
-  /** Linear warmup over this many steps (default 1% of maxSteps, rounded up), then linear decay to 0. */
-  warmupSteps: number;
-  /** Clip the global gradient norm (default 1.0; 0: off). */
-  clipNorm: number;
-  /** Seed of initialisation, masking, dropout and batch order (default 100). */
-  seed: number;
-  /** Evaluate on the held-out paragraphs and write `last/` every this many steps (default 500). */
-  evalEvery: number;
-  /** Held-out paragraphs (default 1000). */
-  evalParagraphs: number;
-  /** Output directory: `last/` (a model directory: head none, masked-LM head), metrics.jsonl. */
-  output: string;
-  device: string;
-  dtype: 'float32' | 'bfloat16' | 'float16';
-  threads: number | 'auto';
-  logEvery: number;
-}
+const probability = (description: string, fallback: number) =>
+  Type.Number({ minimum: 0, exclusiveMaximum: 1, default: fallback, description });
 
-const FIELDS = {
-  top: [
-    '$schema',
-    'text',
-    'validation',
-    'tokenizer',
-    'model',
-    'maxLength',
-    'batchSize',
-    'masking',
-    'maxSteps',
-    'optimizer',
-    'warmupSteps',
-    'clipNorm',
-    'seed',
-    'evalEvery',
-    'evalParagraphs',
-    'output',
-    'device',
-    'dtype',
-    'threads',
-    'logEvery',
-  ],
-  validation: ['format', 'paths'],
-  tokenizer: ['model', 'vocab'],
-  model: ['init', 'size', 'dropout'],
-  size: [
-    'hiddenSize',
-    'numHiddenLayers',
-    'numAttentionHeads',
-    'intermediateSize',
-    'maxPositionEmbeddings',
-  ],
-  masking: ['probability', 'mask', 'random'],
-  optimizer: ['lr', 'weightDecay', 'betas', 'eps'],
-} as const;
+/** pretrain.json's shape, stated once: the type, the defaults, the errors and the JSON Schema. */
+export const PRETRAIN_SCHEMA = Type.Object({
+  text: PathListSchema(
+    'Raw text: gzip files of one paragraph per line, read in order, one pass after another. ' +
+      'The last evalParagraphs paragraphs of the last file are held out for evaluation.',
+  ),
+  validation: Type.Object(
+    {
+      format: Type.Union(CorpusFormatSchema.anyOf, { default: 'kmou' }),
+      paths: PathListSchema('The files or directories of the split.'),
+    },
+    {
+      description:
+        'The labelled sentences pretraining must never see (the NER validation split): a ' +
+        'paragraph sharing a run of 20 characters with one of them is dropped and counted.',
+    },
+  ),
+  tokenizer: TokenizerSchema,
+  model: Type.Object(
+    {
+      init: Type.Union([Type.Literal('scratch'), PathSchema()], {
+        default: 'scratch',
+        title: '"scratch" or the path of a model directory',
+      }),
+      size: Type.Union([ModelSizeSchema, Type.Null()], {
+        default: {},
+        description: 'The encoder\'s shape, for "init": "scratch".',
+      }),
+      dropout: probability('Dropout probability of the encoder.', 0.1),
+    },
+    {
+      default: {},
+      description:
+        '"scratch" (default) for a BERT of size, or a model directory to continue from: its ' +
+        'encoder (and masked-LM head) with a fresh optimizer, and, when it holds a ' +
+        'pretrain-state.json of the same stream, the text from where that run stopped.',
+    },
+  ),
+  maxLength: Type.Integer({
+    minimum: 3,
+    default: 128,
+    description: 'Longest window in pieces, [CLS] and [SEP] included; longer paragraphs are cut.',
+  }),
+  batchSize: Type.Integer({
+    minimum: 1,
+    default: 64,
+    description: 'Windows per batch per worker.',
+  }),
+  masking: Type.Object(
+    {
+      probability: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.15 }),
+      mask: probability('Share of the chosen words that become [MASK].', 0.8),
+      random: probability('Share of the chosen words that become random pieces.', 0.1),
+    },
+    {
+      default: {},
+      description:
+        'Whole-word masking: probability of the pieces are chosen, a word (eojeol) at a time; ' +
+        'a chosen word becomes [MASK] (mask), random pieces (random), or stays (the rest).',
+    },
+  ),
+  maxSteps: Type.Integer({ minimum: 1, description: "The run's length in optimizer steps." }),
+  optimizer: optimizerSchema(
+    { ...PRETRAINED_RECIPE, lr: 5e-4, eps: 1e-6 },
+    'AdamW; weight decay applies to every parameter except biases and LayerNorm weights.',
+  ),
+  warmupSteps: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description: 'Linear warmup over this many steps (default 1% of maxSteps, rounded up).',
+    }),
+  ),
+  clipNorm: Type.Number({
+    minimum: 0,
+    default: 1,
+    description: 'Clip the global gradient norm to this; 0 turns it off.',
+  }),
+  seed: Type.Integer({
+    minimum: 0,
+    maximum: 0xffffffff,
+    default: 100,
+    description: 'Seed of initialisation, masking, dropout and batch order.',
+  }),
+  evalEvery: Type.Integer({
+    minimum: 1,
+    default: 500,
+    description: 'Evaluate on the held-out paragraphs and write last/ every this many steps.',
+  }),
+  evalParagraphs: Type.Integer({ minimum: 1, default: 1000, description: 'Held-out paragraphs.' }),
+  output: PathSchema(
+    'Output directory: last/ (a model directory with a masked-LM head), metrics.jsonl.',
+  ),
+  device: DeviceSchema,
+  dtype: DtypeSchema,
+  threads: ThreadsSchema,
+  logEvery: Type.Integer({ minimum: 1, default: 50 }),
+});
+
+/** The validated, resolved `pretrain.json`: every default filled in, every path absolute. */
+export type PretrainConfig = Omit<Static<typeof PRETRAIN_SCHEMA>, 'warmupSteps'> & {
+  warmupSteps: number;
+};
 
 /**
  * Validates a parsed `pretrain.json` and fills in the defaults.
@@ -134,174 +156,22 @@ export function parsePretrainConfig(
   where = 'pretrain.json',
   options: { baseDir?: string; defaultTokenizer?: TokenizerFiles | null } = {},
 ): PretrainConfig {
-  if (!isObject(raw)) {
-    throw new TrainConfigError(where, [
-      { field: '(root)', problem: `must be a JSON object, got ${show(raw)}` },
-    ]);
-  }
-  const r = new Reader(options.baseDir ?? path.dirname(path.resolve(where)));
-  r.unknown(raw, '', FIELDS.top);
-
-  const text = r.paths(raw, 'text', '');
-  const v = r.object(raw, 'validation', '', FIELDS.validation);
-  if (v === undefined && raw.validation === undefined) {
-    r.fail('validation', 'is required: { "format", "paths" } of the sentences to keep out');
-  }
-  const validation = {
-    format: v ? r.choice(v, 'format', 'validation', ['kmou', 'conll'] as const, 'kmou') : 'kmou',
-    paths: v ? r.paths(v, 'paths', 'validation') : [],
-  } as const;
-
-  const t = r.object(raw, 'tokenizer', '', FIELDS.tokenizer);
-  let tokenizer: TokenizerFiles;
-  if (t !== undefined) {
-    tokenizer = {
-      model: r.path(t, 'model', 'tokenizer') ?? '',
-      vocab: r.path(t, 'vocab', 'tokenizer') ?? '',
-    };
-  } else {
-    const fallback =
-      options.defaultTokenizer === undefined ? defaultTokenizerFiles() : options.defaultTokenizer;
-    if (fallback === null) r.fail('tokenizer', 'is required: no default tokenizer was found');
-    tokenizer = fallback ?? { model: '', vocab: '' };
-  }
-
-  const m: Json = r.object(raw, 'model', '', FIELDS.model) ?? {};
-  let init = 'scratch';
-  if (m.init !== undefined && m.init !== 'scratch') {
-    init = r.path(m, 'init', 'model') ?? 'scratch';
-    if (m.size !== undefined) {
-      r.fail('model.size', 'is only for "init": "scratch"; a model directory has its own shape');
-    }
-  }
-  const s: Json = r.object(m, 'size', 'model', FIELDS.size) ?? {};
-  const d = DEFAULT_SCRATCH_SIZE;
-  const size: ModelSize = {
-    hiddenSize: r.integer(s, 'hiddenSize', 'model.size', 1, d.hiddenSize),
-    numHiddenLayers: r.integer(s, 'numHiddenLayers', 'model.size', 1, d.numHiddenLayers),
-    numAttentionHeads: r.integer(s, 'numAttentionHeads', 'model.size', 1, d.numAttentionHeads),
-    intermediateSize: r.integer(s, 'intermediateSize', 'model.size', 1, d.intermediateSize),
-    maxPositionEmbeddings: r.integer(
-      s,
-      'maxPositionEmbeddings',
-      'model.size',
-      3,
-      d.maxPositionEmbeddings,
-    ),
-  };
-  if (size.hiddenSize % size.numAttentionHeads !== 0) {
+  const r = readTrainingConfig(PRETRAIN_SCHEMA, raw, where, options);
+  const c = r.value;
+  if (r.valid('masking.mask', 'masking.random') && c.masking.mask + c.masking.random > 1) {
     r.fail(
-      'model.size.numAttentionHeads',
-      `(${size.numAttentionHeads}) must divide model.size.hiddenSize (${size.hiddenSize})`,
+      'masking.random',
+      `(${c.masking.random}) plus masking.mask (${c.masking.mask}) exceeds 1`,
     );
   }
-  const probability = (obj: Json, key: string, prefix: string, fallback: number): number =>
-    r.number(obj, key, prefix, { fallback, min: 0, below: 1, describe: 'a number in [0, 1)' });
-  const dropout = probability(m, 'dropout', 'model', 0.1);
-
-  const maxLength = r.integer(raw, 'maxLength', '', 3, 128);
-  if (init === 'scratch' && maxLength > size.maxPositionEmbeddings) {
-    r.fail(
-      'maxLength',
-      `(${maxLength}) must not exceed model.size.maxPositionEmbeddings (${size.maxPositionEmbeddings})`,
-    );
-  }
-  const k: Json = r.object(raw, 'masking', '', FIELDS.masking) ?? {};
-  const masking = {
-    probability: r.number(k, 'probability', 'masking', {
-      fallback: 0.15,
-      above: 0,
-      below: 1,
-      describe: 'a number in (0, 1)',
-    }),
-    mask: probability(k, 'mask', 'masking', 0.8),
-    random: probability(k, 'random', 'masking', 0.1),
-  };
-  if (masking.mask + masking.random > 1) {
-    r.fail('masking.random', `(${masking.random}) plus masking.mask (${masking.mask}) exceeds 1`);
-  }
-  const maxSteps = r.integer(raw, 'maxSteps', '', 1);
-
-  const o: Json = r.object(raw, 'optimizer', '', FIELDS.optimizer) ?? {};
-  let betas: [number, number] = [0.9, 0.999];
-  if (o.betas !== undefined) {
-    const b = o.betas;
-    if (
-      !Array.isArray(b) ||
-      b.length !== 2 ||
-      !b.every((x) => typeof x === 'number' && x >= 0 && x < 1)
-    ) {
-      r.fail('optimizer.betas', `must be two numbers in [0, 1), got ${show(b)}`);
-    } else {
-      betas = [b[0] as number, b[1] as number];
+  if (r.valid('maxSteps', 'warmupSteps') && c.warmupSteps !== undefined) {
+    if (c.warmupSteps > c.maxSteps) {
+      r.fail('warmupSteps', `(${c.warmupSteps}) must not exceed maxSteps (${c.maxSteps})`);
     }
   }
-  const positive = { above: 0, describe: 'a positive number' };
-  const optimizer = {
-    lr: r.number(o, 'lr', 'optimizer', { ...positive, fallback: 5e-4 }),
-    weightDecay: r.number(o, 'weightDecay', 'optimizer', {
-      fallback: 0.01,
-      min: 0,
-      describe: 'a number ≥ 0',
-    }),
-    betas,
-    eps: r.number(o, 'eps', 'optimizer', { ...positive, fallback: 1e-6 }),
-  };
-  const warmupSteps = r.integer(raw, 'warmupSteps', '', 0, Math.ceil(maxSteps / 100));
-  if (warmupSteps > maxSteps) {
-    r.fail('warmupSteps', `(${warmupSteps}) must not exceed maxSteps (${maxSteps})`);
-  }
-
-  let device = 'cpu';
-  if (raw.device !== undefined) {
-    if (typeof raw.device !== 'string' || parseDevice(raw.device) === null) {
-      r.fail('device', `must be "cpu", "cuda" or "cuda:N", got ${show(raw.device)}`);
-    } else {
-      device = raw.device;
-    }
-  }
-  const dtype = r.choice(raw, 'dtype', '', ['float32', 'bfloat16', 'float16'] as const, 'float32');
-  if (dtype !== 'float32' && !device.startsWith('cuda')) {
-    r.fail('dtype', `"${dtype}" needs a CUDA device (device is "${device}"); use "float32" on CPU`);
-  }
-  let threads: number | 'auto' = 'auto';
-  if (raw.threads !== undefined && raw.threads !== 'auto') {
-    threads = r.number(raw, 'threads', '', {
-      integer: true,
-      min: 1,
-      max: 4096,
-      fallback: 1,
-      describe: '"auto" or an integer from 1 to 4096',
-    });
-  }
-
-  const config: PretrainConfig = {
-    text,
-    validation: { format: validation.format, paths: [...validation.paths] },
-    tokenizer,
-    model: { init, size: init === 'scratch' ? size : null, dropout },
-    maxLength,
-    batchSize: r.integer(raw, 'batchSize', '', 1, 64),
-    masking,
-    maxSteps,
-    optimizer,
-    warmupSteps,
-    clipNorm: r.number(raw, 'clipNorm', '', {
-      fallback: 1,
-      min: 0,
-      describe: 'a number ≥ 0 (0 turns clipping off)',
-    }),
-    seed: r.integer(raw, 'seed', '', 0, 100, 0xffffffff),
-    evalEvery: r.integer(raw, 'evalEvery', '', 1, 500),
-    evalParagraphs: r.integer(raw, 'evalParagraphs', '', 1, 1000),
-    output: r.path(raw, 'output', '') ?? '',
-    device,
-    dtype,
-    threads,
-    logEvery: r.integer(raw, 'logEvery', '', 1, 50),
-  };
   if (r.issues.length > 0) throw new TrainConfigError(where, r.issues);
-  return config;
+  if (c.model.init !== 'scratch') c.model.size = null;
+  return { ...c, warmupSteps: c.warmupSteps ?? Math.ceil(c.maxSteps / 100) };
 }
 
 /**
@@ -314,20 +184,7 @@ export async function loadPretrainConfig(
   file: string,
   edit?: (raw: Json) => void,
 ): Promise<PretrainConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new Error(
-      `${file}: cannot read the pretraining config (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text.replace(/^\uFEFF/, ''));
-  } catch (error) {
-    throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
-  }
+  const raw = await readJsonFile(file, 'the pretraining config');
   if (edit && isObject(raw)) edit(raw);
   return parsePretrainConfig(raw, file, { baseDir: path.dirname(path.resolve(file)) });
 }

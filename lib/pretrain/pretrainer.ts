@@ -37,11 +37,12 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { allGatherStrings, writeModelFiles } from '../train/checkpoint.js';
 import { recoverAtomicDir, writeAtomicDir } from '../train/checkpoint-files.js';
 import { readSentences } from '../train/data.js';
-import { distGroupOptions, type DistEnv } from '../train/dist-env.js';
+import { distGroupOptions } from '../train/dist-env.js';
 import { METRICS_FILE, MetricsLog } from '../train/metrics-log.js';
 import { WEIGHTS_FILE } from '../train/model-setup.js';
-import { ProgressReporter, formatDuration, type ProgressStream } from '../train/progress.js';
+import { ProgressReporter, formatDuration } from '../train/progress.js';
 import { LinearSchedule, type ScheduleState } from '../train/schedule.js';
+import type { RunOptions } from '../train/trainer.js';
 import { checkState, PretrainBatcher, type PretrainDataState } from './batcher.js';
 import type { PretrainConfig } from './config.js';
 import { buildEvalSet, heldOutSplit } from './eval-set.js';
@@ -69,17 +70,8 @@ export interface PretrainState {
 }
 
 /** Options of {@link pretrain}. */
-export interface PretrainOptions {
+export interface PretrainOptions extends RunOptions {
   config: PretrainConfig;
-  /** Continue from `<output>/last`. */
-  resume?: boolean;
-  /** Stop after this step (counted from the run's start), saving `last/`, to resume later. */
-  stopAfter?: number | null;
-  dist?: DistEnv | null;
-  progress?: ProgressStream;
-  tty?: boolean;
-  out?: (text: string) => void;
-  metricsSync?: boolean;
 }
 
 /** How a call of {@link pretrain} ended. */

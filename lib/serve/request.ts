@@ -1,7 +1,12 @@
 /**
- * The bodies of `POST /v1/ner` and `POST /v1/explain`, checked by hand rather than by a JSON schema so every refusal says
- * in plain words which field is wrong and why, under a stable error code.
+ * The bodies of `POST /v1/ner` and `POST /v1/explain`: each shape stated once as a TypeBox
+ * schema and read by the same reader as the config files (lib/json-config.ts), so a refusal names
+ * the field and says why (quoting a wrong value by its kind, never the value, which may be huge),
+ * under a stable error code. The limits, which a server sets at run time, are checked after.
  */
+import { Type, type TSchema, type Static } from '@sinclair/typebox';
+
+import { kindOf, readConfig } from '../json-config.js';
 
 /** Limits on what one request may ask for. */
 export interface RequestLimits {
@@ -52,23 +57,43 @@ export class HttpError extends Error {
   }
 }
 
-const FIELDS = new Set(['text', 'texts', 'nBest', 'constrained', 'withProbabilities']);
+/** The body of `POST /v1/ner`: one text or a list of them, and the decoding options. */
+export const NER_BODY = Type.Object({
+  text: Type.Optional(Type.String()),
+  texts: Type.Optional(Type.Array(Type.String())),
+  nBest: Type.Integer({ minimum: 1, default: 1 }),
+  constrained: Type.Boolean({ default: true }),
+  withProbabilities: Type.Boolean({ default: false }),
+});
 
-const EXPLAIN_FIELDS = new Set(['text', 'layers', 'heads', 'topTags', 'constrained']);
+const INDICES = Type.Optional(Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 }));
+
+/** The body of `POST /v1/explain`. */
+export const EXPLAIN_BODY = Type.Object({
+  text: Type.String(),
+  layers: INDICES,
+  heads: INDICES,
+  topTags: Type.Optional(Type.Integer({ minimum: 1 })),
+  constrained: Type.Boolean({ default: true }),
+});
 
 function invalid(message: string): HttpError {
   return new HttpError(400, 'invalid_request', message);
 }
 
-/** What a value is, in words; never the value itself, which may be huge or nested deep. */
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return `a ${typeof value}`;
+/** `body` read against `schema`; a 400 naming the first problem (`"texts"[1] must be …`). */
+function readBody<S extends TSchema>(schema: S, body: unknown, example: string): Static<S> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw invalid(`the body must be a JSON object such as ${example}, got ${kindOf(body)}`);
+  }
+  const read = readConfig(schema, body, { baseDir: '/', quote: 'kind' });
+  const issue = read.issues[0];
+  // The field quoted as the body names it: `"texts"[1]`.
+  if (issue) throw invalid(`${issue.field.replace(/^[^.[]+/, (k) => `"${k}"`)} ${issue.problem}`);
+  return read.value;
 }
 
-function checkText(text: unknown, where: string, maxLength: number): string {
-  if (typeof text !== 'string') throw invalid(`${where} must be a string, got ${describe(text)}`);
+function checkLength(text: string, where: string, maxLength: number): void {
   if (text.length > maxLength) {
     throw new HttpError(
       422,
@@ -76,55 +101,10 @@ function checkText(text: unknown, where: string, maxLength: number): string {
       `${where} has ${text.length} characters; the limit is ${maxLength}`,
     );
   }
-  return text;
-}
-
-function optionalBoolean(body: Record<string, unknown>, field: string, fallback: boolean): boolean {
-  const value = body[field];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') {
-    throw invalid(`"${field}" must be true or false, got ${describe(value)}`);
-  }
-  return value;
-}
-
-function checkObject(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw invalid(`the body must be a JSON object such as {"text": "…"}, got ${describe(body)}`);
-  }
-  return body as Record<string, unknown>;
-}
-
-function checkFields(body: Record<string, unknown>, fields: Set<string>): void {
-  for (const field of Object.keys(body)) {
-    // A misspelt option (`nbest`) would otherwise be ignored without a word.
-    if (!fields.has(field)) {
-      throw invalid(`unknown field "${field}" (expected ${[...fields].join(', ')})`);
-    }
-  }
-}
-
-function optionalIndices(body: Record<string, unknown>, field: string): number[] | undefined {
-  const value = body[field];
-  if (value === undefined) return undefined;
-  if (
-    !Array.isArray(value) ||
-    value.length === 0 ||
-    !value.every((v) => typeof v === 'number' && Number.isInteger(v) && v >= 0)
-  ) {
-    throw invalid(`"${field}" must be a non-empty array of non-negative integers`);
-  }
-  return value as number[];
 }
 
 /** A checked `POST /v1/explain` body. */
-export interface ExplainRequest {
-  text: string;
-  layers?: number[];
-  heads?: number[];
-  topTags?: number;
-  constrained: boolean;
-}
+export type ExplainRequest = Static<typeof EXPLAIN_BODY>;
 
 /**
  * Checks a parsed `POST /v1/explain` body: `{ text, layers?, heads?, topTags?, constrained? }`.
@@ -135,23 +115,9 @@ export function parseExplainRequest(
   body: unknown,
   limits: RequestLimits = DEFAULT_LIMITS,
 ): ExplainRequest {
-  const b = checkObject(body);
-  checkFields(b, EXPLAIN_FIELDS);
-  const text = checkText(b.text, '"text"', limits.maxExplainLength);
-  const topTags = b.topTags;
-  if (
-    topTags !== undefined &&
-    (typeof topTags !== 'number' || !Number.isInteger(topTags) || topTags < 1)
-  ) {
-    throw invalid(`"topTags" must be a positive integer`);
-  }
-  return {
-    text,
-    layers: optionalIndices(b, 'layers'),
-    heads: optionalIndices(b, 'heads'),
-    topTags: topTags as number | undefined,
-    constrained: optionalBoolean(b, 'constrained', true),
-  };
+  const b = readBody(EXPLAIN_BODY, body, '{"text": "…"}');
+  checkLength(b.text, '"text"', limits.maxExplainLength);
+  return b;
 }
 
 /**
@@ -162,57 +128,41 @@ export function parseExplainRequest(
  *   over the limits
  */
 export function parseNerRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): NerRequest {
-  const b = checkObject(body);
-  checkFields(b, FIELDS);
-  const hasText = b.text !== undefined;
-  const hasTexts = b.texts !== undefined;
-  if (hasText === hasTexts) {
+  const b = readBody(NER_BODY, body, '{"text": "…"}');
+  if ((b.text === undefined) === (b.texts === undefined)) {
     throw invalid('send exactly one of "text" (a string) and "texts" (an array of strings)');
   }
-  let texts: string[];
-  if (hasText) {
-    texts = [checkText(b.text, '"text"', limits.maxTextLength)];
-  } else {
-    if (!Array.isArray(b.texts)) {
-      throw invalid(`"texts" must be an array of strings, got ${describe(b.texts)}`);
-    }
-    if (b.texts.length > limits.maxTexts) {
-      throw new HttpError(
-        422,
-        'too_many_texts',
-        `"texts" has ${b.texts.length} texts; the limit is ${limits.maxTexts} per request`,
-      );
-    }
-    texts = b.texts.map((t: unknown, i) => checkText(t, `"texts"[${i}]`, limits.maxTextLength));
-    const total = texts.reduce((n, t) => n + t.length, 0);
-    if (total > limits.maxTotalLength) {
-      throw new HttpError(
-        422,
-        'request_too_long',
-        `"texts" have ${total} characters in all; the limit is ${limits.maxTotalLength} per request`,
-      );
-    }
+  const texts = b.texts ?? [b.text as string];
+  if (texts.length > limits.maxTexts) {
+    throw new HttpError(
+      422,
+      'too_many_texts',
+      `"texts" has ${texts.length} texts; the limit is ${limits.maxTexts} per request`,
+    );
   }
-  let nBest = 1;
-  if (b.nBest !== undefined) {
-    if (typeof b.nBest !== 'number' || !Number.isInteger(b.nBest) || b.nBest < 1) {
-      const got = typeof b.nBest === 'number' ? String(b.nBest) : describe(b.nBest);
-      throw invalid(`"nBest" must be a positive integer, got ${got}`);
-    }
-    if (b.nBest > limits.maxNBest) {
-      throw new HttpError(
-        422,
-        'n_best_too_large',
-        `"nBest" is ${b.nBest}; the limit is ${limits.maxNBest}`,
-      );
-    }
-    nBest = b.nBest;
+  texts.forEach((t, i) =>
+    checkLength(t, b.texts ? `"texts"[${i}]` : '"text"', limits.maxTextLength),
+  );
+  const total = texts.reduce((n, t) => n + t.length, 0);
+  if (b.texts && total > limits.maxTotalLength) {
+    throw new HttpError(
+      422,
+      'request_too_long',
+      `"texts" have ${total} characters in all; the limit is ${limits.maxTotalLength} per request`,
+    );
+  }
+  if (b.nBest > limits.maxNBest) {
+    throw new HttpError(
+      422,
+      'n_best_too_large',
+      `"nBest" is ${b.nBest}; the limit is ${limits.maxNBest}`,
+    );
   }
   return {
     texts,
-    single: hasText,
-    nBest,
-    constrained: optionalBoolean(b, 'constrained', true),
-    withProbabilities: optionalBoolean(b, 'withProbabilities', false),
+    single: b.text !== undefined,
+    nBest: b.nBest,
+    constrained: b.constrained,
+    withProbabilities: b.withProbabilities,
   };
 }

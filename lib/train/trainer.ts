@@ -48,6 +48,7 @@ import {
   type BatchCursor,
   type BatchingOptions,
   type CursorBatch,
+  type StepPlan,
 } from './batching.js';
 import { allGatherStrings, readResumePoint, writeCheckpoint } from './checkpoint.js';
 import {
@@ -56,7 +57,7 @@ import {
   type CheckpointKind,
   type TrainerState,
 } from './checkpoint-files.js';
-import { trainConfigToJson, type TrainConfig } from './config.js';
+import { trainConfigToJson, type EarlyStopMetric, type TrainConfig } from './config.js';
 import {
   formatPreparedData,
   prepareExamples,
@@ -82,9 +83,13 @@ import { LinearSchedule, warmupStepsFor } from './schedule.js';
 import { addTeacherTargets, unlabelledSentences, withUnlabelled } from './distill.js';
 
 /** Options of {@link train}. */
-export interface TrainOptions {
+export interface TrainOptions extends RunOptions {
   /** The validated config (see `loadTrainConfig`). */
   config: TrainConfig;
+}
+
+/** How a run is driven, for `koner train` and `koner pretrain` alike. */
+export interface RunOptions {
   /** Continue from `<output>/last` instead of starting a new run. */
   resume?: boolean;
   /**
@@ -396,6 +401,284 @@ function nativeBatch(data: PreparedData, indices: number[], padId: number): Nati
   return batch;
 }
 
+/** Where this process stands in the job, and where it writes. */
+interface Worker {
+  config: TrainConfig;
+  dist: DistEnv | null;
+  rank: number;
+  worldSize: number;
+  main: boolean;
+  resume: boolean;
+  say: (message: string) => void;
+}
+
+/**
+ * Fails before the data is read and the model built: an output that already holds a run (unless
+ * resuming), nothing to resume, or an output that cannot be written.
+ */
+async function checkOutput(worker: Worker): Promise<void> {
+  const { output } = worker.config;
+  if (!worker.main) return;
+  const lastDir = checkpointDir(output, 'last');
+  if (!worker.resume) checkFreshOutput(output);
+  if (worker.resume && !existsSync(lastDir) && !existsSync(`${lastDir}.old`)) {
+    throw new Error(`${output}: no checkpoint to resume from (${lastDir} does not exist)`);
+  }
+  await makeDirectory(output);
+}
+
+/** The run's data: the tokenizer, the prepared training examples and the validation sentences. */
+async function readData(worker: Worker): Promise<{
+  tokenizer: Tokenizer;
+  data: PreparedData;
+  validation: Sentence[];
+  scheme: LabelScheme;
+}> {
+  const { config, say } = worker;
+  const tokenizer = await Tokenizer.load(config.tokenizer.model, {
+    vocab: config.tokenizer.vocab,
+  });
+  const trainSentences = await readSentences(config.corpus.format, config.corpus.train);
+  const validation = await readSentences(config.corpus.format, config.corpus.validation);
+  const scheme = schemeForCorpus(config.corpus.format, trainSentences, validation);
+  let data = prepareExamples(trainSentences, tokenizer, {
+    scheme,
+    maxLength: config.maxLength,
+    pos: config.model.posWeight !== null,
+    maxSyllables: config.model.syllables ? DEFAULT_MAX_SYLLABLES : undefined,
+  });
+  say(formatPreparedData('train', data));
+  if (config.distill) {
+    const taught = await distillationData(
+      config,
+      data,
+      trainSentences,
+      validation,
+      tokenizer,
+      scheme,
+    );
+    data = taught.data;
+    say(taught.message);
+  }
+  say(`validation: ${validation.length} sentences`);
+  if (data.examples.length === 0) throw new Error('the training data holds no examples');
+  if (validation.length === 0) throw new Error('the validation data holds no sentences');
+  return { tokenizer, data, validation, scheme };
+}
+
+/** The model (its initial weights unless resuming) on the run's device, and its optimizer. */
+async function buildModel(
+  worker: Worker,
+  scheme: LabelScheme,
+  tokenizer: Tokenizer,
+): Promise<{ modelConfig: ModelConfig; model: NativeModel; trainer: NativeTrainer }> {
+  const { config, say } = worker;
+  const modelConfig = await runModelConfig(config, scheme, tokenizer);
+  const created = await createModel(config, modelConfig, (config.seed + worker.rank) % 2 ** 32, {
+    loadInit: !worker.resume,
+  });
+  const model = created.model;
+  if (created.note) say(created.note);
+  if (config.device !== 'cpu') await model.to(config.device, 'float32');
+  const trainer = trainerOf(model, config);
+  const parameters = model
+    .parameterInfo()
+    .reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+  say(
+    `model: ${describeModel(modelConfig, parameters)}; ` +
+      (config.model.init === 'scratch' ? 'from scratch' : `from ${config.model.init}`) +
+      `; ${config.device}${config.device === 'cpu' ? '' : ` (${config.dtype} autocast)`}, ` +
+      `${threadsFor(config, worker.dist)} threads` +
+      (worker.worldSize > 1 ? ` × ${worker.worldSize} workers` : ''),
+  );
+  return { modelConfig, model, trainer };
+}
+
+/**
+ * The checkpoint in `last/` loaded into the model, the optimizer and LibTorch's generator, after
+ * checking that it belongs to this run; its trainer state.
+ */
+async function restoreCheckpoint(
+  worker: Worker,
+  group: NativeDistGroup | undefined,
+  model: NativeModel,
+  trainer: NativeTrainer,
+  expected: { fingerprint: string; metric: EarlyStopMetric; totalSteps: number },
+): Promise<TrainerState> {
+  const lastDir = checkpointDir(worker.config.output, 'last');
+  if (worker.main) {
+    await recoverAtomicDir(lastDir);
+    await recoverAtomicDir(checkpointDir(worker.config.output, 'best'));
+  }
+  await group?.barrier();
+  const point = await readResumePoint(lastDir, worker.rank, worker.worldSize);
+  const state = point.state;
+  if (state.dataFingerprint !== expected.fingerprint) {
+    throw new Error(
+      `${lastDir}: the checkpoint's data order differs from this run's (corpus, tokenizer, ` +
+        `maxLength, batchSize, batchTokens, seed or the number of workers changed): ` +
+        `resume with the original config`,
+    );
+  }
+  if (state.best.metric !== expected.metric) {
+    throw new Error(
+      `${lastDir}: the run followed ${state.best.metric}, this config follows ${expected.metric} ` +
+        `(earlyStopping.metric): resume with the original config`,
+    );
+  }
+  if (state.step > expected.totalSteps) {
+    throw new Error(
+      `${lastDir}: the checkpoint is at step ${state.step}, past the end of this run ` +
+        `(${expected.totalSteps} steps): raise epochs or maxSteps to continue it`,
+    );
+  }
+  await model.loadWeights(point.weights);
+  await trainer.loadState(point.optimizer);
+  if (point.nativeRng !== undefined) native().setRngState(point.nativeRng);
+  return state;
+}
+
+/** The plan in one line: steps, batch, learning rate, and where a resumed run picks up. */
+function describePlan(
+  config: TrainConfig,
+  plan: StepPlan,
+  worldSize: number,
+  warmupSteps: number,
+  state: TrainerState | null,
+): string {
+  const epochs = plan.perEpoch.length;
+  return (
+    `plan: ${plan.total} optimizer steps (${epochs} epoch${epochs === 1 ? '' : 's'} of ` +
+    `${plan.perEpoch[0]}), batch ${config.batchSize}` +
+    (config.gradAccumulation > 1 ? ` × ${config.gradAccumulation} accumulated` : '') +
+    (worldSize > 1 ? ` × ${worldSize} workers` : '') +
+    `, lr ${config.optimizer.lr} with ${warmupSteps} warmup steps` +
+    (state ? `; resuming at step ${state.step} (epoch ${state.cursor.epoch + 1})` : '')
+  );
+}
+
+/** The run's mutable state: from the checkpoint when resuming, else at step 0. */
+function startRun(
+  worker: Worker,
+  parts: Pick<
+    Run,
+    'group' | 'model' | 'trainer' | 'modelConfig' | 'tokenizer' | 'scheme' | 'validation'
+  >,
+  plan: StepPlan,
+  fingerprint: string,
+  metric: EarlyStopMetric,
+  state: TrainerState | null,
+): Run {
+  const { config } = worker;
+  const warmupSteps = warmupStepsFor(config.schedule, plan.total);
+  worker.say(describePlan(config, plan, worker.worldSize, warmupSteps, state));
+  return {
+    ...parts,
+    config,
+    output: config.output,
+    rank: worker.rank,
+    worldSize: worker.worldSize,
+    main: worker.main,
+    view: worker.main
+      ? NerModel.fromNative(parts.model, parts.modelConfig, parts.tokenizer, config.output)
+      : null,
+    metrics: null,
+    progress: null,
+    schedule: new LinearSchedule(
+      { peakLr: config.optimizer.lr, warmupSteps, totalSteps: plan.total },
+      state?.schedule,
+    ),
+    earlyStop: config.earlyStopping
+      ? new EarlyStopping(
+          { patience: config.earlyStopping.patience, minDelta: config.earlyStopping.minDelta },
+          state?.earlyStop ?? undefined,
+        )
+      : null,
+    rng: state ? Rng.fromState(state.rng.trainer) : Rng.fromSeed(config.seed, TRAINER_RNG_STREAM),
+    fingerprint,
+    step: state?.step ?? 0,
+    cursor: state ? { ...state.cursor } : { epoch: 0, batchIndex: 0 },
+    elapsed: state?.elapsedSeconds ?? 0,
+    best: state ? { ...state.best } : { metric, value: null, step: null },
+  };
+}
+
+/** Rank 0's metrics log (its `start` event written) and progress reporter. */
+async function openReporting(
+  run: Run,
+  plan: StepPlan,
+  resumed: boolean,
+  options: TrainOptions,
+  stream: ProgressStream,
+): Promise<void> {
+  const metrics = await MetricsLog.open(run.output, { sync: options.metricsSync });
+  run.metrics = metrics;
+  metrics.append({
+    type: 'start',
+    step: run.step,
+    resumed,
+    epoch: run.cursor.epoch,
+    totalSteps: plan.total,
+    worldSize: run.worldSize,
+    config: trainConfigToJson(run.config),
+  });
+  run.progress = new ProgressReporter({
+    totalSteps: plan.total,
+    epochs: plan.perEpoch.length,
+    stream,
+    logEvery: run.config.logEvery,
+    tty: options.tty,
+  });
+}
+
+/**
+ * Rank 0's end of a run that reached its end: the `end` event, the plots, and the report of the
+ * best checkpoint (evaluated again when it came before a resume); its evaluation.
+ */
+async function finishRun(
+  run: Run,
+  reason: Exclude<TrainResult['reason'], 'stopped'>,
+  out: (text: string) => void,
+): Promise<Evaluation | undefined> {
+  const { config, output } = run;
+  const bestDir = checkpointDir(output, 'best');
+  run.progress?.finish();
+  run.metrics!.append({
+    type: 'end',
+    step: run.step,
+    reason,
+    elapsedSeconds: run.elapsed,
+    best: run.best,
+  });
+  let bestEvaluation = run.bestEvaluation;
+  if (!bestEvaluation && existsSync(bestDir)) {
+    // The best step came before a resume: evaluate the saved best model to report it.
+    const best = await NerModel.load(bestDir);
+    bestEvaluation = await evaluateModel(best, run.validation, run.scheme, {
+      batchSize: config.batchSize,
+    });
+    best.dispose();
+  }
+  const name = path.basename(output);
+  await writeCurves(output, `koner train · ${name}`);
+  if (bestEvaluation) {
+    await writeConfusion(
+      output,
+      bestEvaluation.confusion,
+      `${name} · best checkpoint (step ${run.best.step}) · piece labels`,
+    );
+    out(
+      `\nbest checkpoint: ${bestDir} (step ${run.best.step}, ${run.best.metric} ` +
+        `${((run.best.value ?? NaN) * 100).toFixed(2)})\n\n${formatEvaluation(bestEvaluation)}`,
+    );
+  }
+  out(
+    `finished (${reason}) after ${run.step} steps, ${formatDuration(run.elapsed)} of ` +
+      `training; output in ${output}`,
+  );
+  return bestEvaluation;
+}
+
 /**
  * Trains a model as `config` says (see the module comment), writing checkpoints, `metrics.jsonl`
  * and, at the end, `curves.svg` and `confusion.svg` into `config.output`.
@@ -408,85 +691,33 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const config = options.config;
   const dist = options.dist ?? null;
   const rank = dist?.rank ?? 0;
-  const worldSize = dist?.worldSize ?? 1;
   const main = rank === 0;
   const stream = options.progress ?? process.stderr;
-  const out = options.out ?? ((text: string) => console.log(text));
-  const output = config.output;
-  const lastDir = checkpointDir(output, 'last');
-  const bestDir = checkpointDir(output, 'best');
-  const resume = options.resume ?? false;
   const stopAfter = options.stopAfter ?? null;
   if (stopAfter !== null && (!Number.isInteger(stopAfter) || stopAfter < 1)) {
     throw new RangeError(`stopAfter must be a positive integer, got ${stopAfter}`);
   }
-  if (main && !resume) checkFreshOutput(output);
-  if (main && resume && !existsSync(lastDir) && !existsSync(`${lastDir}.old`)) {
-    throw new Error(`${output}: no checkpoint to resume from (${lastDir} does not exist)`);
-  }
-  // Before the data is read and the model built: an output that cannot be written fails now.
-  if (main) await makeDirectory(output);
-  const say = (message: string): void => log({ main, progress: null }, stream, message);
+  const worker: Worker = {
+    config,
+    dist,
+    rank,
+    worldSize: dist?.worldSize ?? 1,
+    main,
+    resume: options.resume ?? false,
+    say: (message) => log({ main, progress: null }, stream, message),
+  };
+  await checkOutput(worker);
 
-  const addon = native();
   setThreads(threadsFor(config, dist));
   let group: NativeDistGroup | undefined;
-  let metrics: MetricsLog | null = null;
+  let run: Run | undefined;
   try {
-    if (dist && worldSize > 1) {
-      group = await addon.DistGroup.connect(distGroupOptions(dist, config.device));
+    if (dist && worker.worldSize > 1) {
+      group = await native().DistGroup.connect(distGroupOptions(dist, config.device));
     }
+    const { tokenizer, data, validation, scheme } = await readData(worker);
+    const { modelConfig, model, trainer } = await buildModel(worker, scheme, tokenizer);
 
-    // Data.
-    const tokenizer = await Tokenizer.load(config.tokenizer.model, {
-      vocab: config.tokenizer.vocab,
-    });
-    const trainSentences = await readSentences(config.corpus.format, config.corpus.train);
-    const validation = await readSentences(config.corpus.format, config.corpus.validation);
-    const scheme = schemeForCorpus(config.corpus.format, trainSentences, validation);
-    let data = prepareExamples(trainSentences, tokenizer, {
-      scheme,
-      maxLength: config.maxLength,
-      pos: config.model.posWeight !== null,
-      maxSyllables: config.model.syllables ? DEFAULT_MAX_SYLLABLES : undefined,
-    });
-    say(formatPreparedData('train', data));
-    if (config.distill) {
-      const taught = await distillationData(
-        config,
-        data,
-        trainSentences,
-        validation,
-        tokenizer,
-        scheme,
-      );
-      data = taught.data;
-      say(taught.message);
-    }
-    say(`validation: ${validation.length} sentences`);
-    if (data.examples.length === 0) throw new Error('the training data holds no examples');
-    if (validation.length === 0) throw new Error('the validation data holds no sentences');
-
-    // Model and optimizer.
-    const modelConfig = await runModelConfig(config, scheme, tokenizer);
-    const created = await createModel(config, modelConfig, (config.seed + rank) % 2 ** 32, {
-      loadInit: !resume,
-    });
-    const model = created.model;
-    if (created.note) say(created.note);
-    if (config.device !== 'cpu') await model.to(config.device, 'float32');
-    const trainer = trainerOf(model, config);
-    const parameters = model
-      .parameterInfo()
-      .reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
-    say(
-      `model: ${describeModel(modelConfig, parameters)}; ` +
-        (config.model.init === 'scratch' ? 'from scratch' : `from ${config.model.init}`) +
-        `; ${config.device}${config.device === 'cpu' ? '' : ` (${config.dtype} autocast)`}, ` +
-        `${threadsFor(config, dist)} threads${worldSize > 1 ? ` × ${worldSize} workers` : ''}`,
-    );
-
-    // Plan.
     const batching: BatchingOptions = {
       batchSize: config.batchSize,
       maxTokens: config.batchTokens,
@@ -497,175 +728,39 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       maxSteps: config.maxSteps,
       gradAccumulation: config.gradAccumulation,
       rank,
-      worldSize,
+      worldSize: worker.worldSize,
     });
-    const fingerprint = batchingFingerprint(data.lengths, batching, worldSize);
+    const fingerprint = batchingFingerprint(data.lengths, batching, worker.worldSize);
     const metric = config.earlyStopping?.metric ?? 'entityF1';
-
     let state: TrainerState | null = null;
-    if (resume) {
-      if (main) {
-        await recoverAtomicDir(lastDir);
-        await recoverAtomicDir(bestDir);
-      }
-      await group?.barrier();
-      const point = await readResumePoint(lastDir, rank, worldSize);
-      state = point.state;
-      if (state.dataFingerprint !== fingerprint) {
-        throw new Error(
-          `${lastDir}: the checkpoint's data order differs from this run's (corpus, tokenizer, ` +
-            `maxLength, batchSize, batchTokens, seed or the number of workers changed): ` +
-            `resume with the original config`,
-        );
-      }
-      if (state.best.metric !== metric) {
-        throw new Error(
-          `${lastDir}: the run followed ${state.best.metric}, this config follows ${metric} ` +
-            `(earlyStopping.metric): resume with the original config`,
-        );
-      }
-      if (state.step > plan.total) {
-        throw new Error(
-          `${lastDir}: the checkpoint is at step ${state.step}, past the end of this run ` +
-            `(${plan.total} steps): raise epochs or maxSteps to continue it`,
-        );
-      }
-      await model.loadWeights(point.weights);
-      await trainer.loadState(point.optimizer);
-      if (point.nativeRng !== undefined) addon.setRngState(point.nativeRng);
+    if (worker.resume) {
+      state = await restoreCheckpoint(worker, group, model, trainer, {
+        fingerprint,
+        metric,
+        totalSteps: plan.total,
+      });
     } else if (group) {
       await trainer.broadcastParameters(group);
     }
 
-    const warmupSteps = warmupStepsFor(config.schedule, plan.total);
-    const run: Run = {
-      config,
-      output,
-      rank,
-      worldSize,
-      main,
-      group,
-      model,
-      trainer,
-      modelConfig,
-      tokenizer,
-      scheme,
-      validation,
-      view: main ? NerModel.fromNative(model, modelConfig, tokenizer, output) : null,
-      metrics: null,
-      progress: null,
-      schedule: new LinearSchedule(
-        { peakLr: config.optimizer.lr, warmupSteps, totalSteps: plan.total },
-        state?.schedule,
-      ),
-      earlyStop: config.earlyStopping
-        ? new EarlyStopping(
-            { patience: config.earlyStopping.patience, minDelta: config.earlyStopping.minDelta },
-            state?.earlyStop ?? undefined,
-          )
-        : null,
-      rng: state ? Rng.fromState(state.rng.trainer) : Rng.fromSeed(config.seed, TRAINER_RNG_STREAM),
-      fingerprint,
-      step: state?.step ?? 0,
-      cursor: state ? { ...state.cursor } : { epoch: 0, batchIndex: 0 },
-      elapsed: state?.elapsedSeconds ?? 0,
-      best: state ? { ...state.best } : { metric, value: null, step: null },
-    };
-    const epochs = plan.perEpoch.length;
-    say(
-      `plan: ${plan.total} optimizer steps (${epochs} epoch${epochs === 1 ? '' : 's'} of ` +
-        `${plan.perEpoch[0]}), batch ${config.batchSize}` +
-        (config.gradAccumulation > 1 ? ` × ${config.gradAccumulation} accumulated` : '') +
-        (worldSize > 1 ? ` × ${worldSize} workers` : '') +
-        `, lr ${config.optimizer.lr} with ${warmupSteps} warmup steps` +
-        (state ? `; resuming at step ${state.step} (epoch ${state.cursor.epoch + 1})` : ''),
-    );
-
-    if (main) {
-      metrics = await MetricsLog.open(output, { sync: options.metricsSync });
-      run.metrics = metrics;
-      metrics.append({
-        type: 'start',
-        step: run.step,
-        resumed: state !== null,
-        epoch: run.cursor.epoch,
-        totalSteps: plan.total,
-        worldSize,
-        config: trainConfigToJson(config),
-      });
-      run.progress = new ProgressReporter({
-        totalSteps: plan.total,
-        epochs,
-        stream,
-        logEvery: config.logEvery,
-        tty: options.tty,
-      });
-    }
+    const parts = { group, model, trainer, modelConfig, tokenizer, scheme, validation };
+    run = startRun(worker, parts, plan, fingerprint, metric, state);
+    if (main) await openReporting(run, plan, state !== null, options, stream);
 
     const result = await loop(run, data, plan.total, stopAfter, stream);
+    const ended = { output: config.output, step: run.step, totalSteps: plan.total };
     if (result.reason === 'stopped') {
       run.progress?.finish();
-      say(`stopped after step ${run.step} of ${plan.total}; continue with --resume`);
-      return {
-        output,
-        step: run.step,
-        totalSteps: plan.total,
-        reason: 'stopped',
-        best: run.best,
-        evaluations: result.evaluations,
-      };
+      worker.say(`stopped after step ${run.step} of ${plan.total}; continue with --resume`);
+      return { ...ended, reason: 'stopped', best: run.best, evaluations: result.evaluations };
     }
-
     const reason =
       result.reason ?? (config.maxSteps !== null ? ('max-steps' as const) : ('completed' as const));
-    let bestEvaluation: Evaluation | undefined;
-    if (main) {
-      run.progress?.finish();
-      metrics!.append({
-        type: 'end',
-        step: run.step,
-        reason,
-        elapsedSeconds: run.elapsed,
-        best: run.best,
-      });
-      bestEvaluation = run.bestEvaluation;
-      if (!bestEvaluation && existsSync(bestDir)) {
-        // The best step came before a resume: evaluate the saved best model to report it.
-        const best = await NerModel.load(bestDir);
-        bestEvaluation = await evaluateModel(best, validation, scheme, {
-          batchSize: config.batchSize,
-        });
-        best.dispose();
-      }
-      const name = path.basename(output);
-      await writeCurves(output, `koner train · ${name}`);
-      if (bestEvaluation) {
-        await writeConfusion(
-          output,
-          bestEvaluation.confusion,
-          `${name} · best checkpoint (step ${run.best.step}) · piece labels`,
-        );
-        out(
-          `\nbest checkpoint: ${bestDir} (step ${run.best.step}, ${metric} ` +
-            `${((run.best.value ?? NaN) * 100).toFixed(2)})\n\n${formatEvaluation(bestEvaluation)}`,
-        );
-      }
-      out(
-        `finished (${reason}) after ${run.step} steps, ${formatDuration(run.elapsed)} of ` +
-          `training; output in ${output}`,
-      );
-    }
-    return {
-      output,
-      step: run.step,
-      totalSteps: plan.total,
-      reason,
-      best: run.best,
-      evaluations: result.evaluations,
-      bestEvaluation,
-    };
+    const out = options.out ?? ((text: string) => console.log(text));
+    const bestEvaluation = main ? await finishRun(run, reason, out) : undefined;
+    return { ...ended, reason, best: run.best, evaluations: result.evaluations, bestEvaluation };
   } finally {
-    metrics?.close();
+    run?.metrics?.close();
     if (group) await group.destroy().catch(() => undefined);
   }
 }

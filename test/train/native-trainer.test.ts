@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { HeadKind, ModelConfig } from '../lib/model/config.js';
+import type { HeadKind, ModelConfig } from '../../lib/model/config.js';
 import {
   native,
   packageRoot,
@@ -12,8 +12,8 @@ import {
   type NativeStepResult,
   type NativeTrainBatch,
   type NativeTrainerOptions,
-} from '../lib/native.js';
-import { checkLaunchFlags, launch } from '../lib/train/launch.js';
+} from '../../lib/native.js';
+import { checkLaunchFlags, launch } from '../../lib/train/launch.js';
 import {
   concatBatches,
   dpBatches,
@@ -21,7 +21,7 @@ import {
   makeBatch,
   OPTIONS,
   tinyConfig,
-} from './fixtures/trainer-data.js';
+} from '../fixtures/trainer-data.js';
 
 // PyTorch's answers for the same weights and batches: scripts/fixtures/trainer_reference.py.
 const GENERATED = path.join(packageRoot, 'test/fixtures/generated/trainer');
