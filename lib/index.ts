@@ -2,6 +2,7 @@
 export { runtimeInfo, getThreads, setThreads, releaseLargeAllocations } from './runtime.js';
 export { LIMITS } from './limits.js';
 export type { RuntimeInfo } from './runtime.js';
+export type { EncoderDtype, NativeCpuFeatures as CpuFeatures } from './native.js';
 
 export {
   collateSyllables,
