@@ -17,13 +17,15 @@ import {
   enumerate,
   inputOf,
   isAllowed,
+  LONG_K,
+  LONG_LENGTHS,
+  longCase,
   logSumExp,
   pathScore,
   randomCase,
   REDUCTIONS,
   SMALL,
 } from './fixtures/crf-cases.js';
-import { seededFloats } from './fixtures/random.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GENERATED = join(ROOT, 'test', 'fixtures', 'generated');
@@ -288,37 +290,9 @@ describe('crf on long sequences (scaled forward–backward)', () => {
   // encoder's logits have), to ~3e5 at 20 000 positions, where a float32 total keeps only ~0.03:
   // running float32 totals gave marginals off by 5e-3 at 800 positions, above 1 from a few
   // thousand (2e3 at 16 000), NLL errors of 1e-4 and Viterbi paths 0.4-0.9 below the optimum.
-  const K = 21;
-  const LENGTHS = [20_000, 4000, 800];
+  const K = LONG_K;
+  const LENGTHS = LONG_LENGTHS;
   const T = LENGTHS[0];
-
-  function longCase(seed: number, constrained: boolean): Case {
-    const rand = seededFloats(seed);
-    const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-    const B = LENGTHS.length;
-    const c: Case = {
-      B,
-      T,
-      K,
-      emissions: Float32Array.from({ length: B * T * K }, () => 12 + 2 * normal()),
-      transitions: Float32Array.from({ length: K * K }, normal),
-      start: Float32Array.from({ length: K }, normal),
-      end: Float32Array.from({ length: K }, normal),
-      lengths: Int32Array.from(LENGTHS),
-      tags: Int32Array.from({ length: B * T }, () => Math.floor(rand() * K)),
-    };
-    if (constrained) {
-      // Every tag keeps one allowed successor and predecessor (the cycle k -> k + 1), so a path
-      // always exists; the rest of the matrix is thinned out at random.
-      c.allowed = Uint8Array.from({ length: K * K }, (_, x) => {
-        const i = Math.floor(x / K);
-        return (i + 1) % K === x % K || rand() < 0.5 ? 1 : 0;
-      });
-      c.allowedStart = Uint8Array.from({ length: K }, (_, k) => (k === 0 || rand() < 0.5 ? 1 : 0));
-      c.allowedEnd = Uint8Array.from({ length: K }, (_, k) => (k === 0 || rand() < 0.5 ? 1 : 0));
-    }
-    return c;
-  }
 
   /**
    * Textbook forward–backward and Viterbi in float64 without any scaling, for sequence b:
