@@ -7,6 +7,7 @@ export default tseslint.config(
       'node_modules/',
       'build/',
       'dist/',
+      'dist-test/',
       'prebuilds/',
       '.gpu/',
       'test/fixtures/generated/',

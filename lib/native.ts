@@ -489,8 +489,19 @@ export interface NativeCrfNll {
   gradEnd: Float32Array;
 }
 
-/** The package root: one level above both `lib/` (sources) and `dist/` (compiled). */
-export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The package root: the nearest directory above this module holding a package.json. That is one
+ * level above `lib/` (sources) and `dist/` (compiled), and two above `dist-test/lib/` (the copy
+ * compiled with the benchmarks and test support for the GPU machine).
+ */
+export const packageRoot = nearestPackageDir(path.dirname(fileURLToPath(import.meta.url)));
+
+function nearestPackageDir(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(start, '..');
+  }
+}
 
 let addon: NativeAddon | undefined;
 

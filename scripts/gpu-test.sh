@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The CUDA check, for a Linux machine with a CUDA GPU and a PyTorch install but no npm access:
 # builds the addon against that PyTorch's LibTorch, then runs the CUDA tests and benchmarks.
+# They come compiled, with lib/, bench/ and the test fixtures they use, in dist-test/.
 #
-#   here:   ../shared/tools/gpu-bundle.sh && npm run compile:ts
+#   here:   ../shared/tools/gpu-bundle.sh && npm run compile:test
 #   there:  bash scripts/gpu-test.sh
-#           (carry .gpu, dist, node_modules/node-addon-api and node_modules/node-gyp-build)
+#           (carry .gpu, dist-test, node_modules/node-addon-api and node_modules/node-gyp-build)
 #
 # Results go to stdout and, when $OUT is set, to $OUT/gpu-test.log.
 set -euo pipefail
@@ -14,7 +15,8 @@ log=/dev/null
 exec > >(tee "$log") 2>&1
 
 [ -f .gpu/setup.sh ] || { echo "gpu-test: .gpu/ missing: run ../shared/tools/gpu-bundle.sh here first"; exit 1; }
-[ -f dist/index.js ] || { echo "gpu-test: dist/ missing: run npm run compile:ts here first"; exit 1; }
+[ -f dist-test/lib/index.js ] || {
+  echo "gpu-test: dist-test/ missing: run npm run compile:test here first"; exit 1; }
 . .gpu/setup.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
@@ -30,8 +32,8 @@ echo "gpu-test: native build against $Torch_DIR took $(( $(date +%s) - start )) 
 mkdir -p build/Release
 cp build-gpu/koner.node build/Release/koner.node
 
-node dist/cli/main.js demo
-node --test --test-reporter=spec test/gpu/
-for bench in test/gpu/*.bench.mjs; do
+node dist-test/lib/cli/main.js demo
+node --test --test-reporter=spec dist-test/test/gpu/
+for bench in dist-test/test/gpu/*.bench.js; do
   [ -e "$bench" ] && node "$bench"
 done

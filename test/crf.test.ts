@@ -6,198 +6,30 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { decode, marginals, nll, type CrfReduction } from '../lib/crf/index.js';
 import { native } from '../lib/native.js';
-import { seededFloats } from './fixtures/random.js';
+import {
+  at,
+  bruteDecode,
+  bruteMarginals,
+  bruteNll,
+  type Case,
+  closeMismatch,
+  constraintsOf,
+  enumerate,
+  inputOf,
+  isAllowed,
+  LONG_K,
+  LONG_LENGTHS,
+  longCase,
+  logSumExp,
+  pathScore,
+  randomCase,
+  REDUCTIONS,
+  SMALL,
+} from './fixtures/crf-cases.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GENERATED = join(ROOT, 'test', 'fixtures', 'generated');
 const PYTHON = '/usr/bin/python3'; // Debian's python3-torch; the first python3 on PATH may lack it
-const REDUCTIONS: CrfReduction[] = ['sum', 'mean', 'none', 'token_mean'];
-
-// ---------------------------------------------------------------------------------------------
-// Seeded cases and a brute-force CRF that enumerates every one of the K^length paths in double.
-
-interface Case {
-  B: number;
-  T: number;
-  K: number;
-  emissions: Float32Array;
-  transitions: Float32Array;
-  start: Float32Array;
-  end: Float32Array;
-  lengths: Int32Array;
-  tags: Int32Array;
-  allowed?: Uint8Array;
-  allowedStart?: Uint8Array;
-  allowedEnd?: Uint8Array;
-}
-
-interface CaseOptions {
-  B: number;
-  T: number;
-  K: number;
-  scale?: number;
-  constrained?: boolean;
-  /** Emissions on a grid exactly representable in float16 and bfloat16. */
-  halfExact?: boolean;
-}
-
-function randomCase(seed: number, o: CaseOptions): Case {
-  const rand = seededFloats(seed);
-  const scale = o.scale ?? 1;
-  const normal = () => {
-    const u = 1 - rand();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand()) * scale;
-  };
-  const floats = (n: number) => Float32Array.from({ length: n }, normal);
-  const { B, T, K } = o;
-  const emissions = o.halfExact
-    ? Float32Array.from({ length: B * T * K }, () => Math.floor(rand() * 511 - 255) / 64)
-    : floats(B * T * K);
-  const lengths = Int32Array.from({ length: B }, () => Math.floor(rand() * (T + 1)));
-  // Always cover the full length, 0 and 1.
-  if (B > 0) lengths[0] = T;
-  if (B > 1) lengths[1] = 0;
-  if (B > 2) lengths[2] = Math.min(1, T);
-  const c: Case = {
-    B,
-    T,
-    K,
-    emissions,
-    transitions: floats(K * K),
-    start: floats(K),
-    end: floats(K),
-    lengths,
-    tags: Int32Array.from({ length: B * T }, () => Math.floor(rand() * K)),
-  };
-  if (o.constrained) {
-    c.allowed = Uint8Array.from({ length: K * K }, () => (rand() < 0.6 ? 1 : 0));
-    c.allowedStart = Uint8Array.from({ length: K }, () => (rand() < 0.7 ? 1 : 0));
-    c.allowedEnd = Uint8Array.from({ length: K }, () => (rand() < 0.7 ? 1 : 0));
-  }
-  return c;
-}
-
-function at(c: Case, b: number, t: number, k: number): number {
-  return c.emissions[(b * c.T + t) * c.K + k];
-}
-
-function pathScore(c: Case, b: number, path: readonly number[]): number {
-  if (path.length === 0) return 0;
-  let s = c.start[path[0]] + at(c, b, 0, path[0]);
-  for (let t = 1; t < path.length; t++) {
-    s += c.transitions[path[t - 1] * c.K + path[t]] + at(c, b, t, path[t]);
-  }
-  return s + c.end[path[path.length - 1]];
-}
-
-function isAllowed(c: Case, path: readonly number[]): boolean {
-  if (path.length === 0) return true;
-  if (c.allowedStart && !c.allowedStart[path[0]]) return false;
-  if (c.allowedEnd && !c.allowedEnd[path[path.length - 1]]) return false;
-  for (let t = 1; t < path.length; t++) {
-    if (c.allowed && !c.allowed[path[t - 1] * c.K + path[t]]) return false;
-  }
-  return true;
-}
-
-/** Every path of sequence b (allowed ones only when `constrained`), with its score. */
-function enumerate(c: Case, b: number, constrained: boolean) {
-  const L = c.lengths[b];
-  const paths: number[][] = [];
-  const scores: number[] = [];
-  const total = c.K ** L;
-  for (let x = 0; x < total; x++) {
-    const path: number[] = [];
-    for (let t = 0, y = x; t < L; t++, y = Math.floor(y / c.K)) path.push(y % c.K);
-    if (constrained && !isAllowed(c, path)) continue;
-    paths.push(path);
-    scores.push(pathScore(c, b, path));
-  }
-  return { paths, scores };
-}
-
-function logSumExp(xs: readonly number[]): number {
-  const m = Math.max(...xs);
-  if (m === -Infinity) return -Infinity;
-  return m + Math.log(xs.reduce((s, x) => s + Math.exp(x - m), 0));
-}
-
-function tokenCount(c: Case): number {
-  return c.lengths.reduce((s, n) => s + n, 0);
-}
-
-/** d loss / d nll[b] for a reduction (for 'none': of the sum). */
-function weightOf(c: Case, reduction: CrfReduction): number {
-  if (reduction === 'mean') return 1 / Math.max(c.B, 1);
-  if (reduction === 'token_mean') return 1 / Math.max(tokenCount(c), 1);
-  return 1;
-}
-
-function bruteNll(c: Case, reduction: CrfReduction) {
-  const { B, T, K } = c;
-  const w = weightOf(c, reduction);
-  const losses: number[] = [];
-  const grad = {
-    emissions: new Float64Array(B * T * K),
-    transitions: new Float64Array(K * K),
-    start: new Float64Array(K),
-    end: new Float64Array(K),
-  };
-  for (let b = 0; b < B; b++) {
-    const L = c.lengths[b];
-    if (L === 0) {
-      losses.push(0);
-      continue;
-    }
-    const { paths, scores } = enumerate(c, b, false);
-    const logZ = logSumExp(scores);
-    const gold = Array.from(c.tags.subarray(b * T, b * T + L));
-    losses.push(logZ - pathScore(c, b, gold));
-    // Expected feature counts minus the gold path's.
-    const add = (path: readonly number[], p: number) => {
-      grad.start[path[0]] += w * p;
-      grad.end[path[L - 1]] += w * p;
-      for (let t = 0; t < L; t++) {
-        grad.emissions[(b * T + t) * K + path[t]] += w * p;
-        if (t > 0) grad.transitions[path[t - 1] * K + path[t]] += w * p;
-      }
-    };
-    paths.forEach((path, i) => add(path, Math.exp(scores[i] - logZ)));
-    add(gold, -1);
-  }
-  const sum = losses.reduce((s, x) => s + x, 0);
-  const value = reduction === 'none' ? losses : [sum * w];
-  return { nll: value, grad };
-}
-
-function bruteMarginals(c: Case, constrained: boolean): Float64Array {
-  const { B, T, K } = c;
-  const out = new Float64Array(B * T * K);
-  for (let b = 0; b < B; b++) {
-    const { paths, scores } = enumerate(c, b, constrained);
-    if (paths.length === 0) continue;
-    const logZ = logSumExp(scores);
-    if (logZ === -Infinity) continue;
-    paths.forEach((path, i) => {
-      const p = Math.exp(scores[i] - logZ);
-      path.forEach((k, t) => (out[(b * T + t) * K + k] += p));
-    });
-  }
-  return out;
-}
-
-function bruteDecode(c: Case, nBest: number, constrained: boolean) {
-  const paths: number[][][] = [];
-  const scores: number[][] = [];
-  for (let b = 0; b < c.B; b++) {
-    const all = enumerate(c, b, constrained);
-    const order = all.scores.map((s, i) => i).sort((i, j) => all.scores[j] - all.scores[i]);
-    const top = order.slice(0, nBest);
-    paths.push(top.map((i) => all.paths[i]));
-    scores.push(top.map((i) => all.scores[i]));
-  }
-  return { paths, scores };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Comparisons
@@ -209,33 +41,8 @@ function expectClose(
   what: string,
   floor = 1,
 ): void {
-  expect(actual.length, `${what}: length`).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    if (e === -Infinity || e === Infinity) {
-      expect(a, `${what}[${i}]`).toBe(e);
-      continue;
-    }
-    if (!(Math.abs(a - e) <= tol * Math.max(floor, Math.abs(e)))) {
-      expect.fail(`${what}[${i}]: got ${a}, expected ${e} (tolerance ${tol})`);
-    }
-  }
-}
-
-function constraintsOf(c: Case) {
-  return { allowed: c.allowed, allowedStart: c.allowedStart, allowedEnd: c.allowedEnd };
-}
-
-function inputOf(c: Case) {
-  return {
-    emissions: c.emissions,
-    shape: [c.B, c.T, c.K] as [number, number, number],
-    lengths: c.lengths,
-    transitions: c.transitions,
-    start: c.start,
-    end: c.end,
-  };
+  const problem = closeMismatch(actual, expected, tol, what, floor);
+  if (problem) expect.fail(problem);
 }
 
 /**
@@ -282,20 +89,6 @@ function nativeDecode(c: Case, nBest: number, constrained: boolean) {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-const SMALL: CaseOptions[] = [];
-{
-  const rand = seededFloats(7);
-  for (let i = 0; i < 24; i++) {
-    SMALL.push({
-      B: 3 + Math.floor(rand() * 4),
-      T: 1 + Math.floor(rand() * 6),
-      K: 1 + Math.floor(rand() * 5),
-      constrained: i % 2 === 1,
-    });
-  }
-  SMALL.push({ B: 4, T: 6, K: 5 }, { B: 4, T: 6, K: 5, constrained: true }, { B: 3, T: 0, K: 2 });
-}
 
 describe('crf against brute-force enumeration', () => {
   it.each(SMALL.map((o, i) => [i, o] as const))('case %i: NLL and all four gradients', (i, o) => {
@@ -497,37 +290,9 @@ describe('crf on long sequences (scaled forward–backward)', () => {
   // encoder's logits have), to ~3e5 at 20 000 positions, where a float32 total keeps only ~0.03:
   // running float32 totals gave marginals off by 5e-3 at 800 positions, above 1 from a few
   // thousand (2e3 at 16 000), NLL errors of 1e-4 and Viterbi paths 0.4-0.9 below the optimum.
-  const K = 21;
-  const LENGTHS = [20_000, 4000, 800];
+  const K = LONG_K;
+  const LENGTHS = LONG_LENGTHS;
   const T = LENGTHS[0];
-
-  function longCase(seed: number, constrained: boolean): Case {
-    const rand = seededFloats(seed);
-    const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-    const B = LENGTHS.length;
-    const c: Case = {
-      B,
-      T,
-      K,
-      emissions: Float32Array.from({ length: B * T * K }, () => 12 + 2 * normal()),
-      transitions: Float32Array.from({ length: K * K }, normal),
-      start: Float32Array.from({ length: K }, normal),
-      end: Float32Array.from({ length: K }, normal),
-      lengths: Int32Array.from(LENGTHS),
-      tags: Int32Array.from({ length: B * T }, () => Math.floor(rand() * K)),
-    };
-    if (constrained) {
-      // Every tag keeps one allowed successor and predecessor (the cycle k -> k + 1), so a path
-      // always exists; the rest of the matrix is thinned out at random.
-      c.allowed = Uint8Array.from({ length: K * K }, (_, x) => {
-        const i = Math.floor(x / K);
-        return (i + 1) % K === x % K || rand() < 0.5 ? 1 : 0;
-      });
-      c.allowedStart = Uint8Array.from({ length: K }, (_, k) => (k === 0 || rand() < 0.5 ? 1 : 0));
-      c.allowedEnd = Uint8Array.from({ length: K }, (_, k) => (k === 0 || rand() < 0.5 ? 1 : 0));
-    }
-    return c;
-  }
 
   /**
    * Textbook forward–backward and Viterbi in float64 without any scaling, for sequence b:

@@ -5,9 +5,9 @@
  *
  *   npm run bench -- [--threads N] [--quick] [--only a,b,c,d,e,f] [--rounds N] [--json out.json]
  *
- * The logic lives in lib/bench/ (compiled into dist/ for machines without npm).
+ * The logic lives in bench/ (compiled into dist-test/ for the GPU machine).
  */
-import { formatAll, runAll } from '../../lib/bench/all.js';
-import { parseBenchArgs } from '../../lib/bench/args.js';
+import { formatAll, runAll } from '../../bench/all.js';
+import { parseBenchArgs } from '../../bench/args.js';
 
 console.log(formatAll(await runAll(parseBenchArgs())));

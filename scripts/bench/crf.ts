@@ -5,13 +5,13 @@
  *   npm run bench:crf -- [--batch 32] [--time 64] [--tags 21] [--threads N] [--iters 200]
  *                        [--rounds 5] [--quick] [--device cpu|cuda]
  *
- * The logic lives in lib/bench/crf.ts (compiled into dist/ for machines without npm).
+ * The logic lives in bench/crf.ts (compiled into dist-test/ for the GPU machine).
  */
 import { parseArgs } from 'node:util';
 
-import { parseBenchArgs } from '../../lib/bench/args.js';
-import { formatTable, machineLine } from '../../lib/bench/common.js';
-import { crfBench } from '../../lib/bench/crf.js';
+import { parseBenchArgs } from '../../bench/args.js';
+import { formatTable, machineLine } from '../../bench/common.js';
+import { crfBench } from '../../bench/crf.js';
 
 const { values, tokens } = parseArgs({
   options: {

@@ -4,11 +4,11 @@
  *
  *   npm run bench:encoder -- [--threads N] [--rounds N] [--quick] [--device cpu|cuda]
  *
- * The logic lives in lib/bench/encoder.ts (compiled into dist/ for machines without npm).
+ * The logic lives in bench/encoder.ts (compiled into dist-test/ for the GPU machine).
  */
-import { parseBenchArgs } from '../../lib/bench/args.js';
-import { formatTable, machineLine } from '../../lib/bench/common.js';
-import { encoderBench } from '../../lib/bench/encoder.js';
+import { parseBenchArgs } from '../../bench/args.js';
+import { formatTable, machineLine } from '../../bench/common.js';
+import { encoderBench } from '../../bench/encoder.js';
 
 const options = parseBenchArgs();
 const rows = await encoderBench(options);

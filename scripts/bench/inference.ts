@@ -4,11 +4,11 @@
  *
  *   npm run bench:inference -- [--threads N] [--quick] [--rounds N] [--sentences N]
  *
- * The logic lives in lib/bench/inference.ts (compiled into dist/ for machines without npm).
+ * The logic lives in bench/inference.ts (compiled into dist-test/ for the GPU machine).
  */
-import { parseBenchArgs } from '../../lib/bench/args.js';
-import { formatTable, machineLine } from '../../lib/bench/common.js';
-import { inferenceBench } from '../../lib/bench/inference.js';
+import { parseBenchArgs } from '../../bench/args.js';
+import { formatTable, machineLine } from '../../bench/common.js';
+import { inferenceBench } from '../../bench/inference.js';
 
 const options = parseBenchArgs();
 const rows = await inferenceBench(options);

@@ -4,11 +4,11 @@
  *
  *   npm run bench:peer -- [--threads N] [--quick] [--rounds N] [--sentences N]
  *
- * The logic lives in lib/bench/peer.ts (compiled into dist/ for machines without npm).
+ * The logic lives in bench/peer.ts (compiled into dist-test/ for the GPU machine).
  */
-import { parseBenchArgs } from '../../lib/bench/args.js';
-import { formatTable, machineLine } from '../../lib/bench/common.js';
-import { peerBench } from '../../lib/bench/peer.js';
+import { parseBenchArgs } from '../../bench/args.js';
+import { formatTable, machineLine } from '../../bench/common.js';
+import { peerBench } from '../../bench/peer.js';
 
 const options = parseBenchArgs();
 const rows = await peerBench(options);

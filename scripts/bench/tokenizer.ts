@@ -4,11 +4,11 @@
  *
  *   npm run bench:tokenizer -- [--rounds N] [--quick]
  *
- * The logic lives in lib/bench/tokenizer.ts (compiled into dist/ for machines without npm).
+ * The logic lives in bench/tokenizer.ts (compiled into dist-test/ for the GPU machine).
  */
-import { parseBenchArgs } from '../../lib/bench/args.js';
-import { formatTable, machineLine } from '../../lib/bench/common.js';
-import { tokenizerBench } from '../../lib/bench/tokenizer.js';
+import { parseBenchArgs } from '../../bench/args.js';
+import { formatTable, machineLine } from '../../bench/common.js';
+import { tokenizerBench } from '../../bench/tokenizer.js';
 
 const options = parseBenchArgs();
 const rows = await tokenizerBench(options);

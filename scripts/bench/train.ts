@@ -4,11 +4,11 @@
  *
  *   npm run bench:train -- [--threads N] [--quick] [--rounds N] [--steps N]
  *
- * The logic lives in lib/bench/train.ts (compiled into dist/ for machines without npm).
+ * The logic lives in bench/train.ts (compiled into dist-test/ for the GPU machine).
  */
-import { parseBenchArgs } from '../../lib/bench/args.js';
-import { formatTable, machineLine } from '../../lib/bench/common.js';
-import { trainBench } from '../../lib/bench/train.js';
+import { parseBenchArgs } from '../../bench/args.js';
+import { formatTable, machineLine } from '../../bench/common.js';
+import { trainBench } from '../../bench/train.js';
 
 const options = parseBenchArgs();
 const rows = await trainBench(options);

@@ -1,6 +1,6 @@
 """The PyTorch CRF of scripts/fixtures/crf_reference.py (written the way the common libraries
 write it: vectorised over the batch, a Python loop over time steps, autograd for the backward
-pass, a Python backtrace per sequence) as a benchmark server for lib/bench/crf.ts.
+pass, a Python backtrace per sequence) as a benchmark server for bench/crf.ts.
 
     crf.py --threads N [--device cpu|cuda]
 

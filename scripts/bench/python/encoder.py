@@ -1,5 +1,5 @@
 """The encoder's forward in PyTorch (kobert_crf.py, the reference's KobertCRF on koner's weights)
-and the GEMM peak of this machine; the server side of lib/bench/encoder.ts.
+and the GEMM peak of this machine; the server side of bench/encoder.ts.
 
     encoder.py --model DIR --threads N [--device cpu|cuda]
 

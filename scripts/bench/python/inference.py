@@ -1,5 +1,5 @@
 """Inference throughput of the reference project's KobertCRF (kobert_crf.py) on koner's weights,
-run the way eagle705/pytorch-bert-crf-ner runs it; the server side of lib/bench/inference.ts.
+run the way eagle705/pytorch-bert-crf-ner runs it; the server side of bench/inference.ts.
 
     inference.py --model DIR --threads N [--device cpu|cuda]
 

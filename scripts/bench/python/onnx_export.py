@@ -1,5 +1,5 @@
 """Exports a koner model directory's encoder and classifier to ONNX, for the onnxruntime-node
-peer of lib/bench/peer.ts. Generated at bench time into a temporary directory, never committed.
+peer of bench/peer.ts. Generated at bench time into a temporary directory, never committed.
 
     onnx_export.py --model DIR --out FILE.onnx
 

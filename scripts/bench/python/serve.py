@@ -1,6 +1,6 @@
 """The request loop every benchmark script under scripts/bench/python runs.
 
-The TypeScript side (lib/bench/python.ts) starts a script once, waits for its first line
+The TypeScript side (bench/python.ts) starts a script once, waits for its first line
 ({"ready": true, ...}), then sends one JSON request per line on stdin and reads one JSON reply
 per line on stdout: {"ok": true, ...result} or {"ok": false, "error": "..."}. Anything else a
 script prints must go to stderr. Keeping the process alive lets the caller interleave koner's

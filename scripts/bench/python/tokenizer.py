@@ -1,5 +1,5 @@
 """SentencePiece's Python binding on KoBERT's tokenizer model; the server side of
-lib/bench/tokenizer.ts.
+bench/tokenizer.ts.
 
     tokenizer.py --model TOKENIZER.model --vocab VOCAB.json
 

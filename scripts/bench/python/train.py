@@ -1,5 +1,5 @@
 """Training throughput of the reference project's KobertCRF (kobert_crf.py) written the common
-way; the server side of lib/bench/train.ts.
+way; the server side of bench/train.ts.
 
     train.py --model DIR --threads N [--device cpu|cuda]
 

@@ -16,8 +16,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { KOBERT_BASE } from '../model/config.js';
-import { native } from '../native.js';
+import { KOBERT_BASE } from '../lib/model/config.js';
+import { native } from '../lib/native.js';
 import { type BenchOptions, type BenchRow, interleaved, progress, timeOnce } from './common.js';
 import { writeRandomModel } from './inference.js';
 import { PythonServer, pythonScript } from './python.js';

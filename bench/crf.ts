@@ -9,7 +9,7 @@
  * its backtrace. koner's figures include the copies of its N-API calls (typed arrays in and out;
  * on CUDA also the host↔device transfers), Python's tensors stay where they are.
  */
-import { native } from '../native.js';
+import { native } from '../lib/native.js';
 import { type BenchOptions, type BenchRow, interleaved, progress, seededRandom } from './common.js';
 import { PythonServer, pythonScript } from './python.js';
 

@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 
-import { Rng } from '../train/rng.js';
+import { Rng } from '../lib/train/rng.js';
 
 /**
  * One line of the table: koner's figure, the peer's (the Python/PyTorch implementation, or

@@ -13,12 +13,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { readKmouCorpus } from '../corpus/index.js';
-import { LABELS } from '../labels/index.js';
-import { KOBERT_BASE, type ModelConfig, writeModelConfig } from '../model/config.js';
-import { NerModel } from '../model/ner-model.js';
-import { native, packageRoot } from '../native.js';
-import { setThreads } from '../runtime.js';
+import { readKmouCorpus } from '../lib/corpus/index.js';
+import { LABELS } from '../lib/labels/index.js';
+import { KOBERT_BASE, type ModelConfig, writeModelConfig } from '../lib/model/config.js';
+import { NerModel } from '../lib/model/ner-model.js';
+import { native, packageRoot } from '../lib/native.js';
+import { setThreads } from '../lib/runtime.js';
 import {
   type BenchOptions,
   type BenchRow,

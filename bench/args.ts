@@ -2,7 +2,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { DEVICE_NAMES, parseDevice } from '../device.js';
+import { DEVICE_NAMES, parseDevice } from '../lib/device.js';
 import type { BenchOptions } from './common.js';
 import { defaultPython } from './python.js';
 

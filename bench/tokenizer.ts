@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { Tokenizer } from '../tokenizer/index.js';
+import { Tokenizer } from '../lib/tokenizer/index.js';
 import { type BenchOptions, type BenchRow, interleaved, progress } from './common.js';
 import { sharedDataDir, tokenizerFiles } from './inference.js';
 import { PythonServer, pythonScript } from './python.js';

@@ -24,12 +24,12 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { readKmouCorpus } from '../corpus/index.js';
-import type { ModelConfig } from '../model/config.js';
-import { defaultModelDir } from '../model/default-model.js';
-import { NerModel } from '../model/ner-model.js';
-import type { EncoderDtype } from '../native.js';
-import { setThreads } from '../runtime.js';
+import { readKmouCorpus } from '../lib/corpus/index.js';
+import type { ModelConfig } from '../lib/model/config.js';
+import { defaultModelDir } from '../lib/model/default-model.js';
+import { NerModel } from '../lib/model/ner-model.js';
+import type { EncoderDtype } from '../lib/native.js';
+import { setThreads } from '../lib/runtime.js';
 import {
   type BenchOptions,
   type BenchRow,

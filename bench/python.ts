@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { packageRoot } from '../native.js';
+import { packageRoot } from '../lib/native.js';
 
 /** scripts/bench/python/<name>. */
 export function pythonScript(name: string): string {

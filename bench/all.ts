@@ -4,18 +4,18 @@
  * thread count, so a change in the machine's load affects both alike; the load average before
  * and after is printed with the table.
  *
- *   (a) NerModel.predict throughput, KoBERT-size model, batch 1 and 32 (lib/bench/inference.ts)
- *   (b) CRF NLL forward+backward and Viterbi, B=32 T=64 K=21 (lib/bench/crf.ts)
- *   (c) training throughput, default small model (lib/bench/train.ts)
- *   (d) tokenizer throughput (lib/bench/tokenizer.ts)
- *   (e) encoder GFLOP/s next to the GEMM peak (lib/bench/encoder.ts)
+ *   (a) NerModel.predict throughput, KoBERT-size model, batch 1 and 32 (bench/inference.ts)
+ *   (b) CRF NLL forward+backward and Viterbi, B=32 T=64 K=21 (bench/crf.ts)
+ *   (c) training throughput, default small model (bench/train.ts)
+ *   (d) tokenizer throughput (bench/tokenizer.ts)
+ *   (e) encoder GFLOP/s next to the GEMM peak (bench/encoder.ts)
  *   (f) NerModel.predict against onnxruntime-node on the same weights: KoBERT-size and the
  *       bundled model in fp32, the KoBERT-size one also with bf16 and int8 products, batch 1
- *       and 32 (lib/bench/peer.ts)
+ *       and 32 (bench/peer.ts)
  */
 import { writeFileSync } from 'node:fs';
 
-import { native } from '../native.js';
+import { native } from '../lib/native.js';
 import type { ParsedBenchArgs } from './args.js';
 import { type BenchRow, formatTable, loadAverage, machineLine, progress } from './common.js';
 import { crfBench } from './crf.js';
