@@ -20,7 +20,7 @@ import { KOBERT_BASE } from '../lib/model/config.js';
 import { native } from '../lib/native.js';
 import { type BenchOptions, type BenchRow, interleaved, progress, timeOnce } from './common.js';
 import { writeRandomModel } from './inference.js';
-import { PythonServer, pythonScript } from './python.js';
+import { PythonServer, startModelServer } from './python.js';
 
 export interface EncoderBenchOptions extends BenchOptions {
   /** Timed rounds per side (default 5; --quick: 2), after one untimed warm-up. */
@@ -53,14 +53,7 @@ export async function encoderBench(options: EncoderBenchOptions): Promise<BenchR
     const model = new addon.Model(config);
     await model.loadWeights(path.join(dir, 'model.safetensors'));
     if (cuda) await model.to(options.device, 'bfloat16');
-    python = await PythonServer.start(options.python, pythonScript('encoder.py'), [
-      '--model',
-      dir,
-      '--threads',
-      String(options.threads),
-      '--device',
-      options.device,
-    ]);
+    python = await startModelServer(options, 'encoder.py', dir);
     // The peak is measured before and after the timed rounds; the better of the two counts.
     const peaks = [await python.request<GemmPeak>('gemm')];
 

@@ -27,7 +27,7 @@ import {
   secondsSince,
   timeOnce,
 } from './common.js';
-import { PythonServer, pythonScript } from './python.js';
+import { PythonServer, startModelServer } from './python.js';
 
 /** Where the KMOU corpus and the KoBERT tokenizer are: `$KONER_SHARED_DATA` or ../shared/data. */
 export function sharedDataDir(): string {
@@ -94,14 +94,7 @@ export async function inferenceBench(options: InferenceBenchOptions): Promise<Be
     const { cls, sep } = model.tokenizer.specialIds;
     const ids = texts.map((t) => [cls, ...model.tokenizer.encode(t).ids, sep]);
     const tokens = ids.reduce((n, s) => n + s.length, 0);
-    python = await PythonServer.start(options.python, pythonScript('inference.py'), [
-      '--model',
-      dir,
-      '--threads',
-      String(options.threads),
-      '--device',
-      options.device,
-    ]);
+    python = await startModelServer(options, 'inference.py', dir);
     await python.request('load', { ids });
 
     // The same model on both sides: emissions of one sentence agree to float32 rounding.

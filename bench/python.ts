@@ -25,6 +25,25 @@ export function defaultPython(device = 'cpu'): string {
   return device === 'cpu' && existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 }
 
+/**
+ * Starts one of the Python twins that load a koner model directory (encoder.py, inference.py,
+ * train.py): they all take the model, the thread count and the device the same way.
+ */
+export function startModelServer(
+  options: { python: string; threads: number; device: string },
+  script: string,
+  modelDir: string,
+): Promise<PythonServer> {
+  return PythonServer.start(options.python, pythonScript(script), [
+    '--model',
+    modelDir,
+    '--threads',
+    String(options.threads),
+    '--device',
+    options.device,
+  ]);
+}
+
 type Reply = Record<string, unknown>;
 
 export class PythonServer {

@@ -29,7 +29,7 @@ import { prepareExamples } from '../lib/train/data.js';
 import { Rng } from '../lib/train/rng.js';
 import { type BenchOptions, type BenchRow, interleaved, progress } from './common.js';
 import { sharedDataDir, tokenizerFiles, writeRandomModel } from './inference.js';
-import { PythonServer, pythonScript } from './python.js';
+import { PythonServer, startModelServer } from './python.js';
 
 export interface TrainBenchOptions extends BenchOptions {
   /** Optimizer steps per timed round (default 24; --quick: 6). */
@@ -117,14 +117,7 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
       return Number(process.hrtime.bigint() - start) / 1e9;
     };
 
-    python = await PythonServer.start(options.python, pythonScript('train.py'), [
-      '--model',
-      dir,
-      '--threads',
-      String(options.threads),
-      '--device',
-      options.device,
-    ]);
+    python = await startModelServer(options, 'train.py', dir);
     await python.request('load', {
       ids: examples.map((e) => Array.from(e.ids)),
       tags: examples.map((e) => Array.from(e.labels)),

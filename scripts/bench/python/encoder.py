@@ -19,7 +19,6 @@ Requests (one JSON object per line, see serve.py):
         torch.matmul on 8192x8192x8192.
 """
 
-import argparse
 import contextlib
 import time
 
@@ -43,16 +42,10 @@ def best_seconds(fn, sync, rounds):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    model_dir, device = kobert_crf.model_arguments()
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    model = kobert_crf.load_model(args.model, device)
+    model = kobert_crf.load_model(model_dir, device)
     model.eval()
 
     def forward(batch, time, iters):

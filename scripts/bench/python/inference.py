@@ -23,7 +23,6 @@ Python loop over time steps plus a Python backtrace), returning Python lists of 
 included: tokenization, turning tags into entity strings.
 """
 
-import argparse
 import time
 
 import torch
@@ -33,16 +32,10 @@ from serve import serve
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    model_dir, device = kobert_crf.model_arguments()
     sync = torch.cuda.synchronize if device.type == "cuda" else None
 
-    model = kobert_crf.load_model(args.model, device)
+    model = kobert_crf.load_model(model_dir, device)
     model.eval()
     pad_id = model.pad_id
     state = {"ids": []}

@@ -18,6 +18,7 @@ python3-torch only), so:
 The weights are koner's model.safetensors, read with scripts/fixtures/io_safetensors.py.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -230,6 +231,18 @@ class KobertCRF(nn.Module):
         if tags is not None:
             return self.crf(emissions, tags)
         return self.crf.decode(emissions)
+
+
+def model_arguments():
+    """--model DIR --threads N [--device D], as bench/python.ts's startModelServer passes them
+    to every script that loads a koner model; sets torch's threads and returns (dir, device)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args.model, torch.device(args.device)
 
 
 def load_model(model_dir, device="cpu"):

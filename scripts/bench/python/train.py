@@ -20,7 +20,6 @@ optimizer.zero_grad(). Left out (less work for Python): the reference's extra cr
 every training batch for its accuracy log, and the learning-rate scheduler.
 """
 
-import argparse
 import time
 
 import torch
@@ -30,17 +29,11 @@ from serve import serve
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    model_dir, device = kobert_crf.model_arguments()
     torch.manual_seed(100)
-    device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
 
-    model = kobert_crf.load_model(args.model, device)
+    model = kobert_crf.load_model(model_dir, device)
     no_decay = ["bias", "LayerNorm__weight", "LayerNorm.weight"]
     named = list(model.named_parameters())
     groups = [
