@@ -703,10 +703,10 @@ describe('dispose', () => {
     };
     const rss = () => process.memoryUsage().rss;
     const models: NativeModel[] = [];
-    const before = rss();
     for (let i = 0; i < 4; i++) models.push(new (native().Model)(config));
+    // Only the drop is measured: the growth above can be hidden by the garbage collector
+    // finalising earlier tests' models meanwhile (it once read 102 MB for these 205 MB).
     const held = rss();
-    expect(held - before).toBeGreaterThan(150e6);
     await Promise.all(models.map((m) => m.dispose()));
     // The objects are still referenced, so no garbage collection could have freed them.
     expect(held - rss()).toBeGreaterThan(150e6);
