@@ -13,12 +13,13 @@
  * when present.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { readKmouCorpus } from '../../lib/corpus/kmou.js';
 import { NerModel } from '../../lib/model/ner-model.js';
+import { readJsonFile } from '../../lib/text-file.js';
+import { readMetrics } from '../../lib/train/metrics-log.js';
 
 interface Scores {
   tokenMacroF1: number;
@@ -45,28 +46,20 @@ if (specs.length === 0) {
   process.exit(2);
 }
 
-async function readJson<T>(file: string): Promise<T> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
-  } catch (error) {
-    throw new Error(`${file}: ${(error as Error).message}`);
-  }
-}
-
 /** The model directory, its scores and training seconds (null when not recorded). */
 async function describe(
   dir: string,
 ): Promise<{ model: string; scores: Scores; seconds: number | null }> {
   if (existsSync(path.join(dir, 'best', 'eval.json'))) {
     const model = path.join(dir, 'best');
-    const scores = await readJson<Scores>(path.join(model, 'eval.json'));
-    const metrics = (await readFile(path.join(dir, 'metrics.jsonl'), 'utf8')).trim().split('\n');
-    const end = metrics.map((l) => JSON.parse(l) as { type: string; elapsedSeconds?: number });
-    const last = end.findLast((e) => e.type === 'end');
-    return { model, scores, seconds: last?.elapsedSeconds ?? null };
+    const scores = (await readJsonFile(path.join(model, 'eval.json'))) as Scores;
+    const { events } = await readMetrics(dir);
+    const end = events.findLast((e) => e.type === 'end');
+    return { model, scores, seconds: end?.type === 'end' ? end.elapsedSeconds : null };
   }
   if (existsSync(path.join(dir, 'eval.json'))) {
-    const scores = await readJson<Scores & { trainSeconds?: number }>(path.join(dir, 'eval.json'));
+    const file = path.join(dir, 'eval.json');
+    const scores = (await readJsonFile(file)) as Scores & { trainSeconds?: number };
     return { model: dir, scores, seconds: scores.trainSeconds ?? null };
   }
   throw new Error(`${dir}: neither a run directory (best/eval.json) nor a model (eval.json)`);
