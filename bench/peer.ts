@@ -40,7 +40,7 @@ import {
   timeOnce,
 } from './common.js';
 import { sharedDataDir, writeRandomModel } from './inference.js';
-import { PythonServer, pythonScript } from './python.js';
+import { PythonServer, pythonScript, startModelServer } from './python.js';
 
 /** How far koner's and onnxruntime's emissions may differ (fp32, same weights). */
 export const PEER_TOLERANCE = 1e-4;
@@ -310,12 +310,7 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
     }
 
     // The GEMM peak, measured by the same LibTorch's oneDNN in Python, before the timed rounds.
-    python = await PythonServer.start(options.python, pythonScript('encoder.py'), [
-      '--model',
-      kobertDir,
-      '--threads',
-      String(options.threads),
-    ]);
+    python = await startModelServer({ ...options, device: 'cpu' }, 'encoder.py', kobertDir);
     const peaks = await python.request<{
       onednn: number;
       bfloat16: number | null;
