@@ -53,7 +53,9 @@ describe('the bundled default model', () => {
       const row = [s.precision, s.recall, s.f1].map((v) => (100 * v).toFixed(2)).join(' \\| +');
       expect(card).toMatch(new RegExp(`\\| ${type} +\\| +${row} \\|`));
     }
-    expect(card).toContain('configs/kmou-small.json');
+    // Both stages of the recipe: the encoder's pretraining and the fine-tuning.
+    expect(card).toContain('configs/pretrain-small.json');
+    expect(card).toContain('configs/kmou-small-pretrained.json');
     expect(card).toMatch(/non-commercial use only/);
     expect(card).toContain('Apache-2.0');
   });
