@@ -21,6 +21,9 @@ import {
   LONG_LENGTHS,
   longCase,
   logSumExp,
+  nativeDecode,
+  nativeMarginals,
+  nativeNll,
   pathScore,
   randomCase,
   REDUCTIONS,
@@ -75,17 +78,8 @@ function expectDecodeMatches(
   }
 }
 
-function nativeDecode(c: Case, nBest: number, constrained: boolean) {
-  const r = native().crfDecode(
-    c.emissions,
-    [c.B, c.T, c.K],
-    c.lengths,
-    c.transitions,
-    c.start,
-    c.end,
-    { nBest, ...(constrained ? constraintsOf(c) : {}) },
-  );
-  return r;
+function decodeNBest(c: Case, nBest: number, constrained: boolean) {
+  return nativeDecode(c, { nBest, ...(constrained ? constraintsOf(c) : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -95,16 +89,7 @@ describe('crf against brute-force enumeration', () => {
     const c = randomCase(100 + i, o);
     for (const reduction of REDUCTIONS) {
       const want = bruteNll(c, reduction);
-      const got = native().crfNll(
-        c.emissions,
-        [c.B, c.T, c.K],
-        c.tags,
-        c.lengths,
-        c.transitions,
-        c.start,
-        c.end,
-        reduction,
-      );
+      const got = nativeNll(c, reduction);
       expectClose(got.nll, want.nll, 2e-5, `${reduction} nll`);
       expectClose(got.gradEmissions, want.grad.emissions, 2e-5, `${reduction} d/emissions`);
       expectClose(got.gradTransitions, want.grad.transitions, 2e-5, `${reduction} d/transitions`);
@@ -119,7 +104,7 @@ describe('crf against brute-force enumeration', () => {
     // 1, a few, and more than the K^T paths that exist (the rest must come back missing).
     for (const nBest of [1, 3, c.K ** c.T + 2]) {
       const want = bruteDecode(c, nBest, constrained);
-      const raw = nativeDecode(c, nBest, constrained);
+      const raw = decodeNBest(c, nBest, constrained);
       expect(raw.tags.length).toBe(c.B * nBest * c.T);
       expect(raw.scores.length).toBe(c.B * nBest);
       for (let b = 0; b < c.B; b++) {
@@ -146,15 +131,7 @@ describe('crf against brute-force enumeration', () => {
     const c = randomCase(100 + i, o);
     const constrained = !!o.constrained;
     const want = bruteMarginals(c, constrained);
-    const raw = native().crfMarginals(
-      c.emissions,
-      [c.B, c.T, c.K],
-      c.lengths,
-      c.transitions,
-      c.start,
-      c.end,
-      constrained ? constraintsOf(c) : {},
-    );
+    const raw = nativeMarginals(c, constrained ? constraintsOf(c) : {});
     expectClose(raw, want, 2e-5, 'marginals');
     const rows = marginals({
       ...inputOf(c),
@@ -188,15 +165,7 @@ describe('crf against brute-force enumeration', () => {
       expectClose(got.grad.start, want.grad.start, 1e-4, 'd/start');
       expectClose(got.grad.end, want.grad.end, 1e-4, 'd/end');
       const constrained = seed % 2 === 1;
-      const m = native().crfMarginals(
-        c.emissions,
-        [c.B, c.T, c.K],
-        c.lengths,
-        c.transitions,
-        c.start,
-        c.end,
-        constrained ? constraintsOf(c) : {},
-      );
+      const m = nativeMarginals(c, constrained ? constraintsOf(c) : {});
       expectClose(m, bruteMarginals(c, constrained), 1e-4, 'marginals');
     }
   });
@@ -211,20 +180,7 @@ describe('crf against brute-force enumeration', () => {
     });
     c.allowedStart = Uint8Array.of(1, 1, 0, 1);
     c.allowedEnd = Uint8Array.of(1, 1, 1, 0);
-    expectClose(
-      native().crfMarginals(
-        c.emissions,
-        [5, 5, 4],
-        c.lengths,
-        c.transitions,
-        c.start,
-        c.end,
-        constraintsOf(c),
-      ),
-      bruteMarginals(c, true),
-      2e-5,
-      'marginals',
-    );
+    expectClose(nativeMarginals(c, constraintsOf(c)), bruteMarginals(c, true), 2e-5, 'marginals');
     expectDecodeMatches(
       c,
       decode({ ...inputOf(c), nBest: 4, constraints: constraintsOf(c) }),
@@ -372,15 +328,7 @@ describe('crf on long sequences (scaled forward–backward)', () => {
 
   it.each([0, 1])('marginals are probabilities equal to float64 (case %i)', (i) => {
     const { c, constrained, refs } = cases[i];
-    const m = native().crfMarginals(
-      c.emissions,
-      [c.B, T, K],
-      c.lengths,
-      c.transitions,
-      c.start,
-      c.end,
-      constrained ? constraintsOf(c) : {},
-    );
+    const m = nativeMarginals(c, constrained ? constraintsOf(c) : {});
     LENGTHS.forEach((L, b) => {
       let worst = 0;
       for (let t = 0; t < T; t++) {
@@ -567,16 +515,7 @@ describe('crf against an independent PyTorch CRF', () => {
       const tol = scale > 20 ? 2e-4 : 5e-5;
       for (const reduction of REDUCTIONS) {
         const want = p.reference[reduction];
-        const got = native().crfNll(
-          c.emissions,
-          [B, T, K],
-          c.tags,
-          c.lengths,
-          c.transitions,
-          c.start,
-          c.end,
-          reduction,
-        );
+        const got = nativeNll(c, reduction);
         const what = `case ${i} ${reduction}`;
         expectClose(got.nll, want.nll, tol, `${what} nll`);
         expectClose(got.gradEmissions, want.gradEmissions, tol, `${what} d/emissions`);
@@ -596,15 +535,7 @@ describe('crf against an independent PyTorch CRF', () => {
         expectClose(got.scores[b], [score], tol, `case ${i} sequence ${b} score`);
         expect(got.paths[b][0], `case ${i} sequence ${b} path`).toEqual(v.paths[b]);
       }
-      const m = native().crfMarginals(
-        c.emissions,
-        [B, T, K],
-        c.lengths,
-        c.transitions,
-        c.start,
-        c.end,
-        constraints ?? {},
-      );
+      const m = nativeMarginals(c, constraints ?? {});
       expectClose(m, p.reference.marginals, tol, `case ${i} marginals`);
     }
   });

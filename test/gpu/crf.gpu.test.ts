@@ -5,20 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import {
-  type CrfDevice,
-  type CrfInput,
-  type CrfReduction,
-  decode,
-  marginals,
-  nll,
-} from '../../lib/crf/index.js';
-import {
-  native,
-  type NativeCrfConstrainedOptions,
-  type NativeCrfDecodeOptions,
-  type NativeCrfOptions,
-} from '../../lib/native.js';
+import { type CrfDevice, type CrfInput, decode, marginals, nll } from '../../lib/crf/index.js';
+import { native } from '../../lib/native.js';
 import {
   bruteDecode,
   bruteMarginals,
@@ -32,6 +20,9 @@ import {
   LONG_K,
   LONG_LENGTHS,
   longCase,
+  nativeDecode,
+  nativeMarginals,
+  nativeNll,
   pathScore,
   randomCase,
   REDUCTIONS,
@@ -50,25 +41,6 @@ function assertClose(
 
 const onDevice = (c: Case, device: CrfDevice): CrfInput => ({ ...inputOf(c), device });
 const constraintsIf = (c: Case) => (c.allowed ? constraintsOf(c) : {});
-
-// The native entry points on a case's arrays.
-const shapeOf = (c: Case) => [c.B, c.T, c.K];
-const nativeNll = (c: Case, reduction: CrfReduction, options: NativeCrfOptions) =>
-  native().crfNll(
-    c.emissions,
-    shapeOf(c),
-    c.tags,
-    c.lengths,
-    c.transitions,
-    c.start,
-    c.end,
-    reduction,
-    options,
-  );
-const nativeDecode = (c: Case, options: NativeCrfDecodeOptions) =>
-  native().crfDecode(c.emissions, shapeOf(c), c.lengths, c.transitions, c.start, c.end, options);
-const nativeMarginals = (c: Case, options: NativeCrfConstrainedOptions) =>
-  native().crfMarginals(c.emissions, shapeOf(c), c.lengths, c.transitions, c.start, c.end, options);
 
 test('the addon runs the CRF on CUDA', () => {
   assert.equal(native().compiledWithCuda(), true, 'built against a CUDA LibTorch');
