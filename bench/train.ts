@@ -12,6 +12,10 @@
  * of 32 (lib/train/batching.ts). koner's
  * figure is the wall time of its `Trainer.step` calls (forward, fused CRF NLL, backward, clipping,
  * AdamW) including the JS-side padding of each batch.
+ *
+ * Where the CPU multiplies bfloat16 natively (AVX512_BF16 or AMX-BF16) a second row times both
+ * sides again with the encoder under bfloat16 autocast (koner's `dtype: "bfloat16"`; Python's
+ * torch.autocast), each on its own copy of the same initial weights.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -39,6 +43,8 @@ export interface TrainBenchOptions extends BenchOptions {
 }
 
 const BATCH = 32;
+
+type Autocast = 'float32' | 'bfloat16';
 
 /** Whether this build of the addon has the native Trainer. */
 export function haveTrainer(): boolean {
@@ -100,18 +106,28 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
       };
     };
 
-    const model = new (native().Model)(config);
-    await model.loadWeights(path.join(dir, 'model.safetensors'));
-    if (options.device !== 'cpu') await model.to(options.device, 'float32');
-    const trainer: NativeTrainer = new (native().Trainer)(model, {
-      weightDecay: 0.01,
-      betas: [0.9, 0.999],
-      eps: 1e-8,
-      clipNorm: 1,
-      autocast: 'float32',
-    });
+    const cpu = native().cpuFeatures();
+    const autocasts: Autocast[] =
+      options.device === 'cpu' && !(cpu.avx512Bf16 || cpu.amxBf16)
+        ? ['float32']
+        : ['float32', 'bfloat16'];
+    const trainers = new Map<Autocast, NativeTrainer>();
+    for (const autocast of autocasts) {
+      const model = new (native().Model)(config);
+      await model.loadWeights(path.join(dir, 'model.safetensors'));
+      if (options.device !== 'cpu') await model.to(options.device, 'float32');
+      const trainer: NativeTrainer = new (native().Trainer)(model, {
+        weightDecay: 0.01,
+        betas: [0.9, 0.999],
+        eps: 1e-8,
+        clipNorm: 1,
+        autocast,
+      });
+      trainers.set(autocast, trainer);
+    }
     const lr = 5e-4;
-    const konerSteps = async (batches: number[][]): Promise<number> => {
+    const konerSteps = async (autocast: Autocast, batches: number[][]): Promise<number> => {
+      const trainer = trainers.get(autocast)!;
       const start = process.hrtime.bigint();
       for (const b of batches) await trainer.step([batchOf(b)], lr);
       return Number(process.hrtime.bigint() - start) / 1e9;
@@ -123,8 +139,9 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
       tags: examples.map((e) => Array.from(e.labels)),
       batch: BATCH,
     });
-    const pythonSteps = async (count: number, start: number): Promise<number> =>
-      (await python!.request<{ seconds: number }>('run', { steps: count, start })).seconds;
+    const pythonSteps = async (autocast: Autocast, count: number, start: number): Promise<number> =>
+      (await python!.request<{ seconds: number }>('run', { steps: count, start, autocast }))
+        .seconds;
 
     const timedExamples = examples.slice(0, timedCount);
     const realTokens = timedExamples.reduce((n, e) => n + e.ids.length, 0);
@@ -141,27 +158,30 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
         `${realTokens}, padded: koner ${bucketPadded}, python ${dynamicPadded}`,
     );
 
-    await konerSteps(warmUp);
-    await pythonSteps(warmSteps, steps);
-    const samples = await interleaved(
-      rounds,
-      [() => konerSteps(timed), () => pythonSteps(steps, 0)],
-      (round, s) =>
-        progress(
-          `training round ${round + 1}: koner ${s[0].toFixed(2)} s, python ${s[1].toFixed(2)} s`,
-        ),
-    );
-    return [
-      {
-        row: label,
+    const rows: BenchRow[] = [];
+    for (const autocast of autocasts) {
+      await konerSteps(autocast, warmUp);
+      await pythonSteps(autocast, warmSteps, steps);
+      const samples = await interleaved(
+        rounds,
+        [() => konerSteps(autocast, timed), () => pythonSteps(autocast, steps, 0)],
+        (round, s) =>
+          progress(
+            `training ${autocast} round ${round + 1}: koner ${s[0].toFixed(2)} s, ` +
+              `python ${s[1].toFixed(2)} s`,
+          ),
+      );
+      rows.push({
+        row: autocast === 'float32' ? label : `${label}, bf16 autocast`,
         koner: timedCount / samples[0][0],
         peer: timedCount / samples[1][0],
         unit: 'sentences/s',
         note:
-          `PyTorch loop: batch-max padding, pytorch-crf-style NLL, AdamW (${steps} steps; ` +
-          `koner length-bucketed)`,
-      },
-    ];
+          `PyTorch loop${autocast === 'float32' ? '' : ' under torch.autocast'}: batch-max ` +
+          `padding, pytorch-crf-style NLL, AdamW (${steps} steps; koner length-bucketed)`,
+      });
+    }
+    return rows;
   } finally {
     await python?.close();
     rmSync(dir, { recursive: true, force: true });

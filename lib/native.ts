@@ -268,9 +268,10 @@ export interface NativeTrainerOptions {
   /** Max global gradient norm (0: no clipping; the norm is still reported). */
   clipNorm: number;
   /**
-   * Autocast dtype for the encoder on CUDA (default 'float32': none); the head, CRF included,
-   * stays fp32. A 16-bit autocast on a CPU model fails at `step`. float16 adds dynamic loss
-   * scaling (as torch.cuda.amp.GradScaler).
+   * Autocast dtype for the encoder (default 'float32': none); the head, CRF included, stays
+   * fp32. float16 needs a CUDA model and adds dynamic loss scaling (as
+   * torch.cuda.amp.GradScaler); bfloat16 runs on CUDA, and on a CPU with AVX512_BF16 or AMX-BF16.
+   * The constructor and `step` throw where the model's device cannot run it.
    */
   autocast?: NativeDtype;
   /** Weight of the auxiliary POS loss beside the tagging loss (default 1). */

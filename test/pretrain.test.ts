@@ -138,7 +138,7 @@ describe('pretrain.json', () => {
       masking: { probability: 0, mask: 0.9, random: 0.2 },
       optimizer: { lr: -1, betas: [0.9] },
       model: { size: { hiddenSize: 30, numAttentionHeads: 4 }, dropuot: 0.1 },
-      dtype: 'bfloat16',
+      dtype: 'float16',
       validation: undefined,
     };
     let message = '';

@@ -388,12 +388,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     const auto autocast = trainer_->options().autocast;
     if (autocast == torch::kFloat32) return;
     std::lock_guard<std::mutex> names(model_->placementMutex);
-    if (model_->deviceName.rfind("cuda", 0) != 0) {
-      throw std::invalid_argument(std::string("options.autocast: '") +
-                                  (autocast == torch::kBFloat16 ? "bfloat16" : "float16") +
-                                  "' needs the model on CUDA (it is on " + model_->deviceName +
-                                  "); the CPU trains in float32");
-    }
+    const auto why = train::AutocastUnsupported(torch::Device(model_->deviceName), autocast);
+    if (!why.empty()) throw std::invalid_argument("options.autocast: " + why);
   }
 
   std::shared_ptr<ModelState> model_;

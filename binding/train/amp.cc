@@ -1,11 +1,14 @@
 #include "train/amp.h"
 
+#include "model/cpu_features.h"
+
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 // PyTorch 2.4 replaced the CUDA-only autocast calls with per-device ones (the old ones are
 // deprecated there); Debian's LibTorch 1.13 has only the old ones.
@@ -15,22 +18,41 @@
 
 namespace koner::train {
 
+std::string AutocastUnsupported(const torch::Device& device, torch::ScalarType dtype) {
+  if (dtype == torch::kFloat32 || device.is_cuda()) return {};
+  if (dtype == torch::kFloat16) {
+    return "float16 autocast needs the model on CUDA (it is on " + device.str() +
+           "); on the CPU use bfloat16 or float32";
+  }
+  if (!device.is_cpu()) return "autocast needs a CPU or CUDA device (it is on " + device.str() + ")";
+  // Emulated bfloat16 products are slower than float32 and less exact: refuse, saying why.
+  const std::string missing = model::Bf16Unsupported();
+  if (missing.empty()) return {};
+  return "bfloat16 autocast on the CPU: " + missing + "; use float32";
+}
+
 AutocastScope::AutocastScope(const torch::Device& device, torch::ScalarType dtype) {
   if (dtype == torch::kFloat32) return;
-  if (!device.is_cuda()) {
-    throw std::invalid_argument(
-        "autocast to a 16-bit dtype runs on CUDA only; train on the CPU with autocast 'float32'");
-  }
+  const std::string unsupported = AutocastUnsupported(device, dtype);
+  if (!unsupported.empty()) throw std::invalid_argument(unsupported);
+  device_ = device.is_cuda() ? at::kCUDA : at::kCPU;
 #ifdef KONER_AUTOCAST_PER_DEVICE
-  wasEnabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
-  previousDtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-  at::autocast::set_autocast_enabled(at::kCUDA, true);
-  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+  wasEnabled_ = at::autocast::is_autocast_enabled(device_);
+  previousDtype_ = at::autocast::get_autocast_dtype(device_);
+  at::autocast::set_autocast_enabled(device_, true);
+  at::autocast::set_autocast_dtype(device_, dtype);
 #else
-  wasEnabled_ = at::autocast::is_enabled();
-  previousDtype_ = at::autocast::get_autocast_gpu_dtype();
-  at::autocast::set_enabled(true);
-  at::autocast::set_autocast_gpu_dtype(dtype);
+  if (device_ == at::kCUDA) {
+    wasEnabled_ = at::autocast::is_enabled();
+    previousDtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    wasEnabled_ = at::autocast::is_cpu_enabled();
+    previousDtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
 #endif
   at::autocast::increment_nesting();
   active_ = true;
@@ -41,11 +63,16 @@ AutocastScope::~AutocastScope() {
   // The cache holds low-precision copies of the weights: stale after the optimizer's update.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
 #ifdef KONER_AUTOCAST_PER_DEVICE
-  at::autocast::set_autocast_enabled(at::kCUDA, wasEnabled_);
-  at::autocast::set_autocast_dtype(at::kCUDA, previousDtype_);
+  at::autocast::set_autocast_enabled(device_, wasEnabled_);
+  at::autocast::set_autocast_dtype(device_, previousDtype_);
 #else
-  at::autocast::set_enabled(wasEnabled_);
-  at::autocast::set_autocast_gpu_dtype(previousDtype_);
+  if (device_ == at::kCUDA) {
+    at::autocast::set_enabled(wasEnabled_);
+    at::autocast::set_autocast_gpu_dtype(previousDtype_);
+  } else {
+    at::autocast::set_cpu_enabled(wasEnabled_);
+    at::autocast::set_autocast_cpu_dtype(previousDtype_);
+  }
 #endif
 }
 

@@ -1,16 +1,23 @@
-// Mixed precision for training on CUDA: an autocast scope for the encoder's forward pass, and a
-// dynamic loss scale for float16, whose narrow exponent lets small gradients flush to zero
-// (bfloat16 has float32's exponent and needs none). The CPU trains in float32 only.
+// Mixed precision for training: an autocast scope for the encoder's forward pass, and a dynamic
+// loss scale for float16, whose narrow exponent lets small gradients flush to zero (bfloat16 has
+// float32's exponent and needs none). CUDA autocasts to bfloat16 or float16; the CPU to bfloat16,
+// and only where it multiplies bfloat16 natively (AVX512_BF16 or AMX-BF16): emulated, it would be
+// slower than float32. The heads and losses stay outside the scope, in float32.
 #pragma once
 #include <torch/types.h>
 
 #include <cstdint>
+#include <string>
 
 namespace koner::train {
 
-// While alive, CUDA ops of the calling thread run under autocast to `dtype` (nothing for
-// float32), as `with torch.autocast('cuda', dtype)`: autocast state is thread-local, so the scope
-// must open and close on the thread that runs the forward pass.
+// Why autocast to `dtype` cannot run on `device` here; empty when it can (always for float32).
+std::string AutocastUnsupported(const torch::Device& device, torch::ScalarType dtype);
+
+// While alive, the calling thread's ops on `device` run under autocast to `dtype` (nothing for
+// float32), as `with torch.autocast(device, dtype)`: autocast state is thread-local, so the scope
+// must open and close on the thread that runs the forward pass. Throws std::invalid_argument
+// with AutocastUnsupported's reason.
 class AutocastScope {
  public:
   AutocastScope(const torch::Device& device, torch::ScalarType dtype);
@@ -20,6 +27,7 @@ class AutocastScope {
 
  private:
   bool active_ = false;
+  c10::DeviceType device_ = c10::DeviceType::CPU;
   bool wasEnabled_ = false;
   torch::ScalarType previousDtype_ = torch::kFloat16;
 };

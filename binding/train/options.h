@@ -21,7 +21,8 @@ struct TrainerOptions {
   // Weight and temperature of the distillation loss (batches with softTargets only).
   double distillWeight = 1.0;
   double distillTemperature = 1.0;
-  // The encoder's autocast dtype on CUDA; float32 turns autocast off (the only choice on CPU).
+  // The encoder's autocast dtype (train/amp.h: bfloat16 or float16 on CUDA, bfloat16 on a CPU
+  // that multiplies it natively); float32 turns autocast off.
   torch::ScalarType autocast = torch::kFloat32;
 };
 

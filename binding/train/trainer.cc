@@ -41,6 +41,9 @@ class GradientsCleared {
 Trainer::Trainer(model::NerModel model, const TrainerOptions& options)
     : model_(std::move(model)), options_(options) {
   Validate(options_);
+  if (auto why = AutocastUnsupported(model_->device(), options_.autocast); !why.empty()) {
+    throw std::invalid_argument("options.autocast: " + why);
+  }
   for (const auto& item : model_->named_parameters(/*recurse=*/true)) {
     names_.push_back(item.key());
     shapes_.push_back(item.value().sizes().vec());
@@ -55,11 +58,8 @@ StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist
   }
   if (batches.empty() && !group) throw std::invalid_argument("batches: empty");
   auto& m = *model_;
-  if (options_.autocast != torch::kFloat32 && !m.device().is_cuda()) {
-    throw std::invalid_argument(std::string("options.autocast: '") +
-                                (options_.autocast == torch::kBFloat16 ? "bfloat16" : "float16") +
-                                "' needs the model on CUDA (it is on " + m.device().str() +
-                                "); the CPU trains in float32");
+  if (auto why = AutocastUnsupported(m.device(), options_.autocast); !why.empty()) {
+    throw std::invalid_argument("options.autocast: " + why);
   }
   scaler_.Enable(options_.autocast == torch::kFloat16 || m.encoderDtype() == torch::kFloat16);
   const double scale = scaler_.scale();

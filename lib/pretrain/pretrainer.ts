@@ -312,7 +312,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       betas: config.optimizer.betas,
       eps: config.optimizer.eps,
       clipNorm: config.clipNorm,
-      autocast: config.device === 'cpu' ? 'float32' : config.dtype,
+      autocast: config.dtype,
     });
     const parameters = model
       .parameterInfo()
@@ -320,7 +320,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     const s = modelConfig;
     say(
       `model: ${s.numHiddenLayers} layers × ${s.hiddenSize} hidden, ${s.numAttentionHeads} heads, ` +
-        `masked-LM head, ${(parameters / 1e6).toFixed(2)}M parameters; ${config.device}, ` +
+        `masked-LM head, ${(parameters / 1e6).toFixed(2)}M parameters; ${config.device}` +
+        `${config.dtype === 'float32' ? '' : ` (${config.dtype} autocast)`}, ` +
         `${threads} threads${worldSize > 1 ? ` × ${worldSize} workers` : ''}`,
     );
 

@@ -185,8 +185,9 @@ export const DtypeSchema = Type.Union(
   {
     default: 'float32',
     description:
-      "Tensor type of the encoder's forward and backward; bfloat16 and float16 (mixed " +
-      'precision) need a CUDA device. The CRF always runs in float32.',
+      "Tensor type of the encoder's matrix products, forward and backward (mixed precision: " +
+      'weights, optimizer and CRF stay float32). float16 needs a CUDA device; bfloat16 runs on ' +
+      'CUDA and on CPUs with AVX512_BF16 or AMX-BF16.',
   },
 );
 export const ThreadsSchema = Type.Union(
@@ -620,10 +621,10 @@ function checkShape(r: TrainingRead<ShapeFields>): void {
       `(${c.maxLength}) must not exceed model.size.maxPositionEmbeddings (${size.maxPositionEmbeddings})`,
     );
   }
-  if (r.valid('dtype', 'device') && c.dtype !== 'float32' && !c.device.startsWith('cuda')) {
+  if (r.valid('dtype', 'device') && c.dtype === 'float16' && !c.device.startsWith('cuda')) {
     r.fail(
       'dtype',
-      `"${c.dtype}" needs a CUDA device (device is "${c.device}"); use "float32" on CPU`,
+      `"float16" needs a CUDA device (device is "${c.device}"); use "bfloat16" or "float32" on CPU`,
     );
   }
 }

@@ -173,7 +173,7 @@ function trainerOf(model: NativeModel, config: TrainConfig): NativeTrainer {
     betas: config.optimizer.betas,
     eps: config.optimizer.eps,
     clipNorm: config.clipNorm,
-    autocast: config.device === 'cpu' ? 'float32' : config.dtype,
+    autocast: config.dtype,
     posWeight: config.model.posWeight ?? undefined,
     distillWeight: config.distill?.weight,
     distillTemperature: config.distill?.temperature,
@@ -487,7 +487,7 @@ async function buildModel(
   say(
     `model: ${describeModel(modelConfig, parameters)}; ` +
       (config.model.init === 'scratch' ? 'from scratch' : `from ${config.model.init}`) +
-      `; ${config.device}${config.device === 'cpu' ? '' : ` (${config.dtype} autocast)`}, ` +
+      `; ${config.device}${config.dtype === 'float32' ? '' : ` (${config.dtype} autocast)`}, ` +
       `${threadsFor(config, worker.dist)} threads` +
       (worker.worldSize > 1 ? ` × ${worker.worldSize} workers` : ''),
   );

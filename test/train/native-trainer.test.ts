@@ -11,7 +11,6 @@ import {
   type NativeModel,
   type NativeStepResult,
   type NativeTrainBatch,
-  type NativeTrainerOptions,
 } from '../../lib/native.js';
 import { checkLaunchFlags, launch } from '../../lib/train/launch.js';
 import {
@@ -457,13 +456,81 @@ describe('arguments', () => {
     ];
     for (const [m, o, message] of cases)
       expect(() => new T(m as never, o as never)).toThrow(message);
-    // 16-bit autocast is for CUDA: on the CPU the step says so.
-    const bf16 = new T(model, { ...OPTIONS, autocast: 'bfloat16' } as NativeTrainerOptions);
-    expect(() => bf16.step([good], 1e-3)).toThrow(
-      /options\.autocast: 'bfloat16' needs the model on CUDA \(it is on cpu\); the CPU trains in float32/,
+    // float16 autocast is for CUDA: on a CPU model the constructor says so.
+    expect(() => new T(model, { ...OPTIONS, autocast: 'float16' })).toThrow(
+      'options.autocast: float16 autocast needs the model on CUDA (it is on cpu); on the CPU ' +
+        'use bfloat16 or float32',
     );
     // A failed call leaves the trainer usable.
     expect((await trainer.step([good], 1e-3)).skipped).toBe(false);
+  });
+});
+
+describe('bfloat16 autocast on the CPU', () => {
+  const cpu = native().cpuFeatures();
+  const bf16 = cpu.avx512Bf16 || cpu.amxBf16;
+
+  it.skipIf(!bf16)('runs the encoder in bfloat16: close to float32, not equal to it', async () => {
+    const config = tinyConfig('crf', 0);
+    const batch = makeBatch(21, 6, 14, config);
+    const train = async (autocast: 'float32' | 'bfloat16') => {
+      const model = await seeded(config, 11);
+      const trainer = new (native().Trainer)(model, { ...OPTIONS, autocast });
+      const results: NativeStepResult[] = [];
+      for (let s = 0; s < 5; s++) results.push(await trainer.step([batch], 1e-2));
+      return results;
+    };
+    const f32 = await train('float32');
+    const b16 = await train('bfloat16');
+    console.log(
+      `bf16 autocast, 5 steps: losses ${b16.map((r) => r.loss.toFixed(4)).join(' ')}; ` +
+        `float32 ${f32.map((r) => r.loss.toFixed(4)).join(' ')}`,
+    );
+    // bfloat16 keeps 8 significant bits: the first loss agrees to about 1% and is not float32's;
+    // the weights, the optimizer and the CRF stay float32, so the runs stay together.
+    expect(b16[0].loss).not.toBe(f32[0].loss);
+    expect(relDiff(b16[0].loss, f32[0].loss)).toBeLessThan(0.02);
+    expect(relDiff(b16[0].gradNorm, f32[0].gradNorm)).toBeLessThan(0.05);
+    for (let s = 1; s < 5; s++) expect(relDiff(b16[s].loss, f32[s].loss)).toBeLessThan(0.05);
+  });
+
+  it.skipIf(!bf16)('learns: the loss falls on a fixed tiny batch (overfit)', async () => {
+    const config = tinyConfig('crf', 0.1);
+    const model = await seeded(config, 3);
+    const trainer = new (native().Trainer)(model, {
+      ...OPTIONS,
+      clipNorm: 5,
+      autocast: 'bfloat16',
+    });
+    const batch = makeBatch(77, 4, 10, config);
+    const losses: number[] = [];
+    for (let s = 0; s < 40; s++) losses.push((await trainer.step([batch], 1e-2)).loss);
+    console.log(`overfit bf16: loss ${losses[0].toFixed(3)} -> ${losses.at(-1)!.toFixed(3)}`);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    expect(losses.at(-1)!).toBeLessThan(0.3 * losses[0]);
+  });
+
+  it('is refused, naming the missing instructions, where the CPU lacks them', () => {
+    // The addon reads KONER_CPU_DISABLE once per process: a child process asks.
+    const code =
+      "const { native } = await import('./lib/native.ts');" +
+      "const { tinyConfig, OPTIONS } = await import('./test/fixtures/trainer-data.ts');" +
+      "const model = new (native().Model)(tinyConfig('crf', 0));" +
+      "try { new (native().Trainer)(model, { ...OPTIONS, autocast: 'bfloat16' }); console.log('accepted'); }" +
+      ' catch (error) { console.log(error.message); }';
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', code],
+      {
+        cwd: packageRoot,
+        env: { ...process.env, KONER_CPU_DISABLE: 'avx512_bf16,amx_bf16' },
+        encoding: 'utf8',
+      },
+    );
+    expect(out.trim()).toBe(
+      'options.autocast: bfloat16 autocast on the CPU: this CPU has neither AVX512_BF16 nor ' +
+        'AMX-BF16 (bfloat16 matrix products would be emulated, slower than float32); use float32',
+    );
   });
 });
 

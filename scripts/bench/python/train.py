@@ -7,8 +7,9 @@ Requests (one JSON object per line, see serve.py):
   {"op": "load", "ids": [[...], ...], "tags": [[...], ...], "batch": 32}
         training examples ([CLS] pieces [SEP] ids and tag ids, prepared by koner from the KMOU
         training corpus), in the order a shuffling DataLoader would visit them
-  {"op": "run", "steps": S, "start": i}
-        seconds for S optimizer steps over batches i, i+1, ... (wrapping around)
+  {"op": "run", "steps": S, "start": i, "autocast": "float32" | "bfloat16"}
+        seconds for S optimizer steps over batches i, i+1, ... (wrapping around); bfloat16 runs
+        the emissions under torch.autocast (weights, optimizer and CRF stay float32)
 
 One step, as the reference's train_bert_crf.py and most PyTorch NER code write it: the batch's
 ids and tags padded to the batch's longest example (dynamic padding: less work than the
@@ -50,12 +51,14 @@ def main():
         state["batches"] = batches
         return {"batches": len(batches)}
 
-    def step(ids, tags):
+    def step(ids, tags, autocast):
         x = kobert_crf.pad_batch(ids, model.pad_id, None, device)
         y = kobert_crf.pad_batch(tags, 0, None, device)
         mask = x.ne(model.pad_id)
         model.train()
-        emissions = model.emissions(x, mask.float())
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast == "bfloat16"):
+            emissions = model.emissions(x, mask.float())
+        emissions = emissions.float()
         loss = -model.crf(emissions, y, mask, reduction="mean")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -63,7 +66,7 @@ def main():
         optimizer.zero_grad()
         return loss.item()
 
-    def run(steps, start=0):
+    def run(steps, start=0, autocast="float32"):
         batches = state["batches"]
         if sync:
             sync()
@@ -72,7 +75,7 @@ def main():
         losses = []
         for s in range(steps):
             ids, tags = batches[(start + s) % len(batches)]
-            losses.append(step(ids, tags))
+            losses.append(step(ids, tags, autocast))
             sentences += len(ids)
         if sync:
             sync()
