@@ -1,7 +1,5 @@
 #include "train/amp.h"
 
-#include "model/cpu_features.h"
-
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
@@ -9,6 +7,8 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+
+#include "model/cpu_features.h"
 
 // PyTorch 2.4 replaced the CUDA-only autocast calls with per-device ones (the old ones are
 // deprecated there); Debian's LibTorch 1.13 has only the old ones.
@@ -24,7 +24,8 @@ std::string AutocastUnsupported(const torch::Device& device, torch::ScalarType d
     return "float16 autocast needs the model on CUDA (it is on " + device.str() +
            "); on the CPU use bfloat16 or float32";
   }
-  if (!device.is_cpu()) return "autocast needs a CPU or CUDA device (it is on " + device.str() + ")";
+  if (!device.is_cpu())
+    return "autocast needs a CPU or CUDA device (it is on " + device.str() + ")";
   // Emulated bfloat16 products are slower than float32 and less exact: refuse, saying why.
   const std::string missing = model::Bf16Unsupported();
   if (missing.empty()) return {};
