@@ -43,4 +43,6 @@ for (const texts of byFile.values()) {
 }
 Rng.fromSeed(SEED, 0).shuffle(lines);
 writeFileSync(out, `${lines.join('\n')}\n`);
-console.log(`${sentences.length} sentences of ${byFile.size} files → ${lines.length} lines in ${out}`);
+console.log(
+  `${sentences.length} sentences of ${byFile.size} files → ${lines.length} lines in ${out}`,
+);
