@@ -1,7 +1,7 @@
 /**
  * Writes the KMOU training sentences as pretraining text (one paragraph per line), for
  * task-adaptive pretraining: `koner pretrain` continuing the Wikipedia encoder on the fine-tuning
- * corpus' own text, without its labels (configs/ablation-tapt-pretrain.json). Each file's
+ * corpus' own text, without its labels (configs/pretrain-ablation-tapt.json). Each file's
  * sentences are joined, in order, into lines of about 300 characters (so windows carry
  * context, as Wikipedia paragraphs do), and the lines are shuffled with a fixed seed. Only
  * training sentences are read; `koner pretrain` still drops any line that shares a 20-character
