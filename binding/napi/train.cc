@@ -388,8 +388,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     const auto autocast = trainer_->options().autocast;
     if (autocast == torch::kFloat32) return;
     std::lock_guard<std::mutex> names(model_->placementMutex);
-    const auto why = train::AutocastUnsupported(torch::Device(model_->deviceName), autocast);
-    if (!why.empty()) throw std::invalid_argument("options.autocast: " + why);
+    train::CheckAutocast(torch::Device(model_->deviceName), autocast);
   }
 
   std::shared_ptr<ModelState> model_;

@@ -17,6 +17,7 @@
 #endif
 
 namespace koner::train {
+namespace {
 
 std::string AutocastUnsupported(const torch::Device& device, torch::ScalarType dtype) {
   if (dtype == torch::kFloat32 || device.is_cuda()) return {};
@@ -32,10 +33,16 @@ std::string AutocastUnsupported(const torch::Device& device, torch::ScalarType d
   return "bfloat16 autocast on the CPU: " + missing + "; use float32";
 }
 
+}  // namespace
+
+void CheckAutocast(const torch::Device& device, torch::ScalarType dtype) {
+  const std::string why = AutocastUnsupported(device, dtype);
+  if (!why.empty()) throw std::invalid_argument("options.autocast: " + why);
+}
+
 AutocastScope::AutocastScope(const torch::Device& device, torch::ScalarType dtype) {
   if (dtype == torch::kFloat32) return;
-  const std::string unsupported = AutocastUnsupported(device, dtype);
-  if (!unsupported.empty()) throw std::invalid_argument(unsupported);
+  CheckAutocast(device, dtype);
   device_ = device.is_cuda() ? at::kCUDA : at::kCPU;
 #ifdef KONER_AUTOCAST_PER_DEVICE
   wasEnabled_ = at::autocast::is_autocast_enabled(device_);

@@ -11,13 +11,13 @@
 
 namespace koner::train {
 
-// Why autocast to `dtype` cannot run on `device` here; empty when it can (always for float32).
-std::string AutocastUnsupported(const torch::Device& device, torch::ScalarType dtype);
+// Throws std::invalid_argument("options.autocast: <why>") when autocast to `dtype` cannot run on
+// `device` here (never for float32).
+void CheckAutocast(const torch::Device& device, torch::ScalarType dtype);
 
 // While alive, the calling thread's ops on `device` run under autocast to `dtype` (nothing for
 // float32), as `with torch.autocast(device, dtype)`: autocast state is thread-local, so the scope
-// must open and close on the thread that runs the forward pass. Throws std::invalid_argument
-// with AutocastUnsupported's reason.
+// must open and close on the thread that runs the forward pass. Throws as CheckAutocast.
 class AutocastScope {
  public:
   AutocastScope(const torch::Device& device, torch::ScalarType dtype);

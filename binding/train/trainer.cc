@@ -41,9 +41,7 @@ class GradientsCleared {
 Trainer::Trainer(model::NerModel model, const TrainerOptions& options)
     : model_(std::move(model)), options_(options) {
   Validate(options_);
-  if (auto why = AutocastUnsupported(model_->device(), options_.autocast); !why.empty()) {
-    throw std::invalid_argument("options.autocast: " + why);
-  }
+  CheckAutocast(model_->device(), options_.autocast);
   for (const auto& item : model_->named_parameters(/*recurse=*/true)) {
     names_.push_back(item.key());
     shapes_.push_back(item.value().sizes().vec());
@@ -58,9 +56,7 @@ StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist
   }
   if (batches.empty() && !group) throw std::invalid_argument("batches: empty");
   auto& m = *model_;
-  if (auto why = AutocastUnsupported(m.device(), options_.autocast); !why.empty()) {
-    throw std::invalid_argument("options.autocast: " + why);
-  }
+  CheckAutocast(m.device(), options_.autocast);
   scaler_.Enable(options_.autocast == torch::kFloat16 || m.encoderDtype() == torch::kFloat16);
   const double scale = scaler_.scale();
 
