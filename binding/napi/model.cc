@@ -13,6 +13,9 @@
 
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cmath>
 #include <condition_variable>
@@ -750,6 +753,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         TensorThread::Run([&] {
           std::unique_lock<std::shared_mutex> lock(state->mutex);
           state->model = nullptr;
+#if defined(__GLIBC__)
+          // glibc raises its mmap threshold after the first large free, so later weights come
+          // from its arenas, and freeing them leaves the pages resident until reused: hand the
+          // free pages back to the system, so that dispose lowers the process's memory at once.
+          malloc_trim(0);
+#endif
         });
       });
     });
