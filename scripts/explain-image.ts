@@ -52,7 +52,7 @@ async function main(): Promise<void> {
       await page.waitForSelector('.kv-svg');
       await page.selectOption('select.kv-layer', LAYER);
       await page.selectOption('select.kv-head', HEAD);
-      await page.click('.kv-sentence mark.ent >> nth=1'); // 부산
+      await page.click('.kv-sentence mark.ent >> nth=1'); // 부산 영도구
       await page.locator('main').screenshot({ path: OUT });
     } finally {
       await browser.close();
