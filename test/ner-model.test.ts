@@ -39,6 +39,16 @@ const tokenizerDir = path.join(shared, 'data', 'kobert-tokenizer');
 const haveShared = existsSync(tokenizerDir);
 if (!haveShared) console.warn(`ner-model tests skipped: ${tokenizerDir} is absent`);
 
+/** Same length, and every value within 1e-5 of the other's: maps of one head, two kernel paths. */
+function expectWithinRounding(actual: Float32Array, expected: Float32Array): void {
+  expect(actual.length).toBe(expected.length);
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+  }
+  expect(worst).toBeLessThan(1e-5);
+}
+
 describe('windows over long texts', () => {
   it('covers every piece with overlapping windows no longer than the limit', () => {
     for (const [n, max, overlap] of [
@@ -394,11 +404,14 @@ describe.skipIf(!haveShared)('NerModel', () => {
         }
       }),
     );
+    // Layer 0 is not captured this time, so it runs oneDNN's fused attention (bert.cc), whose
+    // summation order differs from the captured path's: layer 1's input, and so its maps, agree
+    // within float32 rounding, not bit for bit (a CI machine differed by one ulp).
     const some = await model.attentions(text, { layers: [1], heads: [3, 0] });
     expect(some.attentions.length).toBe(1);
     expect(some.attentions[0].length).toBe(2);
-    expect(Array.from(some.attentions[0][0])).toEqual(Array.from(maps.attentions[1][3]));
-    expect(Array.from(some.attentions[0][1])).toEqual(Array.from(maps.attentions[1][0]));
+    expectWithinRounding(some.attentions[0][0], maps.attentions[1][3]);
+    expectWithinRounding(some.attentions[0][1], maps.attentions[1][0]);
   });
 
   it('attentions of a long text: each row from the window predict takes the piece from', async () => {
