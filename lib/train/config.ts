@@ -353,7 +353,10 @@ function trainSchema(recipe: Readonly<RecipeDefaults>) {
     ),
     distill: nullable(
       Type.Object({
-        teacher: PathSchema('A model directory with the same tokenizer and labels.'),
+        teacher: PathListSchema(
+          'A model directory with the same tokenizer and labels, or several (an ensemble: ' +
+            'their tag distributions are averaged).',
+        ),
         weight: positive("Weight of the teacher's tag distributions beside the gold tags.", 1),
         temperature: positive('Softmax temperature of the distillation.', 1),
         text: PathListSchema(
@@ -797,7 +800,11 @@ export async function checkTrainConfigPaths(
   await expect('tokenizer.model', config.tokenizer.model, ['file']);
   await expect('tokenizer.vocab', config.tokenizer.vocab, ['file']);
   if (config.distill) {
-    await expect('distill.teacher', path.join(config.distill.teacher, 'config.json'), ['file']);
+    const teachers = config.distill.teacher;
+    for (let i = 0; i < teachers.length; i++) {
+      const field = teachers.length === 1 ? 'distill.teacher' : `distill.teacher[${i}]`;
+      await expect(field, path.join(teachers[i], 'config.json'), ['file']);
+    }
     const text = config.distill.text;
     for (let i = 0; i < text.length; i++) {
       await expect(text.length === 1 ? 'distill.text' : `distill.text[${i}]`, text[i], ['file']);

@@ -68,14 +68,15 @@ export function withUnlabelled(data: PreparedData, extra: PreparedData): Prepare
 }
 
 /**
- * Sets `softTargets` ([length × K], the teacher's marginals) on every example of `data`, whose
- * `sentences` are those `data` was prepared from.
+ * Sets `softTargets` ([length × K]) on every example of `data`, whose `sentences` are those
+ * `data` was prepared from: the teacher's marginals, or with several teachers (an ensemble) their
+ * mean, a distribution again, which averages away where single models disagree.
  *
- * @throws Error when the teacher's labels are not the scheme's, or its vocabulary is not the
- *   tokenizer's.
+ * @throws Error when a teacher's labels are not the scheme's, or its vocabulary is not the
+ *   tokenizer's, naming that teacher.
  */
 export async function addTeacherTargets(
-  teacherDir: string,
+  teacherDirs: readonly string[],
   data: PreparedData,
   sentences: readonly Sentence[],
   tokenizer: Tokenizer,
@@ -83,8 +84,34 @@ export async function addTeacherTargets(
   batchSize: number,
 ): Promise<{ seconds: number }> {
   const started = performance.now();
+  if (teacherDirs.length === 0) throw new Error('distill.teacher: names no model directory');
+  const sums = data.examples.map(() => undefined as Float32Array | undefined);
+  for (let t = 0; t < teacherDirs.length; t++) {
+    const field = teacherDirs.length === 1 ? 'distill.teacher' : `distill.teacher[${t}]`;
+    await addMarginals(field, teacherDirs[t], data, sentences, tokenizer, scheme, batchSize, sums);
+  }
+  const scale = 1 / teacherDirs.length;
+  data.examples.forEach((example, i) => {
+    const sum = sums[i]!;
+    if (scale !== 1) for (let j = 0; j < sum.length; j++) sum[j] *= scale;
+    example.softTargets = sum;
+  });
+  return { seconds: (performance.now() - started) / 1000 };
+}
+
+/** Adds one teacher's marginals ([length × K] per example) into `sums`. */
+async function addMarginals(
+  field: string,
+  teacherDir: string,
+  data: PreparedData,
+  sentences: readonly Sentence[],
+  tokenizer: Tokenizer,
+  scheme: LabelScheme,
+  batchSize: number,
+  sums: (Float32Array | undefined)[],
+): Promise<void> {
   const config = await readModelConfig(teacherDir);
-  const where = `distill.teacher: ${teacherDir}`;
+  const where = `${field}: ${teacherDir}`;
   if (config.head === 'none') {
     throw new Error(`${where} has no tagging head (a pretrained encoder cannot teach tags)`);
   }
@@ -108,7 +135,8 @@ export async function addTeacherTargets(
   // Longest first, so the batches' padding stays small.
   const order = data.examples.map((_, i) => i).sort((a, b) => data.lengths[b] - data.lengths[a]);
   for (let first = 0; first < order.length; first += batchSize) {
-    const batch = order.slice(first, first + batchSize).map((i) => data.examples[i]);
+    const indices = order.slice(first, first + batchSize);
+    const batch = indices.map((i) => data.examples[i]);
     const {
       data: ids,
       lengths,
@@ -139,9 +167,12 @@ export async function addTeacherTargets(
       inputs,
     );
     const marginals = decoded.marginals!;
-    batch.forEach((example, b) => {
-      example.softTargets = marginals.slice(b * T * K, (b * T + lengths[b]) * K);
+    indices.forEach((index, b) => {
+      const rows = marginals.subarray(b * T * K, (b * T + lengths[b]) * K);
+      const sum = sums[index];
+      if (!sum) sums[index] = rows.slice();
+      else for (let j = 0; j < rows.length; j++) sum[j] += rows[j];
     });
   }
-  return { seconds: (performance.now() - started) / 1000 };
+  await teacher.dispose(); // the next teacher, then the student, need the memory
 }

@@ -195,7 +195,7 @@ async function distillationData(
   const distill = config.distill!;
   let data = labelled;
   let all = sentences;
-  let message = `distillation from ${distill.teacher} (weight ${distill.weight}, temperature ${distill.temperature})`;
+  let message = `distillation from ${distill.teacher.join(' + ')} (weight ${distill.weight}, temperature ${distill.temperature})`;
   if (distill.text.length > 0) {
     const { sentences: extra, leaks } = await unlabelledSentences(
       distill.text,

@@ -184,6 +184,8 @@ describe('train config', () => {
     ['dtype', 'float16', 'dtype'],
     ['threads', 0, 'threads'],
     ['logEvery', 0, 'logEvery'],
+    ['distill', { teacher: [] }, 'distill.teacher'],
+    ['distill', { teacher: ['a', 7] }, 'distill.teacher[1]'],
   ];
   it.each(bad)('rejects %s = %j, naming %s', (field, value, named, base) => {
     const issues = issuesOf(withField(field, value, structuredClone(base ?? minimal())));
@@ -336,6 +338,7 @@ describe('train config', () => {
         },
         tokenizer: { model: 'missing.model', vocab: 'vocab.json' },
         model: { init: 'data' },
+        distill: { teacher: ['model', 'nowhere'] },
         output: 'sp.model',
       },
       where,
@@ -346,6 +349,7 @@ describe('train config', () => {
       'corpus.train[0]',
       'corpus.train[1]',
       'tokenizer.model',
+      'distill.teacher[1]',
       'model.init',
       'output',
     ]);

@@ -26,6 +26,7 @@ import { trainCommand } from '../../lib/cli/train.js';
 import { readTrainerState } from '../../lib/train/checkpoint-files.js';
 import { parseTrainConfig, type TrainConfig } from '../../lib/train/config.js';
 import { prepareExamples, splitWindows } from '../../lib/train/data.js';
+import { addTeacherTargets } from '../../lib/train/distill.js';
 import { createModel, runModelConfig } from '../../lib/train/model-setup.js';
 import { scorePredictions } from '../../lib/train/evaluate.js';
 import { readMetrics } from '../../lib/train/metrics-log.js';
@@ -457,6 +458,37 @@ describe.skipIf(!hasTrainer)('koner train', () => {
       run({ config: tinyConfig(path.join(tmp, 'bad-teacher'), { distill: { teacher: other } }) }),
     ).rejects.toThrow(
       /distill\.teacher: .*other-teacher tags 3 labels \(O, B-X, I-X, …\), not the corpus's 21/,
+    );
+
+    // An ensemble teaches the mean of its members' distributions; a bad member is named by index.
+    const student = path.join(output, 'best');
+    const sentences = valSentences.slice(0, 20);
+    const targets = async (teachers: string[]) => {
+      const data = prepareExamples(sentences, tokenizer, { scheme: KMOU_SCHEME, maxLength: 64 });
+      await addTeacherTargets(teachers, data, sentences, tokenizer, KMOU_SCHEME, 8);
+      return data.examples.map((e) => e.softTargets!);
+    };
+    const [a, b, both] = [
+      await targets([teacher]),
+      await targets([student]),
+      await targets([teacher, student]),
+    ];
+    let apart = 0;
+    both.forEach((rows, i) => {
+      expect(rows.length).toBe(a[i].length);
+      for (let j = 0; j < rows.length; j++) {
+        apart = Math.max(apart, Math.abs(a[i][j] - b[i][j]));
+        expect(rows[j]).toBeCloseTo((a[i][j] + b[i][j]) / 2, 6);
+      }
+      const K = KMOU_SCHEME.labels.length;
+      for (let p = 0; p < rows.length / K; p++) {
+        const sum = rows.subarray(p * K, (p + 1) * K).reduce((x, y) => x + y, 0);
+        expect(sum).toBeCloseTo(1, 5);
+      }
+    });
+    expect(apart).toBeGreaterThan(0.01); // two different teachers, so the mean is not either one
+    await expect(targets([teacher, other])).rejects.toThrow(
+      /^distill\.teacher\[1\]: .*other-teacher tags 3 labels/,
     );
   });
 
