@@ -123,6 +123,13 @@ export function recipeFor(init: string): Readonly<RecipeDefaults> {
 export const PathSchema = (description?: string) =>
   Type.String({ format: PATH_FORMAT, description });
 
+/**
+ * The field path of `list[i]` of a {@link PathListSchema} field, as errors name it: a list the
+ * file may have given as one path is named without an index.
+ */
+export const pathListField = (field: string, list: readonly string[], i: number): string =>
+  list.length === 1 ? field : `${field}[${i}]`;
+
 /** One path, or a list of them (`minItems` 1 unless an empty list is allowed). */
 export const PathListSchema = (description: string, options: { default?: string[] } = {}) =>
   Type.Array(Type.String({ format: PATH_FORMAT }), {
@@ -790,11 +797,7 @@ export async function checkTrainConfigPaths(
   for (const key of ['train', 'validation'] as const) {
     const list = config.corpus[key];
     for (let i = 0; i < list.length; i++) {
-      await expect(
-        list.length === 1 ? `corpus.${key}` : `corpus.${key}[${i}]`,
-        list[i],
-        corpusKinds,
-      );
+      await expect(pathListField(`corpus.${key}`, list, i), list[i], corpusKinds);
     }
   }
   await expect('tokenizer.model', config.tokenizer.model, ['file']);
@@ -802,12 +805,12 @@ export async function checkTrainConfigPaths(
   if (config.distill) {
     const teachers = config.distill.teacher;
     for (let i = 0; i < teachers.length; i++) {
-      const field = teachers.length === 1 ? 'distill.teacher' : `distill.teacher[${i}]`;
+      const field = pathListField('distill.teacher', teachers, i);
       await expect(field, path.join(teachers[i], 'config.json'), ['file']);
     }
     const text = config.distill.text;
     for (let i = 0; i < text.length; i++) {
-      await expect(text.length === 1 ? 'distill.text' : `distill.text[${i}]`, text[i], ['file']);
+      await expect(pathListField('distill.text', text, i), text[i], ['file']);
     }
   }
   if (config.model.init !== 'scratch') {

@@ -23,6 +23,7 @@ import { readParagraphs } from '../pretrain/text-stream.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from './batching.js';
+import { pathListField } from './config.js';
 import type { PreparedData } from './data.js';
 import { WEIGHTS_FILE } from './model-setup.js';
 
@@ -87,7 +88,7 @@ export async function addTeacherTargets(
   if (teacherDirs.length === 0) throw new Error('distill.teacher: names no model directory');
   const sums = data.examples.map(() => undefined as Float32Array | undefined);
   for (let t = 0; t < teacherDirs.length; t++) {
-    const field = teacherDirs.length === 1 ? 'distill.teacher' : `distill.teacher[${t}]`;
+    const field = pathListField('distill.teacher', teacherDirs, t);
     await addMarginals(field, teacherDirs[t], data, sentences, tokenizer, scheme, batchSize, sums);
   }
   const scale = 1 / teacherDirs.length;

@@ -32,13 +32,13 @@ const first = await readModelConfig(dirs[0]);
 const files = resolveTokenizerFiles(dirs[0], first);
 const tokenizer = await Tokenizer.load(files.model, { vocab: files.vocab });
 const val = await readKmouCorpus(valDir);
+const encodings = val.map((s) => tokenizer.encode(s.text));
 const K = KMOU_SCHEME.labels.length;
 
 /** Validation scores of the mean marginals of `teachers`, each piece decoded on its own. */
 async function score(teachers: string[]) {
   const data = prepareExamples(val, tokenizer, { scheme: KMOU_SCHEME, maxLength: MAX_LENGTH });
   await addTeacherTargets(teachers, data, val, tokenizer, KMOU_SCHEME, 32);
-  const encodings = val.map((s) => tokenizer.encode(s.text));
   const tags = encodings.map((e) => new Array<string | undefined>(e.offsets.length));
   for (const example of data.examples) {
     const rows = example.softTargets!;
