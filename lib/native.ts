@@ -242,13 +242,21 @@ export interface NativeTrainBatch {
    * The objectives a batch trains follow from the targets it carries (at least one):
    * `tags` (B × T label ids, the tagging loss; not for a model with head `none`), `posTags`
    * (B × T POS ids or -1, the auxiliary POS loss; the model needs `posLabels`), `mlmLabels`
-   * (B × T: the original id of a masked piece, -1 elsewhere; the model needs `mlmHead`).
+   * (B × T: the original id of a masked piece, -1 elsewhere; the model needs `mlmHead`),
+   * `rtdLabels` (B × T: 1 replaced, 0 original, -1 not judged; ELECTRA's replaced-token
+   * detection; the model needs `rtdHead`).
    */
   tags?: Int32Array;
   /** B flags (1: the row's tags count): without it every row's do. Rows of unlabelled text. */
   tagged?: Uint8Array;
   posTags?: Int32Array;
   mlmLabels?: Int32Array;
+  /**
+   * With `mlmLabels`: also draw a piece from the masked LM's distribution at every masked
+   * position (LibTorch's generator, so `setRngState` replays it); the step's `mlmSamples`.
+   */
+  sampleMasked?: boolean;
+  rtdLabels?: Int32Array;
   /**
    * B × T × K: a teacher's distribution over the tags per piece (all zeros: none), the
    * distillation loss's targets (cross entropy against the model's own per-piece softmax).
@@ -301,6 +309,15 @@ export interface NativeStepResult {
   distillLoss: number;
   /** Masked pieces whose most likely id is the original one, over masked pieces. */
   mlmAccuracy: number;
+  /** Mean binary cross entropy per judged piece of replaced-token detection. */
+  rtdLoss: number;
+  /** Judged pieces called right (replaced or original), over judged pieces. */
+  rtdAccuracy: number;
+  /**
+   * The draws of the batches with `sampleMasked` (this rank's): each batch's masked positions in
+   * row-major order, batch after batch. Absent when no batch asked.
+   */
+  mlmSamples?: Int32Array;
   /** Global gradient norm before clipping (non-finite when the step was skipped). */
   gradNorm: number;
   /** Sentences in the step (over all ranks with a group). */

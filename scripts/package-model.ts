@@ -4,8 +4,9 @@
  * names them, and the checkpoint's eval.json. A pretraining checkpoint (`koner pretrain`'s
  * `last/`) keeps its pretrain-state.json, so that a later `koner pretrain` with this directory
  * as `model.init` continues the text where it stopped: a pretraining that spans sessions keeps
- * only this compact directory, not the run's optimizer state. The model card (README.md) is
- * written by hand.
+ * only this compact directory, not the run's optimizer state. An ELECTRA checkpoint's generator
+ * (`generator/`) is packed the same way beside it, so that the generator continues too. The model
+ * card (README.md) is written by hand.
  *
  *   npx tsx scripts/package-model.ts <checkpoint-dir> <out-dir>
  */
@@ -16,33 +17,43 @@ import path from 'node:path';
 import { readModelConfig, writeModelConfig } from '../lib/model/config.js';
 import { copyTokenizerFiles, resolveTokenizerFiles } from '../lib/model/tokenizer-files.js';
 import { native } from '../lib/native.js';
-import { PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
+import { GENERATOR_DIR, PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
 
 const [src, out] = process.argv.slice(2);
 if (!src || !out) {
   console.error('usage: npx tsx scripts/package-model.ts <checkpoint-dir> <out-dir>');
   process.exit(2);
 }
-const config = await readModelConfig(src);
-const tokenizer = resolveTokenizerFiles(src, config);
-await mkdir(out, { recursive: true });
-const weights = path.join(src, 'model.safetensors');
-const tensors = await native().inspectCheckpoint(weights);
-await native().convertCheckpoint(
-  weights,
-  path.join(out, 'model.safetensors'),
-  tensors.map((t) => [t.name, t.name]),
-  { dtype: 'float16' },
-);
-config.tokenizer = await copyTokenizerFiles(out, tokenizer);
-await writeModelConfig(out, config);
+/** Packs the model directory `from` into `to`: float16 weights, tokenizer, config.json. */
+async function packModel(from: string, to: string): Promise<number> {
+  const config = await readModelConfig(from);
+  const tokenizer = resolveTokenizerFiles(from, config);
+  await mkdir(to, { recursive: true });
+  const weights = path.join(from, 'model.safetensors');
+  const tensors = await native().inspectCheckpoint(weights);
+  await native().convertCheckpoint(
+    weights,
+    path.join(to, 'model.safetensors'),
+    tensors.map((t) => [t.name, t.name]),
+    { dtype: 'float16' },
+  );
+  config.tokenizer = await copyTokenizerFiles(to, tokenizer);
+  await writeModelConfig(to, config);
+  return tensors.length;
+}
+
+const count = await packModel(src, out);
 const copied = [];
+if (existsSync(path.join(src, GENERATOR_DIR))) {
+  await packModel(path.join(src, GENERATOR_DIR), path.join(out, GENERATOR_DIR));
+  copied.push(`${GENERATOR_DIR}/`);
+}
 for (const name of ['eval.json', PRETRAIN_STATE_FILE]) {
   if (!existsSync(path.join(src, name))) continue;
   await copyFile(path.join(src, name), path.join(out, name));
   copied.push(name);
 }
 console.log(
-  `${out}: ${tensors.length} tensors as float16, tokenizer, config.json` +
+  `${out}: ${count} tensors as float16, tokenizer, config.json` +
     copied.map((name) => `, ${name}`).join(''),
 );

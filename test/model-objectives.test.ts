@@ -107,12 +107,52 @@ function erf(x: number): number {
   return (2 / Math.sqrt(Math.PI)) * sum;
 }
 
+/** Hugging Face's gelu (erf form). */
+function gelu(x: number): number {
+  return 0.5 * x * (1 + erf(x / Math.SQRT2));
+}
+
 function crossEntropy(logits: Float64Array, row: number, width: number, target: number): number {
   let max = -Infinity;
   for (let k = 0; k < width; k++) max = Math.max(max, logits[row * width + k]);
   let z = 0;
   for (let k = 0; k < width; k++) z += Math.exp(logits[row * width + k] - max);
   return Math.log(z) + max - logits[row * width + target];
+}
+
+/** The masked-LM head's logits [masked.length, V], computed from the hidden states and weights. */
+async function mlmLogits(
+  m: NativeModel,
+  ids: Int32Array,
+  masked: [number, number][],
+): Promise<Float64Array> {
+  const hidden = await m.hidden(ids, [B, T], LENGTHS);
+  const w = await weights(m);
+  const n = masked.length;
+  const x = new Float64Array(n * H);
+  masked.forEach(([b, t], i) => {
+    for (let k = 0; k < H; k++) x[i * H + k] = hidden[(b * T + t) * H + k];
+  });
+  const d = linear(
+    x,
+    n,
+    w['cls.predictions.transform.dense.weight'],
+    w['cls.predictions.transform.dense.bias'],
+    H,
+  );
+  for (let i = 0; i < d.length; i++) d[i] = gelu(d[i]);
+  const g = w['cls.predictions.transform.LayerNorm.weight'];
+  const beta = w['cls.predictions.transform.LayerNorm.bias'];
+  for (let i = 0; i < n; i++) {
+    let mean = 0;
+    for (let k = 0; k < H; k++) mean += d[i * H + k] / H;
+    let variance = 0;
+    for (let k = 0; k < H; k++) variance += (d[i * H + k] - mean) ** 2 / H;
+    for (let k = 0; k < H; k++) {
+      d[i * H + k] = ((d[i * H + k] - mean) / Math.sqrt(variance + 1e-12)) * g[k] + beta[k];
+    }
+  }
+  return linear(d, n, w['bert.embeddings.word_embeddings.weight'], w['cls.predictions.bias'], V);
 }
 
 describe('the masked-LM head', () => {
@@ -145,39 +185,8 @@ describe('the masked-LM head', () => {
     }
     expect(masked.length).toBeGreaterThan(2);
     const shape: [number, number] = [B, T];
-    const hidden = await m.hidden(ids, shape, LENGTHS);
-    const w = await weights(m);
-    const x = new Float64Array(masked.length * H);
-    masked.forEach(([b, t], i) => {
-      for (let k = 0; k < H; k++) x[i * H + k] = hidden[(b * T + t) * H + k];
-    });
+    const logits = await mlmLogits(m, ids, masked);
     const n = masked.length;
-    const d = linear(
-      x,
-      n,
-      w['cls.predictions.transform.dense.weight'],
-      w['cls.predictions.transform.dense.bias'],
-      H,
-    );
-    for (let i = 0; i < d.length; i++) d[i] = 0.5 * d[i] * (1 + erf(d[i] / Math.SQRT2));
-    const g = w['cls.predictions.transform.LayerNorm.weight'];
-    const beta = w['cls.predictions.transform.LayerNorm.bias'];
-    for (let i = 0; i < n; i++) {
-      let mean = 0;
-      for (let k = 0; k < H; k++) mean += d[i * H + k] / H;
-      let variance = 0;
-      for (let k = 0; k < H; k++) variance += (d[i * H + k] - mean) ** 2 / H;
-      for (let k = 0; k < H; k++) {
-        d[i * H + k] = ((d[i * H + k] - mean) / Math.sqrt(variance + 1e-12)) * g[k] + beta[k];
-      }
-    }
-    const logits = linear(
-      d,
-      n,
-      w['bert.embeddings.word_embeddings.weight'],
-      w['cls.predictions.bias'],
-      V,
-    );
     let loss = 0;
     let correct = 0;
     masked.forEach(([b, t], i) => {
@@ -192,6 +201,52 @@ describe('the masked-LM head', () => {
     expect(result.mlmAccuracy).toBeCloseTo(correct / n, 10);
     expect(result.loss).toBeCloseTo(result.mlmLoss, 10);
     expect(result.taggingLoss).toBe(0);
+    expect(result.mlmSamples).toBeUndefined();
+  });
+
+  it('draws from its distribution at each masked position when asked (sampleMasked)', async () => {
+    const m = await build(config({ ...encoderOnly, mlm_head: true }), 4);
+    const t = trainer(m);
+    // A few steps towards id 7 everywhere make the distribution peaked but not certain.
+    const ids = batchIds(6);
+    const labels = Int32Array.from(ids, (id, i) => (i % 2 === 0 && id !== 1 ? 7 : -1));
+    const masked: [number, number][] = [];
+    labels.forEach((l, i) => {
+      if (l >= 0) masked.push([Math.floor(i / T), i % T]);
+    });
+    const batch = { ids, shape: [B, T] as [number, number], lengths: LENGTHS, mlmLabels: labels };
+    for (let i = 0; i < 6; i++) await t.step([batch], 1e-2);
+    const logits = await mlmLogits(m, ids, masked);
+    const p7 = masked.map((_, i) => {
+      let z = 0;
+      for (let k = 0; k < V; k++) z += Math.exp(logits[i * V + k] - logits[i * V + 7]);
+      return 1 / z;
+    });
+    expect(Math.min(...p7)).toBeGreaterThan(0.05);
+    expect(Math.max(...p7)).toBeLessThan(0.95);
+    const draws = 400;
+    const hits = new Array<number>(masked.length).fill(0);
+    const state = native().getRngState();
+    let first: Int32Array | undefined;
+    for (let d = 0; d < draws; d++) {
+      const r = await t.evaluate([{ ...batch, sampleMasked: true }]);
+      expect(r.mlmSamples!.length).toBe(masked.length);
+      r.mlmSamples!.forEach((id, i) => {
+        expect(id).toBeGreaterThanOrEqual(0);
+        expect(id).toBeLessThan(V);
+        if (id === 7) hits[i]++;
+      });
+      first ??= Int32Array.from(r.mlmSamples!);
+    }
+    // Each position's share of id 7 is its probability, within 4 standard deviations.
+    masked.forEach((_, i) => {
+      const sd = Math.sqrt((p7[i] * (1 - p7[i])) / draws);
+      expect(Math.abs(hits[i] / draws - p7[i]), `position ${i}`).toBeLessThan(4 * sd);
+    });
+    // LibTorch's generator: the same state draws the same pieces.
+    native().setRngState(state);
+    const again = await t.evaluate([{ ...batch, sampleMasked: true }]);
+    expect(Array.from(again.mlmSamples!)).toEqual(Array.from(first!));
   });
 
   it('learns: a few steps on one batch lower its masked-LM loss', async () => {
@@ -495,6 +550,87 @@ describe('the syllable channel', () => {
   });
 });
 
+describe('the replaced-token head (ELECTRA)', () => {
+  const rtd = { ...encoderOnly, rtd_head: true };
+
+  it('has Hugging Face ElectraDiscriminatorPredictions names', async () => {
+    const m = await build(config(rtd));
+    const names = m.parameterInfo().map((p) => p.name);
+    expect(names.filter((n) => !n.startsWith('bert.'))).toEqual([
+      'discriminator_predictions.dense.weight',
+      'discriminator_predictions.dense.bias',
+      'discriminator_predictions.dense_prediction.weight',
+      'discriminator_predictions.dense_prediction.bias',
+    ]);
+  });
+
+  it('gives the binary cross entropy and accuracy computed from the hidden states and weights', async () => {
+    const m = await build(config(rtd), 12);
+    // Trained a little so that the logits are far from 0 and both kinds of call occur.
+    const ids = batchIds(13);
+    const rand = seededFloats(14);
+    const labels = new Int32Array(B * T).fill(-1);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < LENGTHS[b]; t++) {
+        if (rand() < 0.85) labels[b * T + t] = rand() < 0.4 ? 1 : 0;
+      }
+    }
+    const batch = { ids, shape: [B, T] as [number, number], lengths: LENGTHS, rtdLabels: labels };
+    const t = trainer(m);
+    for (let i = 0; i < 3; i++) await t.step([batch], 1e-2);
+    const hidden = await m.hidden(ids, [B, T], LENGTHS);
+    const w = await weights(m);
+    const x = Float64Array.from(hidden);
+    const d = linear(
+      x,
+      B * T,
+      w['discriminator_predictions.dense.weight'],
+      w['discriminator_predictions.dense.bias'],
+      H,
+    ).map(gelu);
+    const logits = linear(
+      d,
+      B * T,
+      w['discriminator_predictions.dense_prediction.weight'],
+      w['discriminator_predictions.dense_prediction.bias'],
+      1,
+    );
+    let loss = 0;
+    let correct = 0;
+    let judged = 0;
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < LENGTHS[b]; t++) {
+        const y = labels[b * T + t];
+        if (y < 0) continue;
+        const z = logits[b * T + t];
+        loss += Math.max(z, 0) - z * y + Math.log1p(Math.exp(-Math.abs(z)));
+        if (z > 0 === (y === 1)) correct++;
+        judged++;
+      }
+    }
+    const result = await t.evaluate([batch]);
+    expect(result.rtdLoss).toBeCloseTo(loss / judged, 5);
+    expect(result.rtdAccuracy).toBeCloseTo(correct / judged, 10);
+    expect(result.loss).toBeCloseTo(result.rtdLoss, 10);
+    expect(result.mlmLoss).toBe(0);
+  });
+
+  it('learns: a few steps on one batch lower its loss', async () => {
+    const m = await build(config(rtd), 5);
+    const ids = batchIds(15);
+    const labels = Int32Array.from(ids, (id) => (id === 1 ? -1 : id % 2));
+    const batch = { ids, shape: [B, T] as [number, number], lengths: LENGTHS, rtdLabels: labels };
+    const t = trainer(m);
+    const before = await t.evaluate([batch]);
+    // HF's initialisation: logits near 0, so the loss starts near ln 2.
+    expect(before.rtdLoss).toBeCloseTo(Math.LN2, 2);
+    for (let i = 0; i < 30; i++) await t.step([batch], 1e-2);
+    const after = await t.evaluate([batch]);
+    expect(after.rtdLoss).toBeLessThan(before.rtdLoss * 0.5);
+    expect(after.rtdAccuracy).toBe(1);
+  });
+});
+
 describe('batches that do not fit the model', () => {
   const ids = batchIds(1);
   const shape: [number, number] = [B, T];
@@ -514,6 +650,17 @@ describe('batches that do not fit the model', () => {
     expect(() => step(plain, { mlmLabels: tags })).toThrow(/mlmLabels: the model has no MLM head/);
     expect(() => step(plain, { posTags: tags })).toThrow(/posTags: the model has no POS head/);
     expect(() => step(plain, {})).toThrow(/batches\[0\]: no targets/);
+    expect(() => step(plain, { rtdLabels: tags })).toThrow(
+      /rtdLabels: the model has no replaced-token head/,
+    );
+    const detector = await build(config({ ...encoderOnly, rtd_head: true }));
+    expect(() => step(detector, { rtdLabels: new Int32Array(B * T).fill(2) })).toThrow(
+      /rtdLabels\[0\]\[0\] = 2 is outside -1\.\.1 \(1: replaced, 0: original, -1: not judged\)/,
+    );
+    expect(() =>
+      step(encoder, { tags: undefined, sampleMasked: true, posTags: undefined }),
+    ).toThrow(/sampleMasked: needs mlmLabels/);
+    expect(() => step(encoder, { mlmLabels: tags, sampleMasked: 'yes' })).toThrow(/sampleMasked/);
     expect(() => step(encoder, { mlmLabels: new Int32Array(B * T).fill(V) })).toThrow(
       /mlmLabels\[0\]\[0\] = 40 is outside -1\.\.39/,
     );
@@ -546,6 +693,8 @@ describe('batches that do not fit the model', () => {
     );
     expect(() => config({ syllable_vocab_size: 1 })).toThrow(/syllable_vocab_size" must be 0/);
     expect(() => config({ mlm_head: 'yes' })).toThrow(/mlm_head" must be a boolean/);
+    expect(() => config({ rtd_head: 1 })).toThrow(/rtd_head" must be a boolean/);
+    expect(config({ ...encoderOnly, rtd_head: true })).toMatchObject({ rtdHead: true });
     const c = config({ ...encoderOnly, mlm_head: true, syllable_vocab_size: 0 });
     expect(c).toMatchObject({ head: 'none', labels: [], mlmHead: true });
     expect(c.syllableVocabSize).toBeUndefined();

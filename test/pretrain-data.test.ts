@@ -18,6 +18,7 @@ import {
 import { buildEvalSet, heldOutSplit } from '../lib/pretrain/eval-set.js';
 import { paragraphWindows, type MaskedBatch } from '../lib/pretrain/examples.js';
 import { removeWhitespace, ValidationLeakGuard } from '../lib/pretrain/leak-guard.js';
+import { NOT_JUDGED, replacedBatch } from '../lib/pretrain/replaced.js';
 import {
   BERT_MASKING,
   IGNORE_LABEL,
@@ -474,6 +475,36 @@ describe('WholeWordMasker', () => {
     expect(a.masked).toBeGreaterThanOrEqual(4);
     expect(a.masked).toBeLessThanOrEqual(6);
     expect(BERT_MASKING.maskProbability).toBe(0.15);
+  });
+});
+
+describe('replacedBatch (ELECTRA)', () => {
+  // Two rows of width 5: [CLS] 10 [MASK] 12 [SEP] and [CLS] [MASK] [MASK] [SEP] [PAD]; the masked
+  // positions held 11, 20 and 21.
+  const _ = IGNORE_LABEL;
+  const batch: MaskedBatch = {
+    ids: Int32Array.from([2, 10, 4, 12, 3, 2, 4, 4, 3, 1]),
+    labels: Int32Array.from([_, _, 11, _, _, _, 20, 21, _, _]),
+    shape: [2, 5],
+    lengths: Int32Array.from([5, 4]),
+    maskedCount: 3,
+  };
+
+  it('puts the draws into the original windows; a draw of the original piece counts as original', () => {
+    const r = replacedBatch(batch, Int32Array.from([30, 20, 40]));
+    expect(Array.from(r.ids)).toEqual([2, 10, 30, 12, 3, 2, 20, 40, 3, 1]);
+    expect(Array.from(r.labels)).toEqual([0, 0, 1, 0, 0, 0, 0, 1, 0, NOT_JUDGED]);
+    expect(r.replaced).toBe(2);
+    expect(r.shape).toEqual([2, 5]);
+    expect(Array.from(r.lengths)).toEqual([5, 4]);
+    // The masked batch itself is left as it was.
+    expect(Array.from(batch.ids)).toEqual([2, 10, 4, 12, 3, 2, 4, 4, 3, 1]);
+  });
+
+  it('refuses a number of draws that is not the number of masked positions', () => {
+    expect(() => replacedBatch(batch, Int32Array.from([30, 20]))).toThrow(
+      /samples: 2 draws for 3 masked positions/,
+    );
   });
 });
 

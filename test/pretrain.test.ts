@@ -5,15 +5,7 @@
  * leak guard, masking, batches) is test/pretrain-data.test.ts.
  */
 import { execFileSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -22,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readModelConfig } from '../lib/model/config.js';
 import { native, packageRoot } from '../lib/native.js';
 import { parsePretrainConfig, type PretrainConfig } from '../lib/pretrain/config.js';
-import { pretrain, PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
+import { GENERATOR_DIR, pretrain, PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
 import { readMetrics } from '../lib/train/metrics-log.js';
 import { parseTrainConfig } from '../lib/train/config.js';
 import { train } from '../lib/train/trainer.js';
@@ -105,6 +97,54 @@ async function weights(dir: string): Promise<Map<string, Float32Array>> {
   );
 }
 
+/**
+ * Fine-tunes a tiny tagger from the pretrained directory `init` (configs/tiny-ci.json on the
+ * planted sentence) and checks that it kept the encoder as saved; returns its weights.
+ */
+async function fineTune(init: string, output: string): Promise<Map<string, Float32Array>> {
+  const tinyTrain = JSON.parse(
+    readFileSync(path.join(packageRoot, 'configs/tiny-ci.json'), 'utf8'),
+  );
+  const trainConfig = parseTrainConfig(
+    {
+      ...tinyTrain,
+      corpus: { format: 'kmou', train: validation, validation },
+      model: { init },
+      maxLength: 64,
+      epochs: 1,
+      output,
+    },
+    path.join(packageRoot, 'configs/tiny-ci.json'),
+  );
+  const trained = await train({
+    config: trainConfig,
+    progress: quiet,
+    out: () => undefined,
+    metricsSync: false,
+  });
+  expect(trained.reason).toBe('completed');
+  const pretrained = await weights(init);
+  const finetuned = await weights(path.join(output, 'last'));
+  expect(finetuned.has('crf.transitions')).toBe(true);
+  for (const name of finetuned.keys()) {
+    if (name.startsWith('bert.')) expect(pretrained.has(name), name).toBe(true);
+  }
+  return finetuned;
+}
+
+/** The largest difference between two directories' weights, which must have the same names. */
+async function maxDifference(a: string, b: string): Promise<number> {
+  const x = await weights(a);
+  const y = await weights(b);
+  expect([...y.keys()].sort()).toEqual([...x.keys()].sort());
+  let max = 0;
+  for (const [name, u] of x) {
+    const v = y.get(name)!;
+    for (let i = 0; i < u.length; i++) max = Math.max(max, Math.abs(u[i] - v[i]));
+  }
+  return max;
+}
+
 describe('pretrain.json', () => {
   const base = {
     text: ['a.txt.gz'],
@@ -127,6 +167,13 @@ describe('pretrain.json', () => {
       warmupSteps: 1,
       evalEvery: 500,
       device: 'cpu',
+      objective: 'mlm',
+      generator: {
+        hiddenSize: 64,
+        numHiddenLayers: 4,
+        numAttentionHeads: 1,
+        intermediateSize: 256,
+      },
     });
   });
 
@@ -140,6 +187,8 @@ describe('pretrain.json', () => {
       model: { size: { hiddenSize: 30, numAttentionHeads: 4 }, dropuot: 0.1 },
       dtype: 'float16',
       validation: undefined,
+      objective: 'bert',
+      generator: { hiddenSize: 60, numAttentionHeads: 8 },
     };
     let message = '';
     try {
@@ -159,12 +208,21 @@ describe('pretrain.json', () => {
       'dtype',
       'validation',
       'tokenizer',
+      'objective',
+      'generator.numAttentionHeads',
     ]) {
       expect(message).toContain(`field "${field}"`);
     }
     expect(message).toMatch(
       /"model\.dropuot" is not a known field \(did you mean "model\.dropout"\?\)/,
     );
+    expect(() =>
+      parsePretrainConfig(
+        { ...base, objective: 'electra', generator: { hiddenSize: 60, numAttentionHeads: 8 } },
+        '/c/pretrain.json',
+        { defaultTokenizer: null },
+      ),
+    ).toThrow(/"generator\.numAttentionHeads" \(8\) must divide generator\.hiddenSize \(60\)/);
   });
 });
 
@@ -213,37 +271,8 @@ describe.skipIf(!haveData)('koner pretrain', () => {
     expect(trainEvents.every((e) => e.type === 'train' && e.mlmAccuracy !== undefined)).toBe(true);
 
     // koner train takes the pretrained encoder as model.init: the encoder as saved, a fresh head.
-    const tinyTrain = JSON.parse(
-      readFileSync(path.join(packageRoot, 'configs/tiny-ci.json'), 'utf8'),
-    );
-    const trainDir = path.join(tmp, 'train-data');
-    mkdirSync(trainDir, { recursive: true });
-    writeFileSync(path.join(trainDir, 'val.txt'), readFileSync(validation));
-    const trainConfig = parseTrainConfig(
-      {
-        ...tinyTrain,
-        corpus: { format: 'kmou', train: validation, validation },
-        model: { init: last },
-        maxLength: 64,
-        epochs: 1,
-        output: path.join(tmp, 'finetuned'),
-      },
-      path.join(packageRoot, 'configs/tiny-ci.json'),
-    );
-    const trained = await train({
-      config: trainConfig,
-      progress: quiet,
-      out: () => undefined,
-      metricsSync: false,
-    });
-    expect(trained.reason).toBe('completed');
-    const pretrained = await weights(last);
-    const finetuned = await weights(path.join(tmp, 'finetuned', 'last'));
+    const finetuned = await fineTune(last, path.join(tmp, 'finetuned'));
     expect([...finetuned.keys()].some((n) => n.startsWith('cls.'))).toBe(false);
-    expect(finetuned.has('crf.transitions')).toBe(true);
-    for (const name of finetuned.keys()) {
-      if (name.startsWith('bert.')) expect(pretrained.has(name), name).toBe(true);
-    }
   });
 
   it('continues from a model directory: its weights, and the text where its run stopped', async () => {
@@ -327,6 +356,127 @@ describe.skipIf(!haveData)('koner pretrain', () => {
         out: () => undefined,
       }),
     ).rejects.toThrow(/batchSize/);
+  });
+
+  it('objective electra: a generator fills the masked words, the encoder learns which were replaced', async () => {
+    const generator = {
+      hiddenSize: 16,
+      numHiddenLayers: 1,
+      numAttentionHeads: 2,
+      intermediateSize: 32,
+    };
+    const electra = (output: string, changes: Record<string, unknown> = {}) =>
+      tinyConfig(output, { objective: 'electra', generator, ...changes });
+    const straight = path.join(tmp, 'electra');
+    const result = await pretrain({
+      config: electra(straight),
+      progress: quiet,
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(result).toMatchObject({ reason: 'completed', step: 8 });
+    expect(result.evaluations.map((e) => e.step)).toEqual([4, 8]);
+    for (const e of result.evaluations) {
+      expect(e.loss).toBeGreaterThan(0); // the generator's masked-LM loss
+      expect(e.rtdLoss).toBeGreaterThan(0);
+      expect(e.rtdAccuracy).toBeGreaterThan(0);
+      expect(e.rtdAccuracy).toBeLessThanOrEqual(1);
+    }
+    const last = path.join(straight, 'last');
+    expect(readdirSync(path.join(last, GENERATOR_DIR)).sort()).toEqual([
+      'config.json',
+      'model.safetensors',
+      'optimizer.safetensors',
+      'tokenizer.model',
+      'vocab.json',
+    ]);
+    const encoder = await readModelConfig(last);
+    expect(encoder).toMatchObject({ head: 'none', rtdHead: true, hiddenSize: 32 });
+    expect(encoder.mlmHead).toBeUndefined();
+    expect(await readModelConfig(path.join(last, GENERATOR_DIR))).toMatchObject({
+      head: 'none',
+      mlmHead: true,
+      ...generator,
+      vocabSize: encoder.vocabSize,
+      maxPositionEmbeddings: encoder.maxPositionEmbeddings,
+    });
+    expect((await weights(last)).has('discriminator_predictions.dense_prediction.weight')).toBe(
+      true,
+    );
+    const { events } = await readMetrics(straight);
+    const trainEvents = events.filter((e) => e.type === 'train');
+    expect(trainEvents.length).toBeGreaterThan(0);
+    for (const e of trainEvents) {
+      expect(e).toHaveProperty('rtdLoss');
+      expect(e).toHaveProperty('rtdAccuracy');
+    }
+
+    // Resumed from the checkpoint of step 4, it ends with the weights of both models of the
+    // uninterrupted run, which went on from step 4 after its held-out evaluation had drawn from
+    // the generator.
+    const split = path.join(tmp, 'electra-split');
+    const first = await pretrain({
+      config: electra(split),
+      stopAfter: 4,
+      progress: quiet,
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(first).toMatchObject({ reason: 'stopped', step: 4 });
+    await pretrain({
+      config: electra(split),
+      resume: true,
+      progress: quiet,
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(await maxDifference(last, path.join(split, 'last'))).toBeLessThan(1e-6);
+    expect(
+      await maxDifference(path.join(last, GENERATOR_DIR), path.join(split, 'last', GENERATOR_DIR)),
+    ).toBeLessThan(1e-6);
+
+    // A masked-LM run's checkpoint has no generator to resume.
+    const mlm = path.join(tmp, 'mlm-beside-electra');
+    const short = { maxSteps: 2, warmupSteps: 0, evalEvery: 2 };
+    await pretrain({
+      config: tinyConfig(mlm, short),
+      progress: quiet,
+      out: () => undefined,
+      metricsSync: false,
+    });
+    await expect(
+      pretrain({
+        config: electra(mlm, short),
+        resume: true,
+        progress: quiet,
+        out: () => undefined,
+      }),
+    ).rejects.toThrow(/no generator .*not an ELECTRA run's/);
+
+    // Continued from a model directory: the encoder and its head, and the generator beside it;
+    // from a masked-LM directory, its encoder with a fresh replaced-token head.
+    for (const [init, expected] of [
+      [last, /loaded its encoder and replaced-token head[^]*loaded the generator/],
+      [path.join(mlm, 'last'), /loaded its encoder \(a fresh replaced-token head\)/],
+    ] as const) {
+      const lines: string[] = [];
+      await pretrain({
+        config: electra(path.join(tmp, `electra-from-${path.basename(path.dirname(init))}`), {
+          ...short,
+          model: { init },
+        }),
+        progress: { write: (line: string) => lines.push(line), isTTY: false },
+        out: () => undefined,
+        metricsSync: false,
+      });
+      expect(lines.join('')).toMatch(expected);
+    }
+
+    // koner train takes the encoder and leaves both pretraining heads behind.
+    const finetuned = await fineTune(last, path.join(tmp, 'finetuned-electra'));
+    expect([...finetuned.keys()].some((n) => n.startsWith('discriminator_predictions.'))).toBe(
+      false,
+    );
   });
 
   it('koner pretrain: a bad config exits 2 naming the field; a missing text file names it', async () => {

@@ -33,6 +33,9 @@ struct ModelConfig {
   // the masked-LM head of pretraining (HF's BertOnlyMLMHead, `cls.predictions.*`, decoder tied to
   // the word embeddings) ...
   bool mlmHead = false;
+  // ... the replaced-token-detection head of ELECTRA pretraining (HF's
+  // ElectraDiscriminatorPredictions, `discriminator_predictions.*`) ...
+  bool rtdHead = false;
   // ... an auxiliary part-of-speech classifier over the last hidden states (`pos_classifier.*`),
   // trained beside the tagging loss, one logit per POS tag name ...
   std::vector<std::string> posLabels;

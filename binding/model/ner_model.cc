@@ -42,6 +42,7 @@ NerModelImpl::NerModelImpl(const ModelConfig& config) : config_(Validated(config
         torch::nn::Linear(config_.hiddenSize, static_cast<int64_t>(config_.posLabels.size())));
   }
   if (config_.mlmHead) mlm_ = RegisterMlmHead(*this, config_);
+  if (config_.rtdHead) rtd_ = register_module("discriminator_predictions", RtdHead(config_));
   ResetAuxiliary();
   InitHfWeights(*bert, config_.initializerRange);
   bert->embeddings->ResetSyllables();
@@ -132,6 +133,7 @@ torch::Tensor NerModelImpl::Emissions(const torch::Tensor& ids, const torch::Ten
 void NerModelImpl::ResetAuxiliary() {
   // HF's init for both: normal(0, range) weights, zero biases, unit LayerNorm.
   if (pos_) InitHfWeights(*pos_, config_.initializerRange);
+  if (rtd_) InitHfWeights(*rtd_, config_.initializerRange);
   if (mlm_) {
     InitHfWeights(*mlm_, config_.initializerRange);
     torch::NoGradGuard noGrad;
@@ -174,6 +176,7 @@ void NerModelImpl::Place(const torch::Device& device, torch::ScalarType encoderD
   // The auxiliary heads compute in float32, like the tagging head.
   if (pos_) pos_->to(device, torch::kFloat32);
   if (mlm_) mlm_->to(device, torch::kFloat32);
+  if (rtd_) rtd_->to(device, torch::kFloat32);
   device_ = device;
   encoderDtype_ = encoderDtype;
 }

@@ -7,8 +7,9 @@
 // (oneDNN, dnnl_ops.h): the parameters, LayerNorm, softmax and the residual stream stay fp32.
 //
 // The optional parts of the config add modules beside the head: `cls` (the masked-LM head of
-// pretraining), `pos_classifier` (the auxiliary POS head) and, inside the encoder, the syllable
-// channel. A model with head none is an encoder only: it trains (masked LM) but cannot tag.
+// pretraining), `discriminator_predictions` (ELECTRA's replaced-token detection), `pos_classifier`
+// (the auxiliary POS head) and, inside the encoder, the syllable channel. A model with head none is
+// an encoder only: it trains (masked LM) but cannot tag.
 #pragma once
 #include <torch/torch.h>
 
@@ -18,6 +19,7 @@
 #include "model/config.h"
 #include "model/heads.h"
 #include "model/mlm_head.h"
+#include "model/rtd_head.h"
 
 namespace koner::model {
 
@@ -30,6 +32,7 @@ class NerModelImpl : public torch::nn::Module {
   // The tagging head; throws for head none.
   Head& head();
   MlmHeadImpl* mlm() { return mlm_ ? mlm_.get() : nullptr; }
+  RtdHeadImpl* rtd() { return rtd_ ? rtd_.get() : nullptr; }
   torch::nn::LinearImpl* posClassifier() { return pos_ ? pos_.get() : nullptr; }
   torch::Device device() const { return device_; }
   torch::ScalarType encoderDtype() const { return encoderDtype_; }
@@ -66,6 +69,7 @@ class NerModelImpl : public torch::nn::Module {
   ModelConfig config_;
   std::unique_ptr<Head> head_;  // null for head none
   MlmHead mlm_{nullptr};
+  RtdHead rtd_{nullptr};
   torch::nn::Linear pos_{nullptr};
   torch::Device device_{torch::kCPU};
   torch::ScalarType encoderDtype_ = torch::kFloat32;

@@ -161,6 +161,8 @@ ModelConfig ConfigArg(const Napi::Value& value) {
   // The optional parts (absent in a plain BERT config).
   Napi::Value mlm = o.Get("mlmHead");
   if (!mlm.IsUndefined()) c.mlmHead = BooleanArg(mlm, "config.mlmHead");
+  Napi::Value rtd = o.Get("rtdHead");
+  if (!rtd.IsUndefined()) c.rtdHead = BooleanArg(rtd, "config.rtdHead");
   Napi::Value pos = o.Get("posLabels");
   if (!pos.IsUndefined()) c.posLabels = StringListArg(pos, "config.posLabels");
   if (!o.Get("syllableVocabSize").IsUndefined()) {

@@ -177,6 +177,21 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
     checkRange(batch.mlmLabels, "mlmLabels", -1, config.vocabSize,
                "-1.." + std::to_string(config.vocabSize - 1) + " (-1: not masked)", false);
   }
+  if (!o.Get("sampleMasked").IsUndefined()) {
+    batch.sampleMasked = BooleanArg(o.Get("sampleMasked"), what + ".sampleMasked");
+    if (batch.sampleMasked && !batch.mlmLabels.defined()) {
+      throw std::invalid_argument(what + ".sampleMasked: needs mlmLabels (the masked positions)");
+    }
+  }
+  if (!o.Get("rtdLabels").IsUndefined()) {
+    if (!config.rtdHead) {
+      throw std::invalid_argument(what + ".rtdLabels: the model has no replaced-token head");
+    }
+    batch.rtdLabels =
+        IntTensorArg(o.Get("rtdLabels"), shape, what + ".rtdLabels").to(torch::kInt64);
+    checkRange(batch.rtdLabels, "rtdLabels", -1, 2,
+               "-1..1 (1: replaced, 0: original, -1: not judged)", false);
+  }
   if (!o.Get("softTargets").IsUndefined()) {
     if (config.head == model::HeadKind::None) {
       throw std::invalid_argument(what + ".softTargets: the model has no tagging head (head none)");
@@ -198,8 +213,9 @@ train::MicroBatch BatchArg(const Napi::Value& value, uint32_t index,
     }
   }
   if (!hasTags && !batch.posTags.defined() && !batch.mlmLabels.defined() &&
-      !batch.softTargets.defined()) {
-    throw std::invalid_argument(what + ": no targets (tags, posTags, mlmLabels or softTargets)");
+      !batch.softTargets.defined() && !batch.rtdLabels.defined()) {
+    throw std::invalid_argument(
+        what + ": no targets (tags, posTags, mlmLabels, rtdLabels or softTargets)");
   }
   Napi::Value syllables = o.Get("syllables");
   if (config.syllableVocabSize > 0) {
@@ -250,6 +266,12 @@ Napi::Value StepResultToJs(Napi::Env env, train::StepResult& r) {
   out.Set("mlmLoss", r.losses[train::kMlm]);
   out.Set("distillLoss", r.losses[train::kDistill]);
   out.Set("mlmAccuracy", r.mlmAccuracy);
+  out.Set("rtdLoss", r.losses[train::kRtd]);
+  out.Set("rtdAccuracy", r.rtdAccuracy);
+  if (!r.mlmSamples.empty()) {
+    auto samples = torch::tensor(r.mlmSamples, torch::kInt64).to(torch::kInt32);
+    out.Set("mlmSamples", TypedArrayOf(env, samples));
+  }
   out.Set("gradNorm", r.gradNorm);
   out.Set("sentences", static_cast<double>(r.sentences));
   out.Set("pieces", static_cast<double>(r.pieces));

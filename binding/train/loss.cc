@@ -21,6 +21,8 @@ const char* ObjectiveName(Objective objective) {
       return "mlm";
     case kDistill:
       return "distill";
+    case kRtd:
+      return "rtd";
     case kObjectives:
       break;
   }
@@ -45,6 +47,9 @@ void CountTargets(MicroBatch& batch, model::HeadKind head) {
   }
   if (batch.mlmLabels.defined()) {
     batch.targets[kMlm] = batch.mlmLabels.ge(0).logical_and(batch.mask).sum().item<double>();
+  }
+  if (batch.rtdLabels.defined()) {
+    batch.targets[kRtd] = batch.rtdLabels.ge(0).logical_and(batch.mask).sum().item<double>();
   }
   if (batch.softTargets.defined()) {
     auto present = batch.softTargets.sum(-1).gt(0).logical_and(batch.mask);
@@ -109,6 +114,22 @@ SummedLosses SumLosses(model::NerModelImpl& model, const MicroBatch& batch,
     out.sums[kMlm] =
         F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().reduction(torch::kSum));
     out.mlmCorrect = logits.detach().argmax(1).eq(targets).sum();
+    if (batch.sampleMasked) {
+      // Sampled, not argmax: ELECTRA's discriminator must see the generator's plausible
+      // mistakes, and its own sample of them at every step.
+      out.mlmSamples = torch::multinomial(torch::softmax(logits.detach(), 1), 1).squeeze(1).cpu();
+    }
+  }
+  if (batch.rtdLabels.defined()) {
+    auto* rtd = model.rtd();
+    if (!rtd) throw std::invalid_argument("rtdLabels: this model has no replaced-token head");
+    auto labels = batch.rtdLabels.to(device);
+    auto judged = labels.ge(0).logical_and(mask);
+    auto logits = rtd->forward(hidden).masked_select(judged);
+    auto targets = labels.masked_select(judged).to(torch::kFloat32);
+    out.sums[kRtd] = F::binary_cross_entropy_with_logits(
+        logits, targets, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kSum));
+    out.rtdCorrect = logits.detach().gt(0).eq(targets.gt(0.5)).sum();
   }
   return out;
 }

@@ -25,6 +25,7 @@ enum Objective : int {
   kPos,      // cross entropy of the auxiliary POS head, per POS target
   kMlm,      // masked LM, per masked piece
   kDistill,  // cross entropy against a teacher's tag distribution, per piece that has one
+  kRtd,      // ELECTRA's replaced-token detection (binary cross entropy), per piece judged
   kObjectives,
 };
 using PerObjective = std::array<double, kObjectives>;
@@ -41,6 +42,9 @@ struct MicroBatch {
                               // unlabelled text of distillation
   torch::Tensor posTags;      // [B, T] int64, a POS id or -1 (no target), or undefined
   torch::Tensor mlmLabels;    // [B, T] int64, the original id of a masked piece or -1
+  bool sampleMasked = false;  // also draw a piece from the masked LM's distribution at each
+                              // masked position (ELECTRA's generator; LibTorch's generator)
+  torch::Tensor rtdLabels;    // [B, T] int64: 1 replaced, 0 original, -1 not judged
   torch::Tensor softTargets;  // [B, T, K] float32, a distribution or all 0 (no target)
   torch::Tensor syllables;    // [B, T, S] int64 for a model with a syllable channel
   int64_t sentences = 0, pieces = 0;
@@ -61,6 +65,9 @@ void CountTargets(MicroBatch& batch, model::HeadKind head);
 struct SummedLosses {
   std::array<torch::Tensor, kObjectives> sums;
   torch::Tensor mlmCorrect;  // masked pieces whose argmax is the original id
+  torch::Tensor mlmSamples;  // [M] int64 when sampleMasked: a draw per masked position, in
+                             // row-major order of the positions
+  torch::Tensor rtdCorrect;  // judged pieces whose logit has the label's sign
 };
 
 // The summed losses in the model's current mode. The encoder runs under autocast to `autocast`

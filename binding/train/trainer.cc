@@ -90,9 +90,10 @@ StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist
   auto zero = [&] { return torch::zeros({}, torch::TensorOptions().device(m.device())); };
   std::array<torch::Tensor, kObjectives> sums;
   for (auto& sum : sums) sum = zero();
-  torch::Tensor mlmCorrect = zero();
+  torch::Tensor mlmCorrect = zero(), rtdCorrect = zero();
   for (const auto& batch : batches) {
     auto losses = SumLosses(m, batch, options_.autocast, options_.distillTemperature);
+    KeepSamples(result, losses);
     torch::Tensor objective = zero();
     for (int o = 0; o < kObjectives; ++o) {
       if (!losses.sums[o].defined()) continue;
@@ -100,12 +101,14 @@ StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist
       objective = objective + losses.sums[o] * (weights[o] / std::max(1.0, counts[o]));
     }
     if (losses.mlmCorrect.defined()) mlmCorrect += losses.mlmCorrect.to(torch::kFloat32);
+    if (losses.rtdCorrect.defined()) rtdCorrect += losses.rtdCorrect.to(torch::kFloat32);
     if (objective.requires_grad()) (scale == 1.0 ? objective : objective * scale).backward();
   }
 
   std::vector<double> totals;
   for (auto& sum : sums) totals.push_back(sum.item<double>());
   totals.push_back(mlmCorrect.item<double>());
+  totals.push_back(rtdCorrect.item<double>());
   auto gradients = DenseGradients(parameters_);
   if (group) {
     totals = group->AllreduceScalars(totals, dist::ReduceOp::kSum);
@@ -132,15 +135,17 @@ StepResult Trainer::Evaluate(const std::vector<MicroBatch>& batches) {
   auto& m = *model_;
   torch::NoGradGuard noGrad;
   StepResult result;
-  std::vector<double> totals(kObjectives + 1, 0.0);
+  std::vector<double> totals(kObjectives + 2, 0.0);
   PerObjective counts{};
   for (const auto& batch : batches) {
     auto losses = SumLosses(m, batch, options_.autocast, options_.distillTemperature);
+    KeepSamples(result, losses);
     for (int o = 0; o < kObjectives; ++o) {
       if (losses.sums[o].defined()) totals[o] += losses.sums[o].item<double>();
       counts[o] += batch.targets[o];
     }
     if (losses.mlmCorrect.defined()) totals[kObjectives] += losses.mlmCorrect.item<double>();
+    if (losses.rtdCorrect.defined()) totals[kObjectives + 1] += losses.rtdCorrect.item<double>();
     result.sentences += batch.sentences;
     result.pieces += batch.pieces;
   }
@@ -154,6 +159,7 @@ PerObjective Trainer::Weights() const {
   weights[kPos] = options_.posWeight;
   weights[kMlm] = 1.0;
   weights[kDistill] = options_.distillWeight;
+  weights[kRtd] = 1.0;
   return weights;
 }
 
@@ -165,6 +171,14 @@ void Trainer::Summarise(StepResult& result, const std::vector<double>& totals,
     result.loss += weights[o] * result.losses[o];
   }
   result.mlmAccuracy = totals[kObjectives] / std::max(1.0, counts[kMlm]);
+  result.rtdAccuracy = totals[kObjectives + 1] / std::max(1.0, counts[kRtd]);
+}
+
+void Trainer::KeepSamples(StepResult& result, const SummedLosses& losses) {
+  if (!losses.mlmSamples.defined()) return;
+  auto samples = losses.mlmSamples.contiguous();
+  const int64_t* data = samples.data_ptr<int64_t>();
+  result.mlmSamples.insert(result.mlmSamples.end(), data, data + samples.numel());
 }
 
 void Trainer::BroadcastParameters(dist::Group& group, int root) {

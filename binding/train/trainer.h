@@ -24,11 +24,16 @@ namespace koner::train {
 struct StepResult {
   // The objective: the sum over objectives of weight × loss, each loss its summed value over
   // every micro-batch and rank divided by its own count of targets (0 for an objective the step
-  // did not train). Weights: 1 for tagging and masked LM, posWeight, distillWeight.
+  // did not train). Weights: 1 for tagging, masked LM and replaced-token detection, posWeight,
+  // distillWeight.
   double loss = 0;
   PerObjective losses{};
   double mlmAccuracy = 0;  // masked pieces predicted exactly, over masked pieces
-  double gradNorm = 0;     // global L2 norm before clipping
+  double rtdAccuracy = 0;  // judged pieces whose replaced/original call is right, over them
+  // The masked LM's draws of the batches that asked (sampleMasked), this rank's only: each
+  // batch's masked positions in row-major order, batch after batch.
+  std::vector<int64_t> mlmSamples;
+  double gradNorm = 0;  // global L2 norm before clipping
   int64_t sentences = 0, pieces = 0;
   bool skipped = false;  // non-finite gradients: no update (and, in float16, a smaller scale)
 };
@@ -61,6 +66,7 @@ class Trainer {
   PerObjective Weights() const;
   static void Summarise(StepResult& result, const std::vector<double>& totals,
                         const PerObjective& counts, const PerObjective& weights);
+  static void KeepSamples(StepResult& result, const SummedLosses& losses);
 
   model::NerModel model_;
   TrainerOptions options_;

@@ -14,9 +14,10 @@ import { applyOverrides, trainingCommand } from './training-command.js';
 export const pretrainUsage = `usage: koner pretrain --config <pretrain.json> [options]
 
 Pretrains a BERT encoder on raw text (gzip files, one paragraph per line) with whole-word masked
-language modelling, writing <output>/last (a model directory that koner train takes as
-model.init, with optimizer and stream state), metrics.jsonl, and held-out masked-LM loss and
-accuracy every evalEvery steps.
+language modelling, or with ELECTRA's replaced-token detection ("objective": "electra"), writing
+<output>/last (a model directory that koner train takes as model.init, with optimizer and stream
+state, and for ELECTRA the generator in last/generator), metrics.jsonl, and held-out losses and
+accuracies every evalEvery steps.
 
 options:
   --config <file>        the pretraining config (required; see configs/pretrain-*.json)

@@ -41,6 +41,11 @@ export interface ModelConfig {
    * the masked-LM head of pretraining (`cls.predictions.*`, config.json `mlm_head`) …
    */
   mlmHead?: boolean;
+  /**
+   * … the replaced-token-detection head of ELECTRA pretraining (`discriminator_predictions.*`,
+   * config.json `rtd_head`) …
+   */
+  rtdHead?: boolean;
   /** … an auxiliary POS classifier (`pos_classifier.*`, `pos_labels`: tag names by id) … */
   posLabels?: string[];
   /**
@@ -238,6 +243,16 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
     }
     config.mlmHead = r.mlm_head;
   }
+  if (r.rtd_head !== undefined) {
+    if (typeof r.rtd_head !== 'boolean') {
+      throw new ConfigError(
+        where,
+        'rtd_head',
+        `must be a boolean, got ${JSON.stringify(r.rtd_head)}`,
+      );
+    }
+    config.rtdHead = r.rtd_head;
+  }
   if (r.pos_labels !== undefined) {
     const tags = r.pos_labels;
     if (
@@ -305,6 +320,7 @@ export function modelConfigToJson(config: ModelConfig): Record<string, unknown> 
     json.label2id = Object.fromEntries(config.labels.map((name, id) => [name, id]));
   }
   if (config.mlmHead) json.mlm_head = true;
+  if (config.rtdHead) json.rtd_head = true;
   if (config.posLabels && config.posLabels.length > 0) json.pos_labels = config.posLabels;
   if (config.syllableVocabSize) json.syllable_vocab_size = config.syllableVocabSize;
   if (config.tokenizer) json.tokenizer = config.tokenizer;

@@ -81,6 +81,32 @@ export const PRETRAIN_SCHEMA = Type.Object({
         'pretrain-state.json of the same stream, the text from where that run stopped.',
     },
   ),
+  objective: Type.Union([Type.Literal('mlm'), Type.Literal('electra')], {
+    default: 'mlm',
+    description:
+      'mlm: whole-word masked language modelling. electra: replaced-token detection (Clark et ' +
+      'al., 2020): a small generator (a masked LM of generator.size) fills the masked words with ' +
+      'its own draws, and the encoder learns, at every piece, whether it was replaced; the ' +
+      'encoder gets a replaced-token head instead of the masked-LM head.',
+  }),
+  generator: Type.Object(
+    {
+      hiddenSize: Type.Integer({ minimum: 1, default: 64 }),
+      numHiddenLayers: Type.Integer({ minimum: 1, default: 4 }),
+      numAttentionHeads: Type.Integer({
+        minimum: 1,
+        default: 1,
+        description: 'Must divide hiddenSize.',
+      }),
+      intermediateSize: Type.Integer({ minimum: 1, default: 256 }),
+    },
+    {
+      default: {},
+      description:
+        "electra only: the generator's shape (its positions and vocabulary are the encoder's). " +
+        'ELECTRA works best with a generator a quarter to a half of the encoder wide.',
+    },
+  ),
   maxLength: Type.Integer({
     minimum: 3,
     default: 128,
@@ -133,7 +159,8 @@ export const PRETRAIN_SCHEMA = Type.Object({
   }),
   evalParagraphs: Type.Integer({ minimum: 1, default: 1000, description: 'Held-out paragraphs.' }),
   output: PathSchema(
-    'Output directory: last/ (a model directory with a masked-LM head), metrics.jsonl.',
+    'Output directory: last/ (a model directory with a masked-LM head, or with a ' +
+      "replaced-token head and the generator's directory in last/generator/), metrics.jsonl.",
   ),
   device: DeviceSchema,
   dtype: DtypeSchema,
@@ -168,6 +195,13 @@ export function parsePretrainConfig(
     if (c.warmupSteps > c.maxSteps) {
       r.fail('warmupSteps', `(${c.warmupSteps}) must not exceed maxSteps (${c.maxSteps})`);
     }
+  }
+  if (r.valid('generator') && c.generator.hiddenSize % c.generator.numAttentionHeads !== 0) {
+    r.fail(
+      'generator.numAttentionHeads',
+      `(${c.generator.numAttentionHeads}) must divide generator.hiddenSize ` +
+        `(${c.generator.hiddenSize})`,
+    );
   }
   if (r.issues.length > 0) throw new TrainConfigError(where, r.issues);
   if (c.model.init !== 'scratch') c.model.size = null;

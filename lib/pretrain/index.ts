@@ -1,4 +1,4 @@
-/** Data for masked-LM pretraining: streamed text, leak check, whole-word masking, batches. */
+/** Data for masked-LM and ELECTRA pretraining: streamed text, leak check, whole-word masking, batches. */
 export { checkState, DEFAULT_BUFFER_WINDOWS, planBuffer, PretrainBatcher } from './batcher.js';
 export type {
   PretrainBatch,
@@ -25,6 +25,8 @@ export type {
   WindowOptions,
 } from './examples.js';
 export { removeWhitespace, ValidationLeakGuard } from './leak-guard.js';
+export { NOT_JUDGED, replacedBatch } from './replaced.js';
+export type { ReplacedBatch } from './replaced.js';
 export type { LeakGuardOptions, LeakMatch } from './leak-guard.js';
 export { BERT_MASKING, IGNORE_LABEL, startsWord, WholeWordMasker } from './masking.js';
 export type { MaskedWindow, MaskingOptions } from './masking.js';

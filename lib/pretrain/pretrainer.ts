@@ -1,8 +1,14 @@
 /**
- * The loop behind `koner pretrain`: masked-LM pretraining of a BERT encoder on raw text. The
+ * The loop behind `koner pretrain`: masked-LM or ELECTRA pretraining of a BERT encoder on raw
+ * text. The
  * batch stream ({@link PretrainBatcher}: streamed gzip paragraphs, the validation leak guard,
  * whole-word masking, length buckets) is TypeScript; each optimizer step is one native
  * `Trainer.step` with masked-LM targets, as `koner train`'s steps are with tags.
+ *
+ * With `objective: "electra"` a step is two native steps: the generator's (a small masked LM, its
+ * own model and optimizer) on the masked batch, which also returns a draw at every masked
+ * position, then the encoder's on the window with those draws in it, with replaced-token targets
+ * ({@link replacedBatch}). The generator is written to `last/generator/` beside the encoder.
  *
  * Every `evalEvery` steps rank 0 measures the masked-LM loss and accuracy on held-out paragraphs
  * (the last `evalParagraphs` lines of the last text file, never trained on) and writes `last/`
@@ -19,7 +25,7 @@
  * @packageDocumentation
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -48,12 +54,15 @@ import type { PretrainConfig } from './config.js';
 import { buildEvalSet, heldOutSplit } from './eval-set.js';
 import type { MaskedBatch } from './examples.js';
 import { ValidationLeakGuard } from './leak-guard.js';
+import { replacedBatch } from './replaced.js';
 import { countLines } from './text-stream.js';
 
 /** The state file of a pretraining checkpoint. */
 export const PRETRAIN_STATE_FILE = 'pretrain-state.json';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const CONFIG_FILE = 'pretrain.json';
+/** Where an ELECTRA checkpoint keeps its generator: a model directory inside `last/`. */
+export const GENERATOR_DIR = 'generator';
 const STATE_FORMAT = 'koner-pretrain-state';
 
 /** Everything besides tensors that a resumed pretraining run needs. */
@@ -81,7 +90,14 @@ export interface PretrainResult {
   totalSteps: number;
   reason: 'completed' | 'stopped';
   /** Held-out evaluations made by this call (rank 0). */
-  evaluations: { step: number; loss: number; mlmAccuracy: number }[];
+  evaluations: {
+    step: number;
+    loss: number;
+    mlmAccuracy: number;
+    /** ELECTRA: the encoder's replaced-token loss and accuracy on the generator's draws. */
+    rtdLoss?: number;
+    rtdAccuracy?: number;
+  }[];
 }
 
 /**
@@ -96,13 +112,15 @@ export async function pretrainModelConfig(
   tokenizer: Tokenizer,
 ): Promise<ModelConfig> {
   const { init, dropout } = config.model;
+  const electra = config.objective === 'electra';
   const shared = {
     hiddenAct: 'gelu' as const,
     hiddenDropoutProb: dropout,
     attentionProbsDropoutProb: dropout,
     head: 'none' as const,
     labels: [],
-    mlmHead: true,
+    mlmHead: electra ? undefined : true,
+    rtdHead: electra ? true : undefined,
   };
   if (init === 'scratch') {
     const size = config.model.size!;
@@ -140,13 +158,35 @@ export async function pretrainModelConfig(
 }
 
 /**
- * Loads the `model.init` directory's encoder, and its masked-LM head when it has one (else the
- * head keeps its seeded draw). Returns what was loaded, for the log.
+ * ELECTRA's generator: a masked LM of `config.generator`'s shape over the encoder's vocabulary and
+ * positions.
  */
-async function loadInit(model: NativeModel, dir: string): Promise<string> {
+export function generatorModelConfig(config: PretrainConfig, encoder: ModelConfig): ModelConfig {
+  return {
+    ...encoder,
+    ...config.generator,
+    rnnHiddenSize: Math.max(1, Math.floor(config.generator.hiddenSize / 2)),
+    mlmHead: true,
+    rtdHead: undefined,
+  };
+}
+
+/** The key prefix of each pretraining head in a model directory's weights. */
+const HEAD_PREFIX = { mlm: 'cls.predictions.', electra: 'discriminator_predictions.' } as const;
+
+/**
+ * Loads the `model.init` directory's encoder, and the head of `objective` when it has one (else
+ * the head keeps its seeded draw). Returns what was loaded, for the log.
+ */
+async function loadInit(
+  model: NativeModel,
+  dir: string,
+  objective: PretrainConfig['objective'],
+): Promise<string> {
   const file = path.join(dir, WEIGHTS_FILE);
   const names = (await native().inspectCheckpoint(file)).map((t) => t.name);
-  const withHead = names.some((n) => n.startsWith('cls.predictions.'));
+  const prefix = HEAD_PREFIX[objective];
+  const withHead = names.some((n) => n.startsWith(prefix));
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'koner-pretrain-init-'));
   try {
     // Only the encoder (and head) are kept: a tagging head or POS head of the directory is not
@@ -154,7 +194,7 @@ async function loadInit(model: NativeModel, dir: string): Promise<string> {
     const kept = names.filter(
       (n) =>
         (n.startsWith('bert.') && !n.includes('syllable_embeddings')) ||
-        (withHead && n.startsWith('cls.')),
+        (withHead && n.startsWith(prefix)),
     );
     const renames = kept.map((n): [string, string] =>
       withHead ? [n, n] : [n, n.slice('bert.'.length)],
@@ -165,16 +205,41 @@ async function loadInit(model: NativeModel, dir: string): Promise<string> {
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-  return withHead ? 'its encoder and masked-LM head' : 'its encoder (a fresh masked-LM head)';
+  const head = objective === 'mlm' ? 'masked-LM head' : 'replaced-token head';
+  return withHead ? `its encoder and ${head}` : `its encoder (a fresh ${head})`;
 }
 
-function nativeBatch(batch: MaskedBatch): NativeTrainBatch {
+function nativeBatch(batch: MaskedBatch, sampleMasked = false): NativeTrainBatch {
   return {
     ids: batch.ids,
     shape: batch.shape,
     lengths: batch.lengths,
     mlmLabels: batch.labels,
+    ...(sampleMasked ? { sampleMasked } : {}),
   };
+}
+
+/** The encoder's batch of an ELECTRA step: the generator's draws in place, a target per piece. */
+function detectionBatch(batch: MaskedBatch, samples: Int32Array | undefined): NativeTrainBatch {
+  const replaced = replacedBatch(batch, samples ?? new Int32Array(0));
+  return {
+    ids: replaced.ids,
+    shape: replaced.shape,
+    lengths: replaced.lengths,
+    rtdLabels: replaced.labels,
+  };
+}
+
+/** What one pretraining step (one or two native steps) reports. */
+interface PretrainStep {
+  mlmLoss: number;
+  mlmAccuracy: number;
+  /** ELECTRA's replaced-token detection; 0 for masked LM. */
+  rtdLoss: number;
+  rtdAccuracy: number;
+  /** The encoder's gradient norm. */
+  gradNorm: number;
+  sentences: number;
 }
 
 /**
@@ -304,24 +369,47 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     await model.seed((config.seed + rank) % 2 ** 32);
     // A resumed run reads every weight from its checkpoint: the init weights would be waste.
     if (config.model.init !== 'scratch' && !resume) {
-      say(`model.init: ${config.model.init}: loaded ${await loadInit(model, config.model.init)}`);
+      const loaded = await loadInit(model, config.model.init, config.objective);
+      say(`model.init: ${config.model.init}: loaded ${loaded}`);
     }
-    if (config.device !== 'cpu') await model.to(config.device, 'float32');
-    const trainer: NativeTrainer = new addon.Trainer(model, {
+    const generatorConfig =
+      config.objective === 'electra' ? generatorModelConfig(config, modelConfig) : null;
+    const generator: NativeModel | null = generatorConfig ? new addon.Model(generatorConfig) : null;
+    if (generator) {
+      // Seeded after the encoder's draw, so the encoder is the masked-LM run's for the same seed.
+      await generator.seed((config.seed + rank) % 2 ** 32);
+      const from = path.join(String(config.model.init), GENERATOR_DIR);
+      if (config.model.init !== 'scratch' && !resume && existsSync(path.join(from, WEIGHTS_FILE))) {
+        await generator.loadWeights(path.join(from, WEIGHTS_FILE));
+        say(`model.init: ${from}: loaded the generator`);
+      }
+    }
+    const trainerOptions = {
       weightDecay: config.optimizer.weightDecay,
       betas: config.optimizer.betas,
       eps: config.optimizer.eps,
       clipNorm: config.clipNorm,
       autocast: config.dtype,
-    });
-    const parameters = model
-      .parameterInfo()
-      .reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+    };
+    if (config.device !== 'cpu') await model.to(config.device, 'float32');
+    if (generator && config.device !== 'cpu') await generator.to(config.device, 'float32');
+    const trainer: NativeTrainer = new addon.Trainer(model, trainerOptions);
+    const generatorTrainer: NativeTrainer | null = generator
+      ? new addon.Trainer(generator, trainerOptions)
+      : null;
+    const count = (m: NativeModel): number =>
+      m.parameterInfo().reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
     const s = modelConfig;
+    const g = generatorConfig;
     say(
       `model: ${s.numHiddenLayers} layers × ${s.hiddenSize} hidden, ${s.numAttentionHeads} heads, ` +
-        `masked-LM head, ${(parameters / 1e6).toFixed(2)}M parameters; ${config.device}` +
-        `${config.dtype === 'float32' ? '' : ` (${config.dtype} autocast)`}, ` +
+        `${g ? 'replaced-token' : 'masked-LM'} head, ${(count(model) / 1e6).toFixed(2)}M ` +
+        `parameters` +
+        (g
+          ? `; generator ${g.numHiddenLayers} layers × ${g.hiddenSize} hidden, ` +
+            `${g.numAttentionHeads} heads, ${(count(generator!) / 1e6).toFixed(2)}M parameters`
+          : '') +
+        `; ${config.device}${config.dtype === 'float32' ? '' : ` (${config.dtype} autocast)`}, ` +
         `${threads} threads${worldSize > 1 ? ` × ${worldSize} workers` : ''}`,
     );
 
@@ -342,8 +430,20 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
             `(${config.maxSteps}): raise maxSteps to continue it`,
         );
       }
+      const generatorDir = path.join(lastDir, GENERATOR_DIR);
+      if (generator && !existsSync(path.join(generatorDir, WEIGHTS_FILE))) {
+        throw new Error(
+          `${lastDir}: no generator (${generatorDir}): the checkpoint is not an ELECTRA run's, ` +
+            'and the config says objective "electra"',
+        );
+      }
       await model.loadWeights(path.join(lastDir, WEIGHTS_FILE));
       await trainer.loadState(path.join(lastDir, OPTIMIZER_FILE));
+      if (generator) {
+        const dir = generatorDir;
+        await generator.loadWeights(path.join(dir, WEIGHTS_FILE));
+        await generatorTrainer!.loadState(path.join(dir, OPTIMIZER_FILE));
+      }
       if (state.nativeRng.length !== worldSize) {
         throw new Error(
           `${file}: written by a job of ${state.nativeRng.length} workers, this one has ` +
@@ -353,6 +453,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       addon.setRngState(state.nativeRng[rank]);
     } else if (group) {
       await trainer.broadcastParameters(group);
+      await generatorTrainer?.broadcastParameters(group);
     }
 
     const evalSet = main
@@ -417,23 +518,55 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
         : [addon.getRngState()];
       if (main) {
         let evaluation: NativeStepResult | null = null;
+        let detection: NativeStepResult | null = null;
         if (evalSet) {
           const started = performance.now();
-          evaluation = await trainer.evaluate(evalSet.batches.map(nativeBatch));
+          if (generatorTrainer) {
+            // The draws come from LibTorch's generator, whose state the checkpoint already
+            // holds: it is put back after, so a resumed run draws what this one will.
+            const rng = addon.getRngState();
+            evaluation = await generatorTrainer.evaluate(
+              evalSet.batches.map((b) => nativeBatch(b, true)),
+            );
+            const samples = evaluation.mlmSamples ?? new Int32Array(0);
+            let at = 0;
+            detection = await trainer.evaluate(
+              evalSet.batches.map((b) =>
+                detectionBatch(b, samples.subarray(at, (at += b.maskedCount))),
+              ),
+            );
+            addon.setRngState(rng);
+          } else {
+            evaluation = await trainer.evaluate(evalSet.batches.map((b) => nativeBatch(b)));
+          }
           const seconds = (performance.now() - started) / 1000;
+          const rtd = detection
+            ? { rtdLoss: detection.rtdLoss, rtdAccuracy: detection.rtdAccuracy }
+            : {};
           metrics!.append({
             type: 'mlm-eval',
             step,
             epoch: dataState.position.epoch,
             loss: evaluation.mlmLoss,
             mlmAccuracy: evaluation.mlmAccuracy,
+            ...rtd,
             maskedPieces: evalSet.stats.maskedPieces,
             seconds,
           });
-          evaluations.push({ step, loss: evaluation.mlmLoss, mlmAccuracy: evaluation.mlmAccuracy });
+          evaluations.push({
+            step,
+            loss: evaluation.mlmLoss,
+            mlmAccuracy: evaluation.mlmAccuracy,
+            ...rtd,
+          });
           const message =
-            `held-out at step ${step}: masked-LM loss ${evaluation.mlmLoss.toFixed(4)}, ` +
-            `accuracy ${(100 * evaluation.mlmAccuracy).toFixed(2)}% (${seconds.toFixed(1)} s)`;
+            `held-out at step ${step}: ${generatorTrainer ? "generator's " : ''}masked-LM loss ` +
+            `${evaluation.mlmLoss.toFixed(4)}, accuracy ${(100 * evaluation.mlmAccuracy).toFixed(2)}%` +
+            (detection
+              ? `; replaced-token loss ${detection.rtdLoss.toFixed(4)}, accuracy ` +
+                `${(100 * detection.rtdAccuracy).toFixed(2)}%`
+              : '') +
+            ` (${seconds.toFixed(1)} s)`;
           if (progress) progress.log(message);
           else say(message);
         }
@@ -452,11 +585,20 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
           await trainer.saveState(path.join(tmp, OPTIMIZER_FILE));
           await writeFile(path.join(tmp, PRETRAIN_STATE_FILE), JSON.stringify(saved) + '\n');
           await writeFile(path.join(tmp, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+          if (generator) {
+            const dir = path.join(tmp, GENERATOR_DIR);
+            await mkdir(dir);
+            await writeModelFiles(dir, generator, generatorConfig!, config.tokenizer);
+            await generatorTrainer!.saveState(path.join(dir, OPTIMIZER_FILE));
+          }
           if (evaluation) {
             const record = {
               step,
               mlmLoss: evaluation.mlmLoss,
               mlmAccuracy: evaluation.mlmAccuracy,
+              ...(detection
+                ? { rtdLoss: detection.rtdLoss, rtdAccuracy: detection.rtdAccuracy }
+                : {}),
             };
             await writeFile(path.join(tmp, 'eval.json'), JSON.stringify(record, null, 2) + '\n');
           }
@@ -471,7 +613,33 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       await group?.barrier();
     };
 
-    const since = { loss: 0, accuracy: 0, steps: 0, windows: 0, tokens: 0, seconds: 0, grad: 0 };
+    const runStep = async (batch: MaskedBatch, lr: number): Promise<PretrainStep> => {
+      if (!generatorTrainer) {
+        const r = await trainer.step([nativeBatch(batch)], lr, group);
+        return { ...r, rtdLoss: 0, rtdAccuracy: 0 };
+      }
+      const generated = await generatorTrainer.step([nativeBatch(batch, true)], lr, group);
+      const judged = await trainer.step([detectionBatch(batch, generated.mlmSamples)], lr, group);
+      return {
+        mlmLoss: generated.mlmLoss,
+        mlmAccuracy: generated.mlmAccuracy,
+        rtdLoss: judged.rtdLoss,
+        rtdAccuracy: judged.rtdAccuracy,
+        gradNorm: judged.gradNorm,
+        sentences: judged.sentences,
+      };
+    };
+    const since = {
+      loss: 0,
+      accuracy: 0,
+      rtdLoss: 0,
+      rtdAccuracy: 0,
+      steps: 0,
+      windows: 0,
+      tokens: 0,
+      seconds: 0,
+      grad: 0,
+    };
     const batches = batcher.batches(dataState)[Symbol.asyncIterator]();
     progress?.start();
     let reason: PretrainResult['reason'] = 'completed';
@@ -482,7 +650,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       const batch = next.value;
       const lr = schedule.lr();
       const started = performance.now();
-      const result = await trainer.step([nativeBatch(batch)], lr, group);
+      const result = await runStep(batch, lr);
       const seconds = (performance.now() - started) / 1000;
       schedule.advance();
       step++;
@@ -492,13 +660,15 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       progress?.update({
         step,
         epoch: batch.epoch,
-        loss: result.loss,
+        loss: result.mlmLoss + result.rtdLoss,
         sentences: result.sentences,
         lr,
       });
       Object.assign(since, {
         loss: since.loss + result.mlmLoss,
         accuracy: since.accuracy + result.mlmAccuracy,
+        rtdLoss: since.rtdLoss + result.rtdLoss,
+        rtdAccuracy: since.rtdAccuracy + result.rtdAccuracy,
         steps: since.steps + 1,
         windows: since.windows + result.sentences,
         tokens: since.tokens + tokens,
@@ -512,13 +682,25 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
           epoch: batch.epoch,
           loss: since.loss / since.steps,
           mlmAccuracy: since.accuracy / since.steps,
+          ...(generatorTrainer
+            ? { rtdLoss: since.rtdLoss / since.steps, rtdAccuracy: since.rtdAccuracy / since.steps }
+            : {}),
           lr,
           gradNorm: since.grad,
           sentencesPerSecond: since.windows / Math.max(since.seconds, 1e-9),
           tokensPerSecond: since.tokens / Math.max(since.seconds, 1e-9),
           elapsedSeconds: elapsed,
         });
-        Object.assign(since, { loss: 0, accuracy: 0, steps: 0, windows: 0, tokens: 0, seconds: 0 });
+        Object.assign(since, {
+          loss: 0,
+          accuracy: 0,
+          rtdLoss: 0,
+          rtdAccuracy: 0,
+          steps: 0,
+          windows: 0,
+          tokens: 0,
+          seconds: 0,
+        });
       }
       const stopping = stopAfter !== null && step >= stopAfter && step < config.maxSteps;
       if (step % config.evalEvery === 0 || step === config.maxSteps || stopping) {

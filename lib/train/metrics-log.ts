@@ -51,6 +51,10 @@ export interface TrainEvent extends EventBase {
   elapsedSeconds: number;
   /** Pretraining: masked pieces predicted exactly, over masked pieces, since the last summary. */
   mlmAccuracy?: number;
+  /** ELECTRA pretraining: the encoder's replaced-token loss and accuracy (`loss` and
+   * `mlmAccuracy` are then the generator's). */
+  rtdLoss?: number;
+  rtdAccuracy?: number;
   /** Each objective's mean loss, when the run trains more than the tags. */
   taggingLoss?: number;
   posLoss?: number;
@@ -80,13 +84,18 @@ export interface EvalEvent extends EventBase {
   seconds: number;
 }
 
-/** Pretraining: the masked-LM loss and accuracy on the held-out paragraphs. */
+/**
+ * Pretraining: the masked-LM loss and accuracy on the held-out paragraphs (ELECTRA: the
+ * generator's, and the encoder's replaced-token loss and accuracy on the generator's draws).
+ */
 export interface MlmEvalEvent extends EventBase {
   type: 'mlm-eval';
   epoch: number;
   /** Mean cross entropy per masked piece. */
   loss: number;
   mlmAccuracy: number;
+  rtdLoss?: number;
+  rtdAccuracy?: number;
   maskedPieces: number;
   seconds: number;
 }

@@ -76,8 +76,10 @@ export async function runModelConfig(
       m.rnnHiddenSize ??
       (sameRnn ? base.rnnHiddenSize : Math.max(1, Math.floor(base.hiddenSize / 2))),
     tokenizer: undefined,
-    // A pretraining checkpoint's masked-LM head is left behind: tagging never runs it.
+    // A pretraining checkpoint's masked-LM or replaced-token head is left behind: tagging never
+    // runs it.
     mlmHead: undefined,
+    rtdHead: undefined,
     // A channel the directory has is kept (its weights are part of the encoder).
     syllableVocabSize: m.syllables ? SYLLABLE_VOCAB_SIZE : base.syllableVocabSize,
   };
