@@ -453,15 +453,27 @@ describe.skipIf(!haveData)('koner pretrain', () => {
       }),
     ).rejects.toThrow(/no generator .*not an ELECTRA run's/);
 
-    // Continued from a model directory: the encoder and its head, and the generator beside it;
-    // from a masked-LM directory, its encoder with a fresh replaced-token head.
+    // Packed for a later session, the generator is packed beside the encoder, and a run
+    // continued from there loads both; from a masked-LM directory, the encoder is loaded with a
+    // fresh replaced-token head.
+    const packed = path.join(tmp, 'electra-packed');
+    execFileSync(process.execPath, [
+      '--import',
+      'tsx',
+      path.join(packageRoot, 'scripts/package-model.ts'),
+      last,
+      packed,
+    ]);
+    const packedGenerator = path.join(packed, GENERATOR_DIR, 'model.safetensors');
+    const header = await native().inspectCheckpoint(packedGenerator);
+    expect(new Set(header.map((t) => t.dtype))).toEqual(new Set(['float16']));
     for (const [init, expected] of [
-      [last, /loaded its encoder and replaced-token head[^]*loaded the generator/],
+      [packed, /loaded its encoder and replaced-token head[^]*loaded the generator/],
       [path.join(mlm, 'last'), /loaded its encoder \(a fresh replaced-token head\)/],
     ] as const) {
       const lines: string[] = [];
       await pretrain({
-        config: electra(path.join(tmp, `electra-from-${path.basename(path.dirname(init))}`), {
+        config: electra(path.join(tmp, `electra-from-${path.basename(init)}`), {
           ...short,
           model: { init },
         }),
