@@ -169,10 +169,8 @@ describe('pretrain.json', () => {
       device: 'cpu',
       objective: 'mlm',
       generator: {
-        hiddenSize: 64,
-        numHiddenLayers: 4,
-        numAttentionHeads: 1,
-        intermediateSize: 256,
+        init: 'scratch',
+        size: { hiddenSize: 64, numHiddenLayers: 4, numAttentionHeads: 1, intermediateSize: 256 },
       },
     });
   });
@@ -188,7 +186,7 @@ describe('pretrain.json', () => {
       dtype: 'float16',
       validation: undefined,
       objective: 'bert',
-      generator: { hiddenSize: 60, numAttentionHeads: 8 },
+      generator: { size: { hiddenSize: 60, numAttentionHeads: 8 } },
     };
     let message = '';
     try {
@@ -209,20 +207,23 @@ describe('pretrain.json', () => {
       'validation',
       'tokenizer',
       'objective',
-      'generator.numAttentionHeads',
+      'generator.size.numAttentionHeads',
     ]) {
       expect(message).toContain(`field "${field}"`);
     }
     expect(message).toMatch(
       /"model\.dropuot" is not a known field \(did you mean "model\.dropout"\?\)/,
     );
+    expect(message).toMatch(
+      /"generator\.size\.numAttentionHeads" \(8\) must divide generator\.size\.hiddenSize \(60\)/,
+    );
     expect(() =>
       parsePretrainConfig(
-        { ...base, objective: 'electra', generator: { hiddenSize: 60, numAttentionHeads: 8 } },
+        { ...base, objective: 'electra', generator: { init: 'g', size: { hiddenSize: 64 } } },
         '/c/pretrain.json',
         { defaultTokenizer: null },
       ),
-    ).toThrow(/"generator\.numAttentionHeads" \(8\) must divide generator\.hiddenSize \(60\)/);
+    ).toThrow(/"generator\.size" is only for "init": "scratch"/);
   });
 });
 
@@ -366,7 +367,7 @@ describe.skipIf(!haveData)('koner pretrain', () => {
       intermediateSize: 32,
     };
     const electra = (output: string, changes: Record<string, unknown> = {}) =>
-      tinyConfig(output, { objective: 'electra', generator, ...changes });
+      tinyConfig(output, { objective: 'electra', generator: { size: generator }, ...changes });
     const straight = path.join(tmp, 'electra');
     const result = await pretrain({
       config: electra(straight),
@@ -467,21 +468,36 @@ describe.skipIf(!haveData)('koner pretrain', () => {
     const packedGenerator = path.join(packed, GENERATOR_DIR, 'model.safetensors');
     const header = await native().inspectCheckpoint(packedGenerator);
     expect(new Set(header.map((t) => t.dtype))).toEqual(new Set(['float16']));
-    for (const [init, expected] of [
-      [packed, /loaded its encoder and replaced-token head[^]*loaded the generator/],
-      [path.join(mlm, 'last'), /loaded its encoder \(a fresh replaced-token head\)/],
+    const mlmLast = path.join(mlm, 'last');
+    for (const [init, generatorInit, expected] of [
+      [
+        packed,
+        'scratch',
+        /loaded its encoder and replaced-token head[^]*generator: .*generator: loaded its encoder and masked-LM head/,
+      ],
+      [mlmLast, 'scratch', /loaded its encoder \(a fresh replaced-token head\)/],
+      // A masked-LM run as the generator: its shape (32 wide here), encoder and head.
+      [
+        packed,
+        mlmLast,
+        /generator: .*mlm-beside-electra.last: loaded its encoder and masked-LM head/,
+      ],
     ] as const) {
       const lines: string[] = [];
+      const output = mkdtempSync(path.join(tmp, 'electra-from-'));
       await pretrain({
-        config: electra(path.join(tmp, `electra-from-${path.basename(init)}`), {
+        config: electra(output, {
           ...short,
           model: { init },
+          generator: generatorInit === 'scratch' ? { size: generator } : { init: generatorInit },
         }),
         progress: { write: (line: string) => lines.push(line), isTTY: false },
         out: () => undefined,
         metricsSync: false,
       });
       expect(lines.join('')).toMatch(expected);
+      const written = await readModelConfig(path.join(output, 'last', GENERATOR_DIR));
+      expect(written.hiddenSize).toBe(generatorInit === 'scratch' ? generator.hiddenSize : 32);
     }
 
     // koner train takes the encoder and leaves both pretraining heads behind.

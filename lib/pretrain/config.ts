@@ -91,20 +91,31 @@ export const PRETRAIN_SCHEMA = Type.Object({
   }),
   generator: Type.Object(
     {
-      hiddenSize: Type.Integer({ minimum: 1, default: 64 }),
-      numHiddenLayers: Type.Integer({ minimum: 1, default: 4 }),
-      numAttentionHeads: Type.Integer({
-        minimum: 1,
-        default: 1,
-        description: 'Must divide hiddenSize.',
+      init: Type.Union([Type.Literal('scratch'), PathSchema()], {
+        default: 'scratch',
+        title: '"scratch" or the path of a model directory with a masked-LM head',
       }),
-      intermediateSize: Type.Integer({ minimum: 1, default: 256 }),
+      size: Type.Object(
+        {
+          hiddenSize: Type.Integer({ minimum: 1, default: 64 }),
+          numHiddenLayers: Type.Integer({ minimum: 1, default: 4 }),
+          numAttentionHeads: Type.Integer({
+            minimum: 1,
+            default: 1,
+            description: 'Must divide hiddenSize.',
+          }),
+          intermediateSize: Type.Integer({ minimum: 1, default: 256 }),
+        },
+        { default: {}, description: 'The generator\'s shape, for "init": "scratch".' },
+      ),
     },
     {
       default: {},
       description:
-        "electra only: the generator's shape (its positions and vocabulary are the encoder's). " +
-        'ELECTRA works best with a generator a quarter to a half of the encoder wide.',
+        "electra only: the generator, a masked LM over the encoder's vocabulary and positions: " +
+        'from scratch of size (ELECTRA works best with one a quarter to a half of the encoder ' +
+        'wide), or a model directory with a masked-LM head (a masked-LM pretraining run). A ' +
+        'model.init directory that holds a generator/ (an ELECTRA run) gives its generator instead.',
     },
   ),
   maxLength: Type.Integer({
@@ -196,11 +207,18 @@ export function parsePretrainConfig(
       r.fail('warmupSteps', `(${c.warmupSteps}) must not exceed maxSteps (${c.maxSteps})`);
     }
   }
-  if (r.valid('generator') && c.generator.hiddenSize % c.generator.numAttentionHeads !== 0) {
+  const rawGenerator = isObject(r.raw.generator) ? r.raw.generator : {};
+  if (c.generator.init !== 'scratch' && rawGenerator.size !== undefined) {
     r.fail(
-      'generator.numAttentionHeads',
-      `(${c.generator.numAttentionHeads}) must divide generator.hiddenSize ` +
-        `(${c.generator.hiddenSize})`,
+      'generator.size',
+      'is only for "init": "scratch"; a model directory keeps the shape in its config.json',
+    );
+  }
+  const size = c.generator.size;
+  if (r.valid('generator.size') && size.hiddenSize % size.numAttentionHeads !== 0) {
+    r.fail(
+      'generator.size.numAttentionHeads',
+      `(${size.numAttentionHeads}) must divide generator.size.hiddenSize (${size.hiddenSize})`,
     );
   }
   if (r.issues.length > 0) throw new TrainConfigError(where, r.issues);

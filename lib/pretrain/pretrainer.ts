@@ -158,16 +158,59 @@ export async function pretrainModelConfig(
 }
 
 /**
- * ELECTRA's generator: a masked LM of `config.generator`'s shape over the encoder's vocabulary and
- * positions.
+ * Where ELECTRA's generator starts: `generator.init` when it names a directory, else the
+ * generator of an ELECTRA run that `model.init` names (so that a continued run continues its
+ * generator too), else `"scratch"`.
  */
-export function generatorModelConfig(config: PretrainConfig, encoder: ModelConfig): ModelConfig {
+export function generatorSource(config: PretrainConfig): string {
+  if (config.generator.init !== 'scratch') return config.generator.init;
+  if (config.model.init === 'scratch') return 'scratch';
+  const dir = path.join(config.model.init, GENERATOR_DIR);
+  return existsSync(path.join(dir, WEIGHTS_FILE)) ? dir : 'scratch';
+}
+
+/**
+ * ELECTRA's generator, a masked LM over the encoder's vocabulary and positions: of
+ * `generator.size` from scratch, else of the shape of the directory it starts from.
+ *
+ * @throws Error when that directory's vocabulary is not the encoder's, or its positions cannot
+ *   take `maxLength`.
+ */
+export async function generatorModelConfig(
+  config: PretrainConfig,
+  encoder: ModelConfig,
+): Promise<ModelConfig> {
+  const source = generatorSource(config);
+  const head = { head: 'none' as const, labels: [], mlmHead: true, rtdHead: undefined };
+  if (source === 'scratch') {
+    const size = config.generator.size;
+    return {
+      ...encoder,
+      ...size,
+      ...head,
+      rnnHiddenSize: Math.max(1, Math.floor(size.hiddenSize / 2)),
+    };
+  }
+  const base = await readModelConfig(source);
+  if (base.vocabSize !== encoder.vocabSize) {
+    throw new Error(
+      `generator: ${source} has vocab_size ${base.vocabSize}, the encoder ${encoder.vocabSize}`,
+    );
+  }
+  if (config.maxLength > base.maxPositionEmbeddings) {
+    throw new Error(
+      `generator: maxLength (${config.maxLength}) exceeds ${source}'s ` +
+        `max_position_embeddings (${base.maxPositionEmbeddings})`,
+    );
+  }
   return {
-    ...encoder,
-    ...config.generator,
-    rnnHiddenSize: Math.max(1, Math.floor(config.generator.hiddenSize / 2)),
-    mlmHead: true,
-    rtdHead: undefined,
+    ...base,
+    ...head,
+    hiddenDropoutProb: encoder.hiddenDropoutProb,
+    attentionProbsDropoutProb: encoder.attentionProbsDropoutProb,
+    posLabels: undefined,
+    syllableVocabSize: undefined,
+    tokenizer: undefined,
   };
 }
 
@@ -373,15 +416,14 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       say(`model.init: ${config.model.init}: loaded ${loaded}`);
     }
     const generatorConfig =
-      config.objective === 'electra' ? generatorModelConfig(config, modelConfig) : null;
+      config.objective === 'electra' ? await generatorModelConfig(config, modelConfig) : null;
     const generator: NativeModel | null = generatorConfig ? new addon.Model(generatorConfig) : null;
     if (generator) {
       // Seeded after the encoder's draw, so the encoder is the masked-LM run's for the same seed.
       await generator.seed((config.seed + rank) % 2 ** 32);
-      const from = path.join(String(config.model.init), GENERATOR_DIR);
-      if (config.model.init !== 'scratch' && !resume && existsSync(path.join(from, WEIGHTS_FILE))) {
-        await generator.loadWeights(path.join(from, WEIGHTS_FILE));
-        say(`model.init: ${from}: loaded the generator`);
+      const source = generatorSource(config);
+      if (source !== 'scratch' && !resume) {
+        say(`generator: ${source}: loaded ${await loadInit(generator, source, 'mlm')}`);
       }
     }
     const trainerOptions = {
