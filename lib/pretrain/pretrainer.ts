@@ -54,7 +54,7 @@ import type { PretrainConfig } from './config.js';
 import { buildEvalSet, heldOutSplit } from './eval-set.js';
 import type { MaskedBatch } from './examples.js';
 import { ValidationLeakGuard } from './leak-guard.js';
-import { replacedBatch } from './replaced.js';
+import { replacedBatch, type ReplacedBatch } from './replaced.js';
 import { countLines } from './text-stream.js';
 
 /** The state file of a pretraining checkpoint. */
@@ -97,6 +97,8 @@ export interface PretrainResult {
     /** ELECTRA: the encoder's replaced-token loss and accuracy on the generator's draws. */
     rtdLoss?: number;
     rtdAccuracy?: number;
+    /** ELECTRA: judged pieces the generator's draws replaced, over judged pieces. */
+    replacedShare?: number;
   }[];
 }
 
@@ -263,8 +265,7 @@ function nativeBatch(batch: MaskedBatch, sampleMasked = false): NativeTrainBatch
 }
 
 /** The encoder's batch of an ELECTRA step: the generator's draws in place, a target per piece. */
-function detectionBatch(batch: MaskedBatch, samples: Int32Array | undefined): NativeTrainBatch {
-  const replaced = replacedBatch(batch, samples ?? new Int32Array(0));
+function detectionBatch(replaced: ReplacedBatch): NativeTrainBatch {
   return {
     ids: replaced.ids,
     shape: replaced.shape,
@@ -561,6 +562,9 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       if (main) {
         let evaluation: NativeStepResult | null = null;
         let detection: NativeStepResult | null = null;
+        // The share of judged pieces that the draws replaced: an encoder that calls every piece
+        // original scores 1 − this, with a loss of its binary entropy.
+        let replacedShare = 0;
         if (evalSet) {
           const started = performance.now();
           if (generatorTrainer) {
@@ -572,18 +576,19 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
             );
             const samples = evaluation.mlmSamples ?? new Int32Array(0);
             let at = 0;
-            detection = await trainer.evaluate(
-              evalSet.batches.map((b) =>
-                detectionBatch(b, samples.subarray(at, (at += b.maskedCount))),
-              ),
+            const replaced = evalSet.batches.map((b) =>
+              replacedBatch(b, samples.subarray(at, (at += b.maskedCount))),
             );
+            detection = await trainer.evaluate(replaced.map(detectionBatch));
+            const judged = replaced.reduce((n, r) => n + r.lengths.reduce((a, x) => a + x, 0), 0);
+            replacedShare = replaced.reduce((n, r) => n + r.replaced, 0) / judged;
             addon.setRngState(rng);
           } else {
             evaluation = await trainer.evaluate(evalSet.batches.map((b) => nativeBatch(b)));
           }
           const seconds = (performance.now() - started) / 1000;
           const rtd = detection
-            ? { rtdLoss: detection.rtdLoss, rtdAccuracy: detection.rtdAccuracy }
+            ? { rtdLoss: detection.rtdLoss, rtdAccuracy: detection.rtdAccuracy, replacedShare }
             : {};
           metrics!.append({
             type: 'mlm-eval',
@@ -606,7 +611,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
             `${evaluation.mlmLoss.toFixed(4)}, accuracy ${(100 * evaluation.mlmAccuracy).toFixed(2)}%` +
             (detection
               ? `; replaced-token loss ${detection.rtdLoss.toFixed(4)}, accuracy ` +
-                `${(100 * detection.rtdAccuracy).toFixed(2)}%`
+                `${(100 * detection.rtdAccuracy).toFixed(2)}% (${(100 * replacedShare).toFixed(2)}% ` +
+                'replaced)'
               : '') +
             ` (${seconds.toFixed(1)} s)`;
           if (progress) progress.log(message);
@@ -639,7 +645,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
               mlmLoss: evaluation.mlmLoss,
               mlmAccuracy: evaluation.mlmAccuracy,
               ...(detection
-                ? { rtdLoss: detection.rtdLoss, rtdAccuracy: detection.rtdAccuracy }
+                ? { rtdLoss: detection.rtdLoss, rtdAccuracy: detection.rtdAccuracy, replacedShare }
                 : {}),
             };
             await writeFile(path.join(tmp, 'eval.json'), JSON.stringify(record, null, 2) + '\n');
@@ -661,7 +667,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
         return { ...r, rtdLoss: 0, rtdAccuracy: 0 };
       }
       const generated = await generatorTrainer.step([nativeBatch(batch, true)], lr, group);
-      const judged = await trainer.step([detectionBatch(batch, generated.mlmSamples)], lr, group);
+      const replaced = replacedBatch(batch, generated.mlmSamples ?? new Int32Array(0));
+      const judged = await trainer.step([detectionBatch(replaced)], lr, group);
       return {
         mlmLoss: generated.mlmLoss,
         mlmAccuracy: generated.mlmAccuracy,

@@ -96,6 +96,8 @@ export interface MlmEvalEvent extends EventBase {
   mlmAccuracy: number;
   rtdLoss?: number;
   rtdAccuracy?: number;
+  /** Judged pieces the generator's draws replaced, over judged pieces. */
+  replacedShare?: number;
   maskedPieces: number;
   seconds: number;
 }
