@@ -472,6 +472,24 @@ describe.skipIf(!haveData)('koner pretrain', () => {
     const header = await native().inspectCheckpoint(packedGenerator);
     expect(new Set(header.map((t) => t.dtype))).toEqual(new Set(['float16']));
     const mlmLast = path.join(mlm, 'last');
+    // A generator over another vocabulary is refused, naming the field.
+    const otherVocab = path.join(tmp, 'other-vocab');
+    execFileSync('cp', ['-r', mlmLast, otherVocab]);
+    const otherConfig = JSON.parse(readFileSync(path.join(otherVocab, 'config.json'), 'utf8'));
+    writeFileSync(
+      path.join(otherVocab, 'config.json'),
+      JSON.stringify({ ...otherConfig, vocab_size: 100 }),
+    );
+    await expect(
+      pretrain({
+        config: electra(path.join(tmp, 'electra-other-vocab'), {
+          ...short,
+          generator: { init: otherVocab },
+        }),
+        progress: quiet,
+        out: () => undefined,
+      }),
+    ).rejects.toThrow(/generator: .*other-vocab has vocab_size 100, the tokenizer \d+/);
     for (const [init, generatorInit, expected] of [
       [
         packed,

@@ -137,26 +137,36 @@ export async function pretrainModelConfig(
       rnnHiddenSize: Math.max(1, Math.floor(size.hiddenSize / 2)),
     };
   }
-  const base = await readModelConfig(init);
-  if (base.vocabSize !== tokenizer.vocabSize) {
+  const base = await initModelConfig(init, 'model.init', tokenizer.vocabSize, config.maxLength);
+  return { ...base, ...shared };
+}
+
+/**
+ * The config of the model directory a pretraining model starts from, checked against the
+ * tokenizer's vocabulary and `maxLength`. Its tagging-only parts are left behind: pretraining
+ * batches carry no syllables and no POS tags.
+ *
+ * @throws Error naming `field` when the vocabulary differs or the positions cannot take maxLength.
+ */
+async function initModelConfig(
+  dir: string,
+  field: string,
+  vocabSize: number,
+  maxLength: number,
+): Promise<ModelConfig> {
+  const base = await readModelConfig(dir);
+  if (base.vocabSize !== vocabSize) {
     throw new Error(
-      `model.init: ${init} has vocab_size ${base.vocabSize}, the tokenizer ${tokenizer.vocabSize}`,
+      `${field}: ${dir} has vocab_size ${base.vocabSize}, the tokenizer ${vocabSize}`,
     );
   }
-  if (config.maxLength > base.maxPositionEmbeddings) {
+  if (maxLength > base.maxPositionEmbeddings) {
     throw new Error(
-      `maxLength (${config.maxLength}) exceeds ${init}'s max_position_embeddings ` +
+      `${field}: maxLength (${maxLength}) exceeds ${dir}'s max_position_embeddings ` +
         `(${base.maxPositionEmbeddings})`,
     );
   }
-  // Pretraining batches carry no syllables: a channel the directory has is left behind.
-  return {
-    ...base,
-    ...shared,
-    posLabels: undefined,
-    syllableVocabSize: undefined,
-    tokenizer: undefined,
-  };
+  return { ...base, posLabels: undefined, syllableVocabSize: undefined, tokenizer: undefined };
 }
 
 /**
@@ -193,26 +203,12 @@ export async function generatorModelConfig(
       rnnHiddenSize: Math.max(1, Math.floor(size.hiddenSize / 2)),
     };
   }
-  const base = await readModelConfig(source);
-  if (base.vocabSize !== encoder.vocabSize) {
-    throw new Error(
-      `generator: ${source} has vocab_size ${base.vocabSize}, the encoder ${encoder.vocabSize}`,
-    );
-  }
-  if (config.maxLength > base.maxPositionEmbeddings) {
-    throw new Error(
-      `generator: maxLength (${config.maxLength}) exceeds ${source}'s ` +
-        `max_position_embeddings (${base.maxPositionEmbeddings})`,
-    );
-  }
+  const base = await initModelConfig(source, 'generator', encoder.vocabSize, config.maxLength);
   return {
     ...base,
     ...head,
     hiddenDropoutProb: encoder.hiddenDropoutProb,
     attentionProbsDropoutProb: encoder.attentionProbsDropoutProb,
-    posLabels: undefined,
-    syllableVocabSize: undefined,
-    tokenizer: undefined,
   };
 }
 
