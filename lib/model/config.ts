@@ -114,6 +114,18 @@ function probability(
   return value;
 }
 
+function optionalBoolean(
+  raw: Record<string, unknown>,
+  field: string,
+  where: string,
+): boolean | undefined {
+  const value = raw[field];
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw new ConfigError(where, field, `must be a boolean, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 function positive(
   raw: Record<string, unknown>,
   field: string,
@@ -233,26 +245,10 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
   if (head === 'none' && config.labels.length > 0) {
     throw new ConfigError(where, 'id2label', 'must be absent for head none (an encoder only)');
   }
-  if (r.mlm_head !== undefined) {
-    if (typeof r.mlm_head !== 'boolean') {
-      throw new ConfigError(
-        where,
-        'mlm_head',
-        `must be a boolean, got ${JSON.stringify(r.mlm_head)}`,
-      );
-    }
-    config.mlmHead = r.mlm_head;
-  }
-  if (r.rtd_head !== undefined) {
-    if (typeof r.rtd_head !== 'boolean') {
-      throw new ConfigError(
-        where,
-        'rtd_head',
-        `must be a boolean, got ${JSON.stringify(r.rtd_head)}`,
-      );
-    }
-    config.rtdHead = r.rtd_head;
-  }
+  const mlmHead = optionalBoolean(r, 'mlm_head', where);
+  if (mlmHead !== undefined) config.mlmHead = mlmHead;
+  const rtdHead = optionalBoolean(r, 'rtd_head', where);
+  if (rtdHead !== undefined) config.rtdHead = rtdHead;
   if (r.pos_labels !== undefined) {
     const tags = r.pos_labels;
     if (

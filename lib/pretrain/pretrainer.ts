@@ -674,7 +674,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
         sentences: judged.sentences,
       };
     };
-    const since = {
+    // Sums since the last `train` event; `grad` is the last step's norm.
+    const cleared = () => ({
       loss: 0,
       accuracy: 0,
       rtdLoss: 0,
@@ -684,7 +685,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       tokens: 0,
       seconds: 0,
       grad: 0,
-    };
+    });
+    const since = cleared();
     const batches = batcher.batches(dataState)[Symbol.asyncIterator]();
     progress?.start();
     let reason: PretrainResult['reason'] = 'completed';
@@ -736,16 +738,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
           tokensPerSecond: since.tokens / Math.max(since.seconds, 1e-9),
           elapsedSeconds: elapsed,
         });
-        Object.assign(since, {
-          loss: 0,
-          accuracy: 0,
-          rtdLoss: 0,
-          rtdAccuracy: 0,
-          steps: 0,
-          windows: 0,
-          tokens: 0,
-          seconds: 0,
-        });
+        Object.assign(since, cleared());
       }
       const stopping = stopAfter !== null && step >= stopAfter && step < config.maxSteps;
       if (step % config.evalEvery === 0 || step === config.maxSteps || stopping) {
