@@ -16,6 +16,9 @@
  * Where the CPU multiplies bfloat16 natively (AVX512_BF16 or AMX-BF16) a second row times both
  * sides again with the encoder under bfloat16 autocast (koner's `dtype: "bfloat16"`; Python's
  * torch.autocast), each on its own copy of the same initial weights.
+ *
+ * Each precision also gets a row of koner against itself with its tensor cache emptied and off
+ * (`setTensorCacheLimit(0)`), interleaved the same way.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -25,7 +28,7 @@ import { readKmouCorpus } from '../lib/corpus/index.js';
 import { KMOU_SCHEME } from '../lib/labels/index.js';
 import type { NativeTrainBatch, NativeTrainer } from '../lib/native.js';
 import { native } from '../lib/native.js';
-import { setThreads } from '../lib/runtime.js';
+import { setTensorCacheLimit, setThreads, tensorMemory } from '../lib/runtime.js';
 import { Tokenizer } from '../lib/tokenizer/index.js';
 import { collate, epochBatches } from '../lib/train/batching.js';
 import { DEFAULT_SCRATCH_SIZE } from '../lib/train/config.js';
@@ -179,6 +182,33 @@ export async function trainBench(options: TrainBenchOptions): Promise<BenchRow[]
         note:
           `PyTorch loop${autocast === 'float32' ? '' : ' under torch.autocast'}: batch-max ` +
           `padding, pytorch-crf-style NLL, AdamW (${steps} steps; koner length-bucketed)`,
+      });
+      // koner against itself without its tensor cache (lib/runtime.ts, tensorMemory): every
+      // freed block goes back to the system and is faulted in again when the next step needs it.
+      const limit = tensorMemory().limitBytes;
+      const uncached = async (): Promise<number> => {
+        setTensorCacheLimit(0);
+        try {
+          return await konerSteps(autocast, timed);
+        } finally {
+          setTensorCacheLimit(limit);
+        }
+      };
+      const cacheSamples = await interleaved(
+        rounds,
+        [() => konerSteps(autocast, timed), uncached],
+        (round, s) =>
+          progress(
+            `training ${autocast} round ${round + 1}: tensor cache ${s[0].toFixed(2)} s, ` +
+              `none ${s[1].toFixed(2)} s`,
+          ),
+      );
+      rows.push({
+        row: `${autocast === 'float32' ? label : `${label}, bf16 autocast`}, tensor cache`,
+        koner: timedCount / cacheSamples[0][0],
+        peer: timedCount / cacheSamples[1][0],
+        unit: 'sentences/s',
+        note: 'peer: koner with setTensorCacheLimit(0), freed tensors back to the system',
       });
     }
     return rows;

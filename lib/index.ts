@@ -1,7 +1,14 @@
 /** koner: Korean named-entity recognition on LibTorch. The public API. */
-export { runtimeInfo, getThreads, setThreads, releaseLargeAllocations } from './runtime.js';
+export {
+  runtimeInfo,
+  getThreads,
+  setThreads,
+  releaseLargeAllocations,
+  tensorMemory,
+  setTensorCacheLimit,
+} from './runtime.js';
 export { LIMITS } from './limits.js';
-export type { RuntimeInfo } from './runtime.js';
+export type { RuntimeInfo, TensorMemory } from './runtime.js';
 export type { EncoderDtype, NativeCpuFeatures as CpuFeatures } from './native.js';
 
 export {

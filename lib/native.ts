@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { explainLoadFailure } from './install/index.js';
 import { libtorchHelp, PREBUILT_LIBTORCH } from './install/libtorch.js';
 import type { ModelConfig } from './model/config.js';
+import type { TensorMemory } from './runtime.js';
 
 /** Dtypes of stored parameters; the head (classifier, RNN, CRF) always computes in float32. */
 export type NativeDtype = 'float32' | 'float16' | 'bfloat16';
@@ -387,6 +388,9 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   /** glibc: allocations of at least `bytes` get their own mapping from now on (false: not glibc). */
   releaseLargeAllocations(bytes: number): boolean;
+  /** The CPU tensor block cache (binding/model/cpu_block_cache.h). */
+  tensorMemory(): TensorMemory;
+  setTensorCacheLimit(bytes: number): void;
   /** Entry points for the tests alone: not part of koner's contract, may change at any time. */
   testing: NativeTesting;
   Model: new (config: ModelConfig) => NativeModel;
@@ -455,6 +459,8 @@ export interface NativeTesting {
   workerThreads(): Promise<number>;
   /** A tensor product, synchronous and on a worker: LibTorch's errors reach JS from both. */
   matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[]): Float32Array;
+  /** Allocates, fills and frees a tensor of `bytes` bytes; returns where its data was. */
+  allocate(bytes: number): bigint;
   matmulAsync(
     a: Float32Array,
     aShape: number[],

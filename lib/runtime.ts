@@ -46,13 +46,45 @@ export function setThreads(threads: number): void {
 }
 
 /**
+ * koner's cache of freed tensor memory. LibTorch's CPU tensors of 128 KiB and more come from page
+ * mappings that koner keeps by size when a tensor is freed, for the next tensor of that size: a
+ * training step frees and allocates the same activations every step, and handing them back to the
+ * system costs a page fault per 4 KiB when they return (5× slower pretraining steps).
+ */
+export interface TensorMemory {
+  /** Free blocks kept for reuse. */
+  cachedBytes: number;
+  /** Blocks that back live tensors. */
+  inUseBytes: number;
+  /** The most free bytes the cache keeps (`setTensorCacheLimit`; 1 GiB unless set). */
+  limitBytes: number;
+  /** Allocations served from the cache, since the process started. */
+  hits: number;
+  /** Allocations that mapped new memory. */
+  misses: number;
+}
+
+export function tensorMemory(): TensorMemory {
+  return native().tensorMemory();
+}
+
+/**
+ * Sets the most free bytes the tensor cache keeps; the longest-unused blocks beyond it are handed
+ * back to the system at once. 0 keeps none. Process-wide: `koner train` and `koner pretrain` set a
+ * quarter of the machine's memory for their own process; `model.dispose()` empties the cache.
+ */
+export function setTensorCacheLimit(bytes: number): void {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new TypeError(`bytes must be a non-negative integer, got ${String(bytes)}`);
+  }
+  native().setTensorCacheLimit(bytes);
+}
+
+/**
  * From now on, every allocation of at least `bytes` gets a mapping of its own from the C library,
  * returned to the system when freed (glibc; elsewhere nothing happens and the result is false).
- * Without it glibc keeps freed large blocks in per-thread arenas, and training, which frees large
- * activations on several threads, grows: four steps of `koner pretrain`'s 4 × 256 recipe held
- * 3.2 GB, and 1.3 GB with 1 MiB. Process-wide, so the `koner train` and `koner pretrain` commands
- * set it; an application embedding koner decides for itself (`MALLOC_MMAP_THRESHOLD_` does the
- * same from outside).
+ * Tensors of 128 KiB and more do not come from the C library (see `tensorMemory`); this governs
+ * the rest of the process's large allocations. `MALLOC_MMAP_THRESHOLD_` does the same from outside.
  */
 export function releaseLargeAllocations(bytes: number): boolean {
   if (!Number.isInteger(bytes) || bytes < 4096 || bytes > 32 * 1024 * 1024) {

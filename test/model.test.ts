@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type HeadKind, type ModelConfig, parseModelConfig } from '../lib/model/config.js';
 import { type EncoderDtype, type NativeModel, native, packageRoot } from '../lib/native.js';
+import { tensorMemory } from '../lib/runtime.js';
 
 // Random-weight models and what a plain PyTorch forward pass (after HF modeling_bert.py) makes
 // of them: scripts/fixtures/model_reference.py, regenerated only when the script changes.
@@ -714,6 +715,7 @@ describe('dispose', () => {
       await Promise.all(models.map((m) => m.dispose()));
       // The objects are still referenced, so no garbage collection could have freed them.
       expect(held - rss()).toBeGreaterThan(150e6);
+      expect(tensorMemory().cachedBytes).toBe(0); // the freed weights did not stay in the cache
     }
     const m = models[0];
     const ids = Int32Array.of(2, 5, 3);

@@ -4,9 +4,9 @@ import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 
 import { getThreads, runtimeInfo, setThreads } from '../lib/index.js';
-import { TRAINING_MMAP_THRESHOLD } from '../lib/cli/training-command.js';
+import { trainingTensorCache } from '../lib/cli/training-command.js';
 import { native } from '../lib/native.js';
-import { releaseLargeAllocations } from '../lib/runtime.js';
+import { releaseLargeAllocations, setTensorCacheLimit, tensorMemory } from '../lib/runtime.js';
 
 describe('runtime facts', () => {
   it('reports the LibTorch version the Python oracle also has', () => {
@@ -124,15 +124,83 @@ describe('LibTorch errors reach JS', () => {
 });
 
 describe('large allocations', () => {
-  it('get their own mapping (what koner train and pretrain ask for), and the argument is checked', () => {
+  it('get their own mapping from glibc, and the argument is checked', () => {
     const glibc = Boolean(
       (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)
         ?.header?.glibcVersionRuntime,
     );
-    expect(releaseLargeAllocations(TRAINING_MMAP_THRESHOLD)).toBe(glibc);
+    expect(releaseLargeAllocations(1 << 20)).toBe(glibc);
     expect(() => releaseLargeAllocations(0)).toThrow(
       /bytes must be an integer from 4096 to 33554432, got 0/,
     );
     expect(() => releaseLargeAllocations(8192.5)).toThrow(/got 8192\.5/);
+  });
+});
+
+describe('tensor memory', () => {
+  const KiB = 1024;
+  const MiB = 1024 * KiB;
+  const allocate = (bytes: number): bigint => native().testing.allocate(bytes);
+
+  it('hands a freed block to the next tensor of its size, or up to two size classes smaller', () => {
+    const limit = tensorMemory().limitBytes;
+    expect(limit).toBe(2 ** 30);
+    try {
+      const first = allocate(512 * KiB);
+      const before = tensorMemory();
+      expect(before.cachedBytes).toBeGreaterThanOrEqual(512 * KiB);
+      expect(allocate(512 * KiB)).toBe(first);
+      expect(allocate(480 * KiB)).toBe(first); // 6% smaller: the same block
+      const after = tensorMemory();
+      expect(after.hits - before.hits).toBe(2);
+      expect(after.misses).toBe(before.misses);
+      expect(after.inUseBytes).toBe(before.inUseBytes);
+      // A quarter of the size: no block within two classes, so new memory.
+      allocate(128 * KiB);
+      expect(tensorMemory().misses).toBe(after.misses + 1);
+      // Below 128 KiB tensors come from malloc and never reach the cache.
+      allocate(64 * KiB);
+      expect(tensorMemory()).toMatchObject({ hits: after.hits, misses: after.misses + 1 });
+    } finally {
+      setTensorCacheLimit(limit);
+    }
+  });
+
+  it('keeps at most its limit, handing the longest-unused blocks back', () => {
+    const limit = tensorMemory().limitBytes;
+    try {
+      setTensorCacheLimit(0);
+      expect(tensorMemory()).toMatchObject({ cachedBytes: 0, limitBytes: 0 });
+      const before = tensorMemory();
+      allocate(512 * KiB);
+      allocate(512 * KiB);
+      expect(tensorMemory().misses).toBe(before.misses + 2); // nothing kept between them
+      expect(tensorMemory().cachedBytes).toBe(0);
+
+      // Room for one 2 MiB block (its class: 2 MiB + 256 KiB) and no more: the 512 KiB block,
+      // freed first, goes when the 2 MiB one is freed, and the next 512 KiB tensor maps anew.
+      setTensorCacheLimit(2.5 * MiB);
+      allocate(512 * KiB);
+      const big = allocate(2 * MiB);
+      expect(tensorMemory().cachedBytes).toBe(2.25 * MiB);
+      const full = tensorMemory();
+      expect(allocate(2 * MiB)).toBe(big);
+      allocate(512 * KiB);
+      expect(tensorMemory().hits).toBe(full.hits + 1);
+      expect(tensorMemory().misses).toBe(full.misses + 1);
+      expect(tensorMemory().cachedBytes).toBeLessThanOrEqual(2.5 * MiB);
+    } finally {
+      setTensorCacheLimit(limit);
+    }
+  });
+
+  it('is a quarter of the memory for the training commands, and the limit is checked', () => {
+    expect(trainingTensorCache()).toBe(Math.floor(os.totalmem() / 4));
+    expect(() => setTensorCacheLimit(-1)).toThrow(/bytes must be a non-negative integer, got -1/);
+    expect(() => setTensorCacheLimit(1.5)).toThrow(/got 1\.5/);
+    expect(() => setTensorCacheLimit(Number.NaN)).toThrow(/got NaN/);
+    expect(() => native().setTensorCacheLimit('1' as unknown as number)).toThrow(
+      /bytes: must be a non-negative integer/,
+    );
   });
 });

@@ -33,6 +33,7 @@
 #include "crf/crf.h"
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/cpu_block_cache.h"
 #include "model/ner_model.h"
 #include "model/weights.h"
 #include "napi/args.h"
@@ -756,11 +757,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           std::unique_lock<std::shared_mutex> lock(state->mutex);
           state->model = nullptr;
 #if defined(__GLIBC__)
-          // glibc raises its mmap threshold after the first large free, so later weights come
-          // from its arenas, and freeing them leaves the pages resident until reused: hand the
-          // free pages back to the system, so that dispose lowers the process's memory at once.
+          // Hand the free pages back to the system, so that dispose lowers the process's memory
+          // at once: glibc's (small tensors, and everything not a tensor) and the block cache's.
           malloc_trim(0);
 #endif
+          model::EmptyCpuBlockCache();
         });
       });
     });

@@ -5,11 +5,13 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <cstdint>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
+#include "model/cpu_block_cache.h"
 #include "model/cpu_features.h"
 #include "model/dnnl_ops.h"
 #include "napi/errors.h"
@@ -80,6 +82,46 @@ Napi::Value ReleaseLargeAllocations(const Napi::CallbackInfo& info) {
   });
 }
 
+// tensorMemory() -> { cachedBytes, inUseBytes, limitBytes, hits, misses }: the CPU block cache
+// (binding/model/cpu_block_cache.h) that backs tensors of 128 KiB and more.
+Napi::Value TensorMemory(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    const auto stats = model::CpuBlockCacheStatistics();
+    auto out = Napi::Object::New(info.Env());
+    out.Set("cachedBytes", static_cast<double>(stats.cachedBytes));
+    out.Set("inUseBytes", static_cast<double>(stats.inUseBytes));
+    out.Set("limitBytes", static_cast<double>(stats.limitBytes));
+    out.Set("hits", static_cast<double>(stats.hits));
+    out.Set("misses", static_cast<double>(stats.misses));
+    return out;
+  });
+}
+
+Napi::Value SetTensorCacheLimit(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    const double n = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(n >= 0 && n <= 9007199254740991.0) || std::floor(n) != n) {
+      throw TypeError("bytes: must be a non-negative integer");
+    }
+    model::SetCpuBlockCacheLimit(static_cast<std::size_t>(n));
+    return info.Env().Undefined();
+  });
+}
+
+// testing.allocate(bytes) -> bigint: allocates a LibTorch tensor of `bytes` bytes, fills it, frees
+// it, and returns where its data was (so a test sees the cache hand the same block out again).
+Napi::Value Allocate(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    const double n = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(n >= 1 && n <= 1e10) || std::floor(n) != n) {
+      throw TypeError("bytes: must be a positive integer");
+    }
+    auto tensor = torch::ones({static_cast<int64_t>(n)}, torch::kUInt8);
+    const auto address = reinterpret_cast<std::uintptr_t>(tensor.data_ptr());
+    return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(address));
+  });
+}
+
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&] {
     ApplyThreads();
@@ -137,6 +179,7 @@ Napi::Value MatmulAsync(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitRuntime(Napi::Env env, Napi::Object exports, Napi::Object testing) {
+  model::InstallCpuBlockCache();
   exports.Set("version", Napi::Function::New(env, Version));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
@@ -145,8 +188,11 @@ void InitRuntime(Napi::Env env, Napi::Object exports, Napi::Object testing) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("releaseLargeAllocations", Napi::Function::New(env, ReleaseLargeAllocations));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("tensorMemory", Napi::Function::New(env, TensorMemory));
+  exports.Set("setTensorCacheLimit", Napi::Function::New(env, SetTensorCacheLimit));
   testing.Set("workerThreads", Napi::Function::New(env, WorkerThreads));
   testing.Set("matmul", Napi::Function::New(env, Matmul));
+  testing.Set("allocate", Napi::Function::New(env, Allocate));
   testing.Set("matmulAsync", Napi::Function::New(env, MatmulAsync));
 }
 
