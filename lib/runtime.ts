@@ -54,7 +54,7 @@ export function setThreads(threads: number): void {
 export interface TensorMemory {
   /** Free blocks kept for reuse. */
   cachedBytes: number;
-  /** Blocks that back live tensors. */
+  /** Blocks that back live tensors (those of 128 KiB and more; smaller ones come from malloc). */
   inUseBytes: number;
   /** The most free bytes the cache keeps (`setTensorCacheLimit`; 1 GiB unless set). */
   limitBytes: number;
