@@ -72,23 +72,14 @@ class CpuBlockCache final : public c10::Allocator {
   }
 
   void SetLimit(std::size_t bytes) {
-    std::vector<std::pair<void*, std::size_t>> released;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stats_.limitBytes = bytes;
-      released = ShrinkTo(bytes);
     }
-    Unmap(released);
+    TrimTo(bytes);
   }
 
-  void Empty() const {
-    std::vector<std::pair<void*, std::size_t>> released;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      released = ShrinkTo(0);
-    }
-    Unmap(released);
-  }
+  void Empty() const { TrimTo(0); }
 
   static CpuBlockCache& Instance() {
     // Never destroyed: tensors may be freed during the process's exit, after static destructors.
@@ -153,6 +144,15 @@ class CpuBlockCache final : public c10::Allocator {
       free_.emplace(bytes, Free{base, ++clock_});
       stats_.cachedBytes += bytes;
       released = ShrinkTo(stats_.limitBytes);
+    }
+    Unmap(released);
+  }
+
+  void TrimTo(std::size_t bytes) const {
+    std::vector<std::pair<void*, std::size_t>> released;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      released = ShrinkTo(bytes);
     }
     Unmap(released);
   }

@@ -14,6 +14,7 @@
 #include "model/cpu_block_cache.h"
 #include "model/cpu_features.h"
 #include "model/dnnl_ops.h"
+#include "napi/args.h"
 #include "napi/errors.h"
 #include "napi/modules.h"
 #include "napi/tensors.h"
@@ -66,8 +67,9 @@ Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
 // on, every allocation of at least `bytes` gets a mapping of its own, returned to the system when
 // freed. glibc otherwise raises that threshold as large blocks are freed and keeps them in
 // per-thread arenas; a training step's activations (allocated and freed by the tensor thread and
-// the OpenMP team) then pile up: four 4 x 256 pretraining steps held 3.2 GB, 1.3 GB with 1 MiB.
-// Process-wide, so only the commands that own their process (koner train, koner pretrain) call it.
+// the OpenMP team) then piled up: four 4 x 256 pretraining steps held 3.2 GB, 1.3 GB with 1 MiB.
+// Tensors of 128 KiB and more now come from the block cache instead (TensorMemory below), so this
+// governs only the process's other large allocations; an application calls it if it wants.
 Napi::Value ReleaseLargeAllocations(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&] {
     const double n = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
@@ -112,11 +114,7 @@ Napi::Value SetTensorCacheLimit(const Napi::CallbackInfo& info) {
 // it, and returns where its data was (so a test sees the cache hand the same block out again).
 Napi::Value Allocate(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&] {
-    const double n = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
-    if (!(n >= 1 && n <= 1e10) || std::floor(n) != n) {
-      throw TypeError("bytes: must be a positive integer");
-    }
-    auto tensor = torch::ones({static_cast<int64_t>(n)}, torch::kUInt8);
+    auto tensor = torch::ones({IntegerArg(info[0], "bytes", 1, 1e10)}, torch::kUInt8);
     const auto address = reinterpret_cast<std::uintptr_t>(tensor.data_ptr());
     return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(address));
   });
