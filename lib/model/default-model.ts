@@ -1,10 +1,10 @@
 /**
  * The model that ships with koner: an encoder pretrained on Korean Wikipedia
- * (`configs/pretrain-small.json`) fine-tuned on the KMOU training set by
- * `configs/kmou-small-pretrained.json` (4 layers × 256, CRF head, float16 weights; scores in
- * README and models/kmou-small/eval.json, model card in models/kmou-small/README.md). Like every
- * model directory it holds its tokenizer: KoBERT's, which is also the tokenizer koner uses when a
- * command is given none.
+ * (`configs/pretrain-medium.json`, `configs/pretrain-medium-continue.json`) fine-tuned on the
+ * KMOU training set by `configs/kmou-medium-pretrained.json` (6 layers × 384, CRF head, float16
+ * weights; scores in README and models/kmou-small/eval.json, model card in
+ * models/kmou-small/README.md). Like every model directory it holds its tokenizer: KoBERT's, which
+ * is also the tokenizer koner uses when a command is given none.
  */
 import path from 'node:path';
 
