@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { interactiveTag, parseTagLine, tagStream, type Tagger } from '../lib/cli/tag.js';
 import { formatConll, readKmouCorpus } from '../lib/corpus/index.js';
 import { LABELS, parseMarkup, renderMarkup } from '../lib/labels/index.js';
+import { readModelConfig } from '../lib/model/config.js';
+import { defaultModelDir } from '../lib/model/default-model.js';
 import type { NerEntity } from '../lib/model/ner-model.js';
 import { packageRoot } from '../lib/native.js';
 import { makeModelDir } from './fixtures/model-dir.js';
@@ -491,7 +493,13 @@ describe.skipIf(!haveShared)('koner tag, eval and serve as commands', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/<부산:LOC>/);
-    expect(run.stdout).toMatch(/wrote .*view\.html \(\d+ tokens, 4 layers × 4 heads\)/);
+    const bundled = await readModelConfig(defaultModelDir());
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `wrote .*view\\.html \\(\\d+ tokens, ${bundled.numHiddenLayers} layers × ` +
+          `${bundled.numAttentionHeads} heads\\)`,
+      ),
+    );
     const html = readFileSync(out, 'utf8');
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).toContain('konerView.render');
