@@ -541,7 +541,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       });
       progress = new ProgressReporter({
         totalSteps: config.maxSteps,
-        epochs: 1,
+        epochs: null,
         stream,
         logEvery: config.logEvery,
         tty: options.tty,

@@ -19,8 +19,11 @@ export interface ProgressStream {
 export interface ProgressOptions {
   /** Optimizer steps of the whole run. */
   totalSteps: number;
-  /** Epochs of the run (for display). */
-  epochs: number;
+  /**
+   * Epochs of the run (for display: `epoch 2/4`). `null` for a run scheduled in steps alone, such
+   * as pretraining, whose stream goes pass after pass over its text: then the line shows `pass 2`.
+   */
+  epochs: number | null;
   /** Default `process.stderr`. */
   stream?: ProgressStream;
   /** Milliseconds from any fixed origin (default `performance.now`). */
@@ -41,7 +44,7 @@ export interface ProgressOptions {
 export interface ProgressUpdate {
   /** Optimizer steps taken, including this one (1-based; continues after a resume). */
   step: number;
-  /** 0-based epoch. */
+  /** 0-based epoch; with `epochs: null`, the 0-based pass over the text. */
   epoch: number;
   /** This step's training loss. */
   loss: number;
@@ -212,12 +215,17 @@ export class ProgressReporter {
     return Number.isFinite(rate) ? `${rate.toFixed(1)} sent/s` : '? sent/s';
   }
 
+  private position(u: ProgressUpdate): string {
+    const { epochs } = this.options;
+    return epochs === null ? `pass ${u.epoch + 1}` : `epoch ${u.epoch + 1}/${epochs}`;
+  }
+
   // Plain mode prints the mean loss since the previous line: every step is accounted for once,
   // which a smoothed value read at intervals would not do.
   private plainLine(u: ProgressUpdate): string {
-    const { totalSteps, epochs } = this.options;
+    const { totalSteps } = this.options;
     const parts = [
-      `epoch ${u.epoch + 1}/${epochs}`,
+      this.position(u),
       `step ${u.step}/${totalSteps}`,
       `loss ${formatLoss(this.intervalLoss / this.intervalSteps)}`,
     ];
@@ -229,8 +237,8 @@ export class ProgressReporter {
   private draw(): void {
     const u = this.last;
     if (!u) return;
-    const { totalSteps, epochs } = this.options;
-    const head = `epoch ${u.epoch + 1}/${epochs}`;
+    const { totalSteps } = this.options;
+    const head = this.position(u);
     const counts = `${u.step}/${totalSteps}`;
     const tail = [
       `loss ${formatLoss(this.smoothedLoss)}`,

@@ -88,6 +88,22 @@ describe('progress', () => {
     expect(narrow.chunks[0].replace('\r', '').replace('\x1b[K', '').length).toBeLessThan(40);
   });
 
+  it('labels a run scheduled in steps alone by its pass over the text, not "epoch 2/1"', () => {
+    const stream = new FakeStream(false);
+    const p = new ProgressReporter({ totalSteps: 4, epochs: null, stream, logEvery: 2 });
+    p.update({ step: 1, epoch: 0, loss: 1, sentences: 32 });
+    p.update({ step: 2, epoch: 0, loss: 1, sentences: 32 });
+    p.update({ step: 3, epoch: 1, loss: 1, sentences: 32 });
+    p.update({ step: 4, epoch: 1, loss: 1, sentences: 32 });
+    expect(stream.chunks[0]).toMatch(/^pass 1 step 2\/4 /);
+    expect(stream.chunks[1]).toMatch(/^pass 2 step 4\/4 /);
+    expect(stream.chunks.join('')).not.toContain('epoch');
+    const tty = new FakeStream(true, 120);
+    const q = new ProgressReporter({ totalSteps: 4, epochs: null, stream: tty });
+    q.update({ step: 3, epoch: 1, loss: 1, sentences: 32 });
+    expect(tty.chunks[0]).toMatch(/^\rpass 2 /);
+  });
+
   it('smooths the loss without a start-up bias', () => {
     const p = new ProgressReporter({ totalSteps: 10, epochs: 1, stream: new FakeStream(false) });
     expect(p.smoothedLoss).toBeNaN();
