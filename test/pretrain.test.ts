@@ -15,6 +15,7 @@ import { readModelConfig } from '../lib/model/config.js';
 import { native, packageRoot } from '../lib/native.js';
 import { parsePretrainConfig, type PretrainConfig } from '../lib/pretrain/config.js';
 import { GENERATOR_DIR, pretrain, PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
+import { stackEncoderLayers } from '../lib/pretrain/stack.js';
 import { readMetrics } from '../lib/train/metrics-log.js';
 import { parseTrainConfig } from '../lib/train/config.js';
 import { train } from '../lib/train/trainer.js';
@@ -310,6 +311,68 @@ describe.skipIf(!haveData)('koner pretrain', () => {
     expect(() => tinyConfig(output, { model: { init: first, size: { hiddenSize: 8 } } })).toThrow(
       /model\.size" is only for "init": "scratch"/,
     );
+  });
+
+  it('stacks a pretrained encoder into a deeper one, which continues pretraining', async () => {
+    const first = path.join(tmp, 'run', 'last');
+    const deep = path.join(tmp, 'stacked');
+    const result = await stackEncoderLayers(first, deep, 4);
+    expect(result).toMatchObject({ from: 2, to: 4 });
+    expect((await readModelConfig(deep)).numHiddenLayers).toBe(4);
+    expect(readdirSync(deep)).toContain(PRETRAIN_STATE_FILE);
+    const shallow = await weights(first);
+    const stacked = await weights(deep);
+    // Layer i + 2j starts as layer i; everything else is copied as it was.
+    for (const [name, values] of stacked) {
+      const match = /^(.*encoder\.layer\.)(\d+)(\..*)$/.exec(name);
+      const source = match ? `${match[1]}${Number(match[2]) % 2}${match[3]}` : name;
+      expect(shallow.has(source), name).toBe(true);
+      expect(values).toEqual(shallow.get(source));
+    }
+    expect(stacked.size - shallow.size).toBe(
+      [...shallow.keys()].filter((n) => n.includes('encoder.layer.')).length,
+    );
+    const lines: string[] = [];
+    const continued = await pretrain({
+      config: tinyConfig(path.join(tmp, 'stacked-run'), {
+        model: { init: deep },
+        maxSteps: 2,
+        evalEvery: 2,
+      }),
+      progress: { write: (line: string) => lines.push(line), isTTY: false },
+      out: () => undefined,
+      metricsSync: false,
+    });
+    expect(continued.step).toBe(2);
+    expect(Number.isFinite(continued.evaluations[0].loss)).toBe(true);
+    expect(lines.join('')).toMatch(/4 layers × 32 hidden/);
+    expect(lines.join('')).toMatch(/loaded its encoder and masked-LM head/);
+    expect(lines.join('')).toMatch(/text: continuing where .* stopped/);
+
+    // Bad requests name the problem.
+    await expect(stackEncoderLayers(first, path.join(tmp, 'x'), 3)).rejects.toThrow(
+      /layers: 3 is not a larger multiple of .*'s 2 encoder layers/,
+    );
+    await expect(stackEncoderLayers(first, path.join(tmp, 'x'), 2)).rejects.toThrow(
+      /layers: 2 is not a larger multiple/,
+    );
+    await expect(
+      stackEncoderLayers(path.join(tmp, 'finetuned', 'last'), path.join(tmp, 'x'), 4),
+    ).rejects.toThrow(/is a tagger \(head "crf"\); stack a pretrained encoder/);
+    const holed = path.join(tmp, 'holed');
+    execFileSync('cp', ['-r', first, holed]);
+    const names = (await native().inspectCheckpoint(path.join(first, 'model.safetensors'))).map(
+      (t) => t.name,
+    );
+    await native().convertCheckpoint(
+      path.join(first, 'model.safetensors'),
+      path.join(holed, 'model.safetensors'),
+      names.filter((n) => !n.includes('layer.1.')).map((n): [string, string] => [n, n]),
+    );
+    await expect(stackEncoderLayers(holed, path.join(tmp, 'x'), 4)).rejects.toThrow(
+      /model\.safetensors has no encoder layer 1/,
+    );
+    expect(existsSync(path.join(tmp, 'x'))).toBe(false);
   });
 
   it('resumes to the same weights as an uninterrupted run (dropout on)', async () => {
