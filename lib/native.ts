@@ -182,8 +182,13 @@ export interface CheckpointExtra {
 }
 
 export interface ConvertOptions {
-  /** Converts floating tensors (extra tensors are float32 unless given). */
-  dtype?: 'float32' | 'float16' | 'bfloat16';
+  /**
+   * Converts floating tensors (extra tensors are float32 unless given). `int8`: matrices of 16,384
+   * or more values are stored as int8 rows with a float32 scale per row (`<name>_scale`), the
+   * other floating tensors as float16; every reader of this addon sees them as float32 again
+   * (binding/io/int8_rows.h).
+   */
+  dtype?: 'float32' | 'float16' | 'bfloat16' | 'int8';
   extra?: CheckpointExtra[];
   /** Seed for the drawn extra tensors (default: LibTorch's generator). */
   seed?: number;

@@ -6,9 +6,11 @@
  * as `model.init` continues the text where it stopped: a pretraining that spans sessions keeps
  * only this compact directory, not the run's optimizer state. An ELECTRA checkpoint's generator
  * (`generator/`) is packed the same way beside it, so that the generator continues too. The model
- * card (README.md) is written by hand.
+ * card (README.md) is written by hand. With --int8, the large matrices are stored as int8 rows
+ * with a scale per row (binding/io/int8_rows.h): half the size, for an encoder too big for the
+ * repository's budget in float16; koner reads them back as float32.
  *
- *   npx tsx scripts/package-model.ts <checkpoint-dir> <out-dir>
+ *   npx tsx scripts/package-model.ts [--int8] <checkpoint-dir> <out-dir>
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
@@ -19,12 +21,15 @@ import { copyTokenizerFiles, resolveTokenizerFiles } from '../lib/model/tokenize
 import { native } from '../lib/native.js';
 import { GENERATOR_DIR, PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
 
-const [src, out] = process.argv.slice(2);
-if (!src || !out) {
-  console.error('usage: npx tsx scripts/package-model.ts <checkpoint-dir> <out-dir>');
+const args = process.argv.slice(2);
+const int8 = args[0] === '--int8';
+const [src, out, ...rest] = int8 ? args.slice(1) : args;
+if (!src || !out || rest.length > 0) {
+  console.error('usage: npx tsx scripts/package-model.ts [--int8] <checkpoint-dir> <out-dir>');
   process.exit(2);
 }
-/** Packs the model directory `from` into `to`: float16 weights, tokenizer, config.json. */
+const dtype = int8 ? 'int8' : 'float16';
+/** Packs the model directory `from` into `to`: float16 (or int8) weights, tokenizer, config. */
 async function packModel(from: string, to: string): Promise<number> {
   const config = await readModelConfig(from);
   const tokenizer = resolveTokenizerFiles(from, config);
@@ -35,7 +40,7 @@ async function packModel(from: string, to: string): Promise<number> {
     weights,
     path.join(to, 'model.safetensors'),
     tensors.map((t) => [t.name, t.name]),
-    { dtype: 'float16' },
+    { dtype },
   );
   config.tokenizer = await copyTokenizerFiles(to, tokenizer);
   await writeModelConfig(to, config);
@@ -54,6 +59,7 @@ for (const name of ['eval.json', PRETRAIN_STATE_FILE]) {
   copied.push(name);
 }
 console.log(
-  `${out}: ${count} tensors as float16, tokenizer, config.json` +
+  `${out}: ${count} tensors as ${int8 ? 'int8 rows and float16' : 'float16'}, tokenizer, ` +
+    'config.json' +
     copied.map((name) => `, ${name}`).join(''),
 );

@@ -1,6 +1,15 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +19,7 @@ import { KOBERT_BASE, parseModelConfig, readModelConfig } from '../lib/model/con
 import { bundledTokenizerFiles } from '../lib/model/default-model.js';
 import { importCheckpoint, parseLabelMap } from '../lib/model/import.js';
 import { resolveTokenizerFiles } from '../lib/model/tokenizer-files.js';
+import { type NerEntity, NerModel } from '../lib/model/ner-model.js';
 import { native, packageRoot } from '../lib/native.js';
 
 // Checkpoints in every layout koner imports, written by Debian's python3-torch, with the sha256
@@ -351,6 +361,116 @@ describe('convertCheckpoint and the safetensors writer', () => {
       ),
     ).rejects.toThrow(/no\/such\/dir\/x: cannot create .*No such file or directory/);
     expect(readdirSync(dir)).toEqual(['model.safetensors']);
+  });
+});
+
+describe('int8 rows (convertCheckpoint dtype int8)', () => {
+  const bundled = path.join(packageRoot, 'models', 'kmou-small');
+  const source = path.join(bundled, 'model.safetensors');
+
+  it('halves the bundled model; readers see float32 within half a step of each row', async () => {
+    const listed = await native().inspectCheckpoint(source);
+    const file = path.join(tmp, 'int8.safetensors');
+    await native().convertCheckpoint(
+      source,
+      file,
+      listed.map((t) => [t.name, t.name]),
+      { dtype: 'int8' },
+    );
+    const ratio = statSync(file).size / statSync(source).size;
+    expect(ratio).toBeGreaterThan(0.5);
+    expect(ratio).toBeLessThan(0.52);
+    // The file's own header: int8 matrices beside float32 scales, small tensors in float16.
+    const raw = pythonDump(file).tensors;
+    expect(raw['bert.encoder.layer.0.attention.self.query.weight'].dtype).toBe('I8');
+    expect(raw['bert.encoder.layer.0.attention.self.query.weight_scale']).toMatchObject({
+      dtype: 'F32',
+      shape: [384, 1],
+    });
+    expect(raw['crf.transitions'].dtype).toBe('F16');
+    // Readers see the model's own tensors: same names and shapes, matrices as float32.
+    const seen = await native().inspectCheckpoint(file);
+    expect(seen.map((t) => [t.name, t.shape])).toEqual(listed.map((t) => [t.name, t.shape]));
+    const matrices = seen.filter((t) => t.dtype === 'float32').map((t) => t.name);
+    expect(matrices).toContain('bert.embeddings.word_embeddings.weight');
+    expect(matrices).not.toContain('classifier.weight');
+    const before = await native().readTensors(source, null, true);
+    const after = await native().readTensors(file, null, true);
+    expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort());
+    // The largest error of each tensor, in units of its row's step (max |row| / 127).
+    let worst = 0;
+    for (const [name, t] of Object.entries(before)) {
+      const a = new Float32Array(Uint8Array.from(t.data).buffer);
+      const b = new Float32Array(Uint8Array.from(after[name].data).buffer);
+      const quantized = matrices.includes(name);
+      const cols = t.shape.length === 2 ? t.shape[1] : a.length;
+      for (let start = 0; start < a.length; start += cols) {
+        let step = 0;
+        for (let i = start; i < start + cols; i++) step = Math.max(step, Math.abs(a[i]) / 127);
+        for (let i = start; i < start + cols; i++) {
+          const error = Math.abs(b[i] - a[i]);
+          if (!quantized) expect(error, name).toBe(0);
+          else if (error > 0) worst = Math.max(worst, error / step);
+        }
+      }
+    }
+    expect(worst).toBeGreaterThan(0.4);
+    expect(worst).toBeLessThanOrEqual(0.5 + 1e-4);
+    // Asked for one matrix, a reader gets that one, dequantized, and not its scales.
+    const query = 'bert.encoder.layer.0.attention.self.query.weight';
+    const alone = await native().readTensors(file, [query]);
+    expect(Object.keys(alone)).toEqual([query]);
+    expect(alone[query].dtype).toBe('float32');
+  });
+
+  it('a model directory with int8 weights tags as the float16 one does', async () => {
+    const dir = path.join(tmp, 'kmou-small-int8');
+    mkdirSync(dir);
+    for (const name of readdirSync(bundled)) {
+      if (name !== 'model.safetensors')
+        copyFileSync(path.join(bundled, name), path.join(dir, name));
+    }
+    const names = (await native().inspectCheckpoint(source)).map((t): [string, string] => [
+      t.name,
+      t.name,
+    ]);
+    await native().convertCheckpoint(source, path.join(dir, 'model.safetensors'), names, {
+      dtype: 'int8',
+    });
+    const texts = [
+      '이순신 장군은 1545년 한성 건천동에서 태어나 임진왜란 때 수군을 이끌었다.',
+      '제임스 카메론 감독의 터미네이터 신작이 다음 달 서울에서 개봉한다.',
+      '삼성전자는 3일 수원 본사에서 주주총회를 열고 이사 5명을 선임했다.',
+    ];
+    const plain = await NerModel.load(bundled, { threads: 1 });
+    const int8 = await NerModel.load(dir, { threads: 1 });
+    try {
+      const expected = (await plain.predict(texts)) as NerEntity[][];
+      const got = (await int8.predict(texts)) as NerEntity[][];
+      expect(got.flat().length).toBeGreaterThan(5);
+      const strip = (list: NerEntity[][]) =>
+        list.map((es) => es.map(({ text, entity, start, end }) => ({ text, entity, start, end })));
+      expect(strip(got)).toEqual(strip(expected));
+      got.flat().forEach((e, i) => {
+        expect(Math.abs(e.score - expected.flat()[i].score)).toBeLessThan(0.05);
+      });
+    } finally {
+      await plain.dispose();
+      await int8.dispose();
+    }
+  });
+
+  it('scales that do not fit their matrix are an Error naming the file and the tensor', async () => {
+    // w: I8 [2, 2] (4 bytes), w_scale: F32 [3, 1] (12 bytes)
+    const header = {
+      w: { dtype: 'I8', shape: [2, 2], data_offsets: [0, 4] },
+      w_scale: { dtype: 'F32', shape: [3, 1], data_offsets: [4, 16] },
+    };
+    const file = tmpFile('bad-scales.safetensors', safetensors(header, new Uint8Array(16)));
+    await expect(native().readTensors(file, null)).rejects.toThrow(
+      /bad-scales\.safetensors: "w_scale" \(Float \[3, 1\]\) is not one scale per row of the int8 matrix "w" \[2, 2\]/,
+    );
+    await expect(native().readTensors(file, ['w'])).rejects.toThrow(/"w_scale"/);
   });
 });
 
