@@ -35,15 +35,21 @@ import io_safetensors  # noqa: E402  (scripts/fixtures)
 import model_reference  # noqa: E402  (scripts/fixtures)
 
 TORCH_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-                "I64": torch.int64, "I32": torch.int32}
+                "I64": torch.int64, "I32": torch.int32, "I8": torch.int8}
 
 
 def load_safetensors(path):
-    """{name: tensor} from a safetensors file (pure-Python reader)."""
+    """{name: tensor} from a safetensors file (pure-Python reader). Matrices stored as int8 rows
+    (a "<name>_scale" of one float32 scale per row beside them: binding/io/int8_rows.h) are
+    returned as float32, without their scales, as koner reads them."""
     _, _, tensors = io_safetensors.read(path)
     out = {}
     for name, (dtype, shape, raw, _) in tensors.items():
         out[name] = torch.frombuffer(bytearray(raw), dtype=TORCH_DTYPES[dtype]).reshape(shape).clone()
+    for name in [n for n in out if n.endswith("_scale") and n[: -len("_scale")] in out]:
+        matrix = name[: -len("_scale")]
+        if out[matrix].dtype == torch.int8:
+            out[matrix] = out[matrix].float() * out.pop(name).float()
     return out
 
 
