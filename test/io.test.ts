@@ -329,7 +329,7 @@ describe('convertCheckpoint and the safetensors writer', () => {
       ]),
     ).toThrow(/"x" is the target of two renames/);
     expect(() => convert(src, out, [['f32']] as unknown as [string, string][])).toThrow(TypeError);
-    expect(() => convert(src, out, [], { dtype: 'int8' as 'float16' })).toThrow(/options\.dtype/);
+    expect(() => convert(src, out, [], { dtype: 'int4' as 'float16' })).toThrow(/options\.dtype/);
     expect(() =>
       convert(src, out, [['f32', 'x']], { extra: [{ name: 'x', shape: [1], init: 'zeros' }] }),
     ).toThrow(/also the target of a rename/);
