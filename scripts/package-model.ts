@@ -13,12 +13,10 @@
  *   npx tsx scripts/package-model.ts [--int8] <checkpoint-dir> <out-dir>
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { readModelConfig, writeModelConfig } from '../lib/model/config.js';
-import { copyTokenizerFiles, resolveTokenizerFiles } from '../lib/model/tokenizer-files.js';
-import { native } from '../lib/native.js';
+import { copyModelDirectory } from '../lib/model/copy-model.js';
 import { GENERATOR_DIR, PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
 
 const args = process.argv.slice(2);
@@ -30,23 +28,7 @@ if (!src || !out || rest.length > 0) {
 }
 const dtype = int8 ? 'int8' : 'float16';
 /** Packs the model directory `from` into `to`: float16 (or int8) weights, tokenizer, config. */
-async function packModel(from: string, to: string): Promise<number> {
-  const config = await readModelConfig(from);
-  const tokenizer = resolveTokenizerFiles(from, config);
-  await mkdir(to, { recursive: true });
-  const weights = path.join(from, 'model.safetensors');
-  const tensors = await native().inspectCheckpoint(weights);
-  await native().convertCheckpoint(
-    weights,
-    path.join(to, 'model.safetensors'),
-    tensors.map((t) => [t.name, t.name]),
-    { dtype },
-  );
-  config.tokenizer = await copyTokenizerFiles(to, tokenizer);
-  await writeModelConfig(to, config);
-  return tensors.length;
-}
-
+const packModel = (from: string, to: string) => copyModelDirectory(from, to, { dtype });
 const count = await packModel(src, out);
 const copied = [];
 if (existsSync(path.join(src, GENERATOR_DIR))) {

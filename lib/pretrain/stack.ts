@@ -9,15 +9,15 @@
  * (`pretrain-state.json`), so the continued run reads on from where the shallow one stopped.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { readModelConfig, writeModelConfig } from '../model/config.js';
-import { copyTokenizerFiles, resolveTokenizerFiles } from '../model/tokenizer-files.js';
+import { readModelConfig } from '../model/config.js';
+import { copyModelDirectory } from '../model/copy-model.js';
 import { native } from '../native.js';
+import { WEIGHTS_FILE } from '../train/model-setup.js';
 import { PRETRAIN_STATE_FILE } from './pretrainer.js';
 
-const WEIGHTS_FILE = 'model.safetensors';
 /** An encoder layer's tensor: `[bert.]encoder.layer.<i>.<rest>`. */
 const LAYER_TENSOR = /^((?:bert\.)?encoder\.layer\.)(\d+)\.(.+)$/;
 
@@ -77,17 +77,11 @@ export async function stackEncoderLayers(
   for (let i = 0; i < depth; i++) {
     if (!seen.has(i)) throw new Error(`${from}: ${WEIGHTS_FILE} has no encoder layer ${i}`);
   }
-  const tokenizer = resolveTokenizerFiles(from, config);
-  await mkdir(to, { recursive: true });
-  await native().convertCheckpoint(
-    path.join(from, WEIGHTS_FILE),
-    path.join(to, WEIGHTS_FILE),
+  await copyModelDirectory(from, to, {
+    dtype: 'float32',
     renames,
-    { dtype: 'float32' },
-  );
-  config.numHiddenLayers = layers;
-  config.tokenizer = await copyTokenizerFiles(to, tokenizer);
-  await writeModelConfig(to, config);
+    config: { ...config, numHiddenLayers: layers },
+  });
   const state = path.join(from, PRETRAIN_STATE_FILE);
   if (existsSync(state)) await copyFile(state, path.join(to, PRETRAIN_STATE_FILE));
   return { from: depth, to: layers, tensors: renames.length };
