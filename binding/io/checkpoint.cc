@@ -9,7 +9,6 @@
 #include <stdexcept>
 
 #include "io/file.h"
-#include "io/int8_rows.h"
 #include "io/pickle.h"
 #include "io/zip_directory.h"
 
@@ -357,9 +356,7 @@ CheckpointFormat DetectCheckpointFormat(const std::string& path) {
 
 CheckpointListing InspectCheckpoint(const std::string& path) {
   const CheckpointFormat format = DetectCheckpointFormat(path);
-  if (format == CheckpointFormat::Safetensors) {
-    return {format, ListInt8RowsAsFloat(InspectSafetensors(path)), {}};
-  }
+  if (format == CheckpointFormat::Safetensors) return {format, InspectSafetensors(path), {}};
   return InspectTorch(path, format);
 }
 
@@ -368,14 +365,9 @@ Checkpoint ReadCheckpoint(const std::string& path,
   const CheckpointFormat format = DetectCheckpointFormat(path);
   Checkpoint out{format, {}, {}, {}};
   if (format == CheckpointFormat::Safetensors) {
-    TensorFile file = want ? ReadSafetensors(path, WithInt8Scales(want)) : ReadSafetensors(path);
+    TensorFile file = want ? ReadSafetensors(path, want) : ReadSafetensors(path);
     out.tensors = std::move(file.tensors);
     out.metadata = std::move(file.metadata);
-    DequantizeInt8Rows(out.tensors, path);
-    // The scales of wanted matrices were read too; a tensor that only shares their names goes.
-    for (auto it = out.tensors.begin(); want && it != out.tensors.end();) {
-      it = want(it->first) ? std::next(it) : out.tensors.erase(it);
-    }
     return out;
   }
   auto file = OpenTorch(path, format);

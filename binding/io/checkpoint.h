@@ -30,7 +30,6 @@ struct CheckpointListing {
 };
 
 // Names, dtypes and shapes without reading tensor data (torch.save storages are not loaded).
-// Matrices stored as int8 rows (io/int8_rows.h) are listed, and read, as float32.
 CheckpointListing InspectCheckpoint(const std::string& path);
 
 struct Checkpoint {

@@ -20,8 +20,6 @@ std::string MatrixOf(const std::string& scaleName) {
 
 }  // namespace
 
-std::string Int8ScaleName(const std::string& name) { return name + kSuffix; }
-
 void QuantizeInt8Rows(std::map<std::string, torch::Tensor>& tensors, torch::ScalarType others) {
   std::map<std::string, torch::Tensor> scales;
   for (auto& [name, t] : tensors) {
@@ -35,7 +33,7 @@ void QuantizeInt8Rows(std::map<std::string, torch::Tensor>& tensors, torch::Scal
     torch::Tensor scale = rows.abs().amax(1, /*keepdim=*/true) / 127.0;
     scale = torch::where(scale > 0, scale, torch::ones_like(scale));
     t = torch::round(rows / scale).clamp(-127, 127).to(torch::kInt8);
-    scales.emplace(Int8ScaleName(name), scale.contiguous());
+    scales.emplace(name + kSuffix, scale.contiguous());
   }
   for (auto& [name, scale] : scales) {
     if (tensors.count(name)) {

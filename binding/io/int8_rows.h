@@ -1,9 +1,9 @@
 // Weight matrices stored as int8 rows: a model directory whose encoder is too big for its size
 // budget in float16 keeps each large matrix as int8 values with one float32 scale per row
 // (symmetric: row = int8 · scale, scale = max |row| / 127), in the tensor "<name>_scale" of
-// shape [rows, 1] beside it. Readers see the float32 matrix: ReadCheckpoint and the model's
-// weight loading dequantize, InspectCheckpoint lists the pair as one float32 tensor. The
-// rounding error of a weight is at most half its row's scale.
+// shape [rows, 1] beside it. Readers see the float32 matrix: ReadSafetensors (and so every
+// weight reader above it) dequantizes, InspectSafetensors lists the pair as one float32 tensor.
+// The rounding error of a weight is at most half its row's scale.
 #pragma once
 #include <torch/torch.h>
 
@@ -20,9 +20,6 @@ namespace koner::io {
 // embeddings, the classifier and the CRF's transitions are a rounding error of the file's size
 // and carry the most weight per value.
 constexpr int64_t kInt8RowsMinElements = 16384;
-
-// The name of the scales of the int8 matrix `name`.
-std::string Int8ScaleName(const std::string& name);
 
 // Replaces each floating 2-D tensor of at least kInt8RowsMinElements by its int8 rows and adds
 // its scales; the other floating tensors become `others`.

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "io/file.h"
+#include "io/int8_rows.h"
 #include "io/json.h"
 
 // safetensors stores little-endian data, which is copied to and from tensor memory as is.
@@ -281,11 +282,17 @@ TensorFile Read(const std::string& path, const std::function<bool(const std::str
 
 }  // namespace
 
-TensorFile ReadSafetensors(const std::string& path) { return Read(path, nullptr, Tiling::Strict); }
+TensorFile ReadSafetensors(const std::string& path) { return ReadSafetensors(path, nullptr); }
 
 TensorFile ReadSafetensors(const std::string& path,
                            const std::function<bool(const std::string&)>& want, Tiling tiling) {
-  return Read(path, want, tiling);
+  TensorFile file = Read(path, WithInt8Scales(want), tiling);
+  DequantizeInt8Rows(file.tensors, path);
+  // The scales of wanted matrices were read too; a tensor that only shares their names goes.
+  for (auto it = file.tensors.begin(); want && it != file.tensors.end();) {
+    it = want(it->first) ? std::next(it) : file.tensors.erase(it);
+  }
+  return file;
 }
 
 std::vector<TensorInfo> InspectSafetensors(const std::string& path) {
@@ -294,7 +301,7 @@ std::vector<TensorInfo> InspectSafetensors(const std::string& path) {
   Header h = ReadHeader(file, Tiling::Deferred);
   std::vector<TensorInfo> out;
   for (auto& e : h.entries) out.push_back({e.name, e.dtype->type, e.shape});
-  return out;
+  return ListInt8RowsAsFloat(std::move(out));
 }
 
 void WriteSafetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,

@@ -31,7 +31,6 @@
 #include <vector>
 
 #include "crf/crf.h"
-#include "io/int8_rows.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/cpu_block_cache.h"
@@ -509,7 +508,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           info.Env(),
           [state, path] {
             auto file = io::ReadSafetensors(path, nullptr, io::Tiling::Deferred);
-            io::DequantizeInt8Rows(file.tensors, path);
             auto report = Exclusive(state, [&](model::NerModelImpl& m) {
               return model::LoadWeights(m, file.tensors, path);
             });
