@@ -11,6 +11,9 @@ import { readJsonFile } from '../text-file.js';
 
 /** The tagging heads. */
 export type HeadKind = 'softmax' | 'crf' | 'bilstm-crf' | 'bigru-crf';
+/** The weights file of a model directory (beside its config.json). */
+export const WEIGHTS_FILE = 'model.safetensors';
+
 export const HEAD_KINDS: readonly HeadKind[] = ['softmax', 'crf', 'bilstm-crf', 'bigru-crf'];
 /** `none`: an encoder without a tagging head (what `koner pretrain` writes); it cannot tag. */
 export type ModelHead = HeadKind | 'none';

@@ -8,8 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import { type ConvertOptions, native } from '../native.js';
-import { WEIGHTS_FILE } from '../train/model-setup.js';
-import { type ModelConfig, readModelConfig, writeModelConfig } from './config.js';
+import { type ModelConfig, readModelConfig, WEIGHTS_FILE, writeModelConfig } from './config.js';
 import { copyTokenizerFiles, resolveTokenizerFiles } from './tokenizer-files.js';
 
 export interface CopyModelOptions {

@@ -47,6 +47,7 @@ import {
   KOBERT_BASE,
   modelConfigToJson,
   parseModelConfig,
+  WEIGHTS_FILE,
   writeModelConfig,
   type HeadKind,
   type ModelConfig,
@@ -684,7 +685,7 @@ export async function importCheckpoint(
   parseModelConfig(modelConfigToJson(config), configPath);
   const tokenizer = await chooseTokenizer(file, options.tokenizer, dims.vocab);
 
-  const weightsPath = path.join(outDir, 'model.safetensors');
+  const weightsPath = path.join(outDir, WEIGHTS_FILE);
   await makeDirectory(outDir);
   await addon.convertCheckpoint(file, weightsPath, keptRenames, {
     dtype: options.dtype,

@@ -20,7 +20,7 @@ import { setThreads } from '../runtime.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from '../train/batching.js';
-import { readModelConfig, type ModelConfig } from './config.js';
+import { readModelConfig, type ModelConfig, WEIGHTS_FILE } from './config.js';
 import { defaultModelDir } from './default-model.js';
 import { attachPieces } from './entity-pieces.js';
 import { resolveTokenizerFiles, type TokenizerFiles } from './tokenizer-files.js';
@@ -231,8 +231,8 @@ export class NerModel {
           `${config.vocabSize}`,
       );
     }
-    const weights = path.join(dir, 'model.safetensors');
-    if (!existsSync(weights)) throw new Error(`${dir}: model.safetensors is missing`);
+    const weights = path.join(dir, WEIGHTS_FILE);
+    if (!existsSync(weights)) throw new Error(`${dir}: ${WEIGHTS_FILE} is missing`);
     // The sizes first, from the header alone: a config that its weights contradict must not
     // allocate the model it describes.
     const tensors = await native().inspectCheckpoint(weights);

@@ -29,7 +29,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { readModelConfig, type ModelConfig } from '../model/config.js';
+import { readModelConfig, type ModelConfig, WEIGHTS_FILE } from '../model/config.js';
 import {
   native,
   type NativeDistGroup,
@@ -45,7 +45,6 @@ import { recoverAtomicDir, writeAtomicDir } from '../train/checkpoint-files.js';
 import { readSentences } from '../train/data.js';
 import { distGroupOptions } from '../train/dist-env.js';
 import { METRICS_FILE, MetricsLog } from '../train/metrics-log.js';
-import { WEIGHTS_FILE } from '../train/model-setup.js';
 import { ProgressReporter, formatDuration } from '../train/progress.js';
 import { LinearSchedule, type ScheduleState } from '../train/schedule.js';
 import type { RunOptions } from '../train/trainer.js';

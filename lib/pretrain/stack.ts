@@ -12,10 +12,9 @@ import { existsSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { readModelConfig } from '../model/config.js';
+import { readModelConfig, WEIGHTS_FILE } from '../model/config.js';
 import { copyModelDirectory } from '../model/copy-model.js';
 import { native } from '../native.js';
-import { WEIGHTS_FILE } from '../train/model-setup.js';
 import { PRETRAIN_STATE_FILE } from './pretrainer.js';
 
 /** An encoder layer's tensor: `[bert.]encoder.layer.<i>.<rest>`. */

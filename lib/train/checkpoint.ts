@@ -16,7 +16,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { writeModelConfig, type ModelConfig } from '../model/config.js';
+import { writeModelConfig, type ModelConfig, WEIGHTS_FILE } from '../model/config.js';
 import { copyTokenizerFiles } from '../model/tokenizer-files.js';
 import type { NativeDistGroup, NativeModel, NativeTrainer } from '../native.js';
 import {
@@ -27,7 +27,6 @@ import {
   type TrainerState,
 } from './checkpoint-files.js';
 import type { TokenizerFiles } from './config.js';
-import { WEIGHTS_FILE } from './model-setup.js';
 
 /** AdamW's state inside a checkpoint. */
 export const OPTIMIZER_FILE = 'optimizer.safetensors';

@@ -15,7 +15,7 @@ import path from 'node:path';
 
 import type { Sentence } from '../corpus/types.js';
 import type { LabelScheme } from '../labels/scheme.js';
-import { readModelConfig } from '../model/config.js';
+import { readModelConfig, WEIGHTS_FILE } from '../model/config.js';
 import { bioConstraints } from '../model/ner-model.js';
 import { native, type NativeInputs } from '../native.js';
 import { ValidationLeakGuard } from '../pretrain/leak-guard.js';
@@ -25,7 +25,6 @@ import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from './batching.js';
 import { pathListField } from './config.js';
 import type { PreparedData } from './data.js';
-import { WEIGHTS_FILE } from './model-setup.js';
 
 /**
  * The first `count` paragraphs of `files` that share no text with the validation sentences, as

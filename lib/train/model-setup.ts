@@ -13,14 +13,11 @@ import path from 'node:path';
 
 import { POS_TAGS } from '../labels/pos.js';
 import type { LabelScheme } from '../labels/scheme.js';
-import { readModelConfig, type ModelConfig } from '../model/config.js';
+import { readModelConfig, type ModelConfig, WEIGHTS_FILE } from '../model/config.js';
 import { native, type NativeModel } from '../native.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { SYLLABLE_VOCAB_SIZE } from '../tokenizer/syllables.js';
 import type { TrainConfig } from './config.js';
-
-/** The weights file of a model directory. */
-export const WEIGHTS_FILE = 'model.safetensors';
 
 /**
  * The model config of a run. Scratch: `model.size`, the tokenizer's vocabulary size and pad id,
