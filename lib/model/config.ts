@@ -9,11 +9,11 @@ import path from 'node:path';
 import { makeDirectory } from '../output-dir.js';
 import { readJsonFile } from '../text-file.js';
 
-/** The tagging heads. */
-export type HeadKind = 'softmax' | 'crf' | 'bilstm-crf' | 'bigru-crf';
 /** The weights file of a model directory (beside its config.json). */
 export const WEIGHTS_FILE = 'model.safetensors';
 
+/** The tagging heads. */
+export type HeadKind = 'softmax' | 'crf' | 'bilstm-crf' | 'bigru-crf';
 export const HEAD_KINDS: readonly HeadKind[] = ['softmax', 'crf', 'bilstm-crf', 'bigru-crf'];
 /** `none`: an encoder without a tagging head (what `koner pretrain` writes); it cannot tag. */
 export type ModelHead = HeadKind | 'none';

@@ -21,7 +21,12 @@ import autocannon from 'autocannon';
 
 import { readKmouCorpus } from '../../lib/corpus/index.js';
 import { LABELS } from '../../lib/labels/index.js';
-import { KOBERT_BASE, writeModelConfig, type ModelConfig } from '../../lib/model/config.js';
+import {
+  KOBERT_BASE,
+  WEIGHTS_FILE,
+  writeModelConfig,
+  type ModelConfig,
+} from '../../lib/model/config.js';
 import { NerModel } from '../../lib/model/ner-model.js';
 import { native, packageRoot } from '../../lib/native.js';
 import { createServer } from '../../lib/serve/index.js';
@@ -62,7 +67,7 @@ async function randomModel(dir: string, small: boolean): Promise<string> {
   };
   const model = new (native().Model)(config);
   await model.seed(1);
-  await model.saveWeights(path.join(dir, 'model.safetensors'));
+  await model.saveWeights(path.join(dir, WEIGHTS_FILE));
   await writeModelConfig(dir, config);
   return dir;
 }
