@@ -279,6 +279,12 @@ export interface NativeTrainerOptions {
   weightDecay: number;
   betas: [number, number];
   eps: number;
+  /**
+   * Layer-wise learning-rate decay in (0, 1] (default 1: off). Encoder layer i of L steps at
+   * lr · layerDecay^(L − i), the embeddings at lr · layerDecay^(L + 1), every other parameter
+   * (pooler, heads, CRF) at lr.
+   */
+  layerDecay?: number;
   /** Max global gradient norm (0: no clipping; the norm is still reported). */
   clipNorm: number;
   /**

@@ -40,7 +40,7 @@ train::TrainerOptions OptionsArg(const Napi::Value& value) {
   }
   auto o = value.As<Napi::Object>();
   OnlyKnownKeys(o, "options",
-                {"weightDecay", "betas", "eps", "clipNorm", "autocast", "posWeight",
+                {"weightDecay", "betas", "eps", "clipNorm", "autocast", "layerDecay", "posWeight",
                  "distillWeight", "distillTemperature"});
   auto required = [&](const char* field) {
     Napi::Value v = o.Get(field);
@@ -61,6 +61,7 @@ train::TrainerOptions OptionsArg(const Napi::Value& value) {
     if (!o.Get(field).IsUndefined())
       into = NumberArg(o.Get(field), std::string("options.") + field);
   };
+  optional("layerDecay", options.layerDecay);
   optional("posWeight", options.posWeight);
   optional("distillWeight", options.distillWeight);
   optional("distillTemperature", options.distillTemperature);

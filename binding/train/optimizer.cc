@@ -1,5 +1,7 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <type_traits>
 #include <utility>
@@ -31,38 +33,72 @@ typename StateMap::key_type KeyOf(const torch::Tensor& parameter) {
   return KeyFor<typename StateMap::key_type>(parameter.unsafeGetTensorImpl());
 }
 
+const std::string kEmbeddings = "bert.embeddings.", kLayer = "bert.encoder.layer.";
+
 }  // namespace
 
 bool DecaysWeight(const std::string& name) {
   return !EndsWith(name, ".bias") && name.find("LayerNorm") == std::string::npos;
 }
 
-std::unique_ptr<torch::optim::AdamW> MakeAdamW(const std::vector<std::string>& names,
+int Depth(const std::string& name, int layers) {
+  if (name.compare(0, kEmbeddings.size(), kEmbeddings) == 0) return 0;
+  if (name.compare(0, kLayer.size(), kLayer) == 0) {
+    return 1 + std::stoi(name.substr(kLayer.size()));
+  }
+  return layers + 1;
+}
+
+std::vector<ParamGroup> PlanGroups(const std::vector<std::string>& names,
+                                   const TrainerOptions& options) {
+  // The layer count is read off the names, so a checkpoint's own layout decides it.
+  int layers = 0;
+  for (const auto& name : names) {
+    if (name.compare(0, kLayer.size(), kLayer) == 0) layers = std::max(layers, Depth(name, 0));
+  }
+  const bool byDepth = options.layerDecay < 1.0;
+  std::vector<ParamGroup> groups;
+  for (bool decays : {true, false}) {
+    for (int depth = layers + 1; depth >= 0; --depth) {
+      ParamGroup group;
+      group.decays = decays;
+      group.lrScale = byDepth ? std::pow(options.layerDecay, layers + 1 - depth) : 1.0;
+      for (size_t i = 0; i < names.size(); ++i) {
+        if (DecaysWeight(names[i]) == decays && (!byDepth || Depth(names[i], layers) == depth)) {
+          group.members.push_back(i);
+        }
+      }
+      if (!group.members.empty()) groups.push_back(std::move(group));
+      if (!byDepth) break;
+    }
+  }
+  return groups;
+}
+
+std::unique_ptr<torch::optim::AdamW> MakeAdamW(const std::vector<ParamGroup>& groups,
                                                const std::vector<torch::Tensor>& parameters,
                                                const TrainerOptions& options) {
-  std::vector<torch::Tensor> decay, noDecay;
-  for (size_t i = 0; i < parameters.size(); ++i) {
-    (DecaysWeight(names[i]) ? decay : noDecay).push_back(parameters[i]);
-  }
   auto defaults = torch::optim::AdamWOptions(1e-3)
                       .betas({options.beta1, options.beta2})
                       .eps(options.eps)
                       .weight_decay(options.weightDecay);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  if (!decay.empty()) {
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(defaults));
+  std::vector<torch::optim::OptimizerParamGroup> adamGroups;
+  for (const auto& group : groups) {
+    std::vector<torch::Tensor> members;
+    for (size_t i : group.members) members.push_back(parameters[i]);
+    auto groupOptions = defaults;
+    if (!group.decays) groupOptions.weight_decay(0.0);
+    adamGroups.emplace_back(std::move(members),
+                            std::make_unique<torch::optim::AdamWOptions>(groupOptions));
   }
-  if (!noDecay.empty()) {
-    auto none = defaults;
-    none.weight_decay(0.0);
-    groups.emplace_back(noDecay, std::make_unique<torch::optim::AdamWOptions>(none));
-  }
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), defaults);
+  return std::make_unique<torch::optim::AdamW>(std::move(adamGroups), defaults);
 }
 
-void SetLearningRate(torch::optim::AdamW& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) {
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+void SetLearningRate(torch::optim::AdamW& optimizer, const std::vector<ParamGroup>& groups,
+                     double lr) {
+  auto& adamGroups = optimizer.param_groups();
+  for (size_t g = 0; g < adamGroups.size(); ++g) {
+    static_cast<torch::optim::AdamWOptions&>(adamGroups[g].options()).lr(lr * groups[g].lrScale);
   }
 }
 

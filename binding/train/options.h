@@ -14,6 +14,8 @@ struct TrainerOptions {
   double weightDecay = 0.0;
   double beta1 = 0.9, beta2 = 0.999;
   double eps = 1e-8;
+  // Layer-wise learning-rate decay (train/optimizer.h): 1 gives every parameter the full rate.
+  double layerDecay = 1.0;
   // Max global L2 norm of the gradients; 0 measures the norm without clipping.
   double clipNorm = 0.0;
   // Weight of the auxiliary POS loss beside the tagging loss (batches with posTags only).
@@ -38,6 +40,9 @@ inline void Validate(const TrainerOptions& o) {
   if (!(o.beta1 >= 0 && o.beta1 < 1)) bad("betas[0]", "must be in [0, 1)", o.beta1);
   if (!(o.beta2 >= 0 && o.beta2 < 1)) bad("betas[1]", "must be in [0, 1)", o.beta2);
   if (!std::isfinite(o.eps) || o.eps <= 0) bad("eps", "must be a finite number > 0", o.eps);
+  if (!(o.layerDecay > 0 && o.layerDecay <= 1)) {
+    bad("layerDecay", "must be in (0, 1]", o.layerDecay);
+  }
   if (!std::isfinite(o.posWeight) || o.posWeight < 0) {
     bad("posWeight", "must be a finite number >= 0", o.posWeight);
   }

@@ -47,7 +47,8 @@ Trainer::Trainer(model::NerModel model, const TrainerOptions& options)
     shapes_.push_back(item.value().sizes().vec());
     parameters_.push_back(item.value());
   }
-  optimizer_ = MakeAdamW(names_, parameters_, options_);
+  groups_ = PlanGroups(names_, options_);
+  optimizer_ = MakeAdamW(groups_, parameters_, options_);
 }
 
 StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist::Group* group) {
@@ -125,7 +126,7 @@ StepResult Trainer::Step(const std::vector<MicroBatch>& batches, double lr, dist
   scaler_.Update(!result.skipped);
   if (result.skipped) return result;
 
-  SetLearningRate(*optimizer_, lr);
+  SetLearningRate(*optimizer_, groups_, lr);
   optimizer_->step();
   return result;
 }

@@ -16,6 +16,7 @@
 #include "model/ner_model.h"
 #include "train/amp.h"
 #include "train/loss.h"
+#include "train/optimizer.h"
 #include "train/optimizer_state.h"
 #include "train/options.h"
 
@@ -74,6 +75,7 @@ class Trainer {
   std::vector<std::string> names_;
   std::vector<std::vector<int64_t>> shapes_;
   std::vector<torch::Tensor> parameters_;
+  std::vector<ParamGroup> groups_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   LossScaler scaler_;
 };

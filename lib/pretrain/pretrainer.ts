@@ -426,6 +426,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       weightDecay: config.optimizer.weightDecay,
       betas: config.optimizer.betas,
       eps: config.optimizer.eps,
+      layerDecay: config.optimizer.layerDecay,
       clipNorm: config.clipNorm,
       autocast: config.dtype,
     };

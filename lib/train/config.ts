@@ -227,6 +227,14 @@ export const optimizerSchema = (recipe: Readonly<RecipeDefaults>, description: s
         description: "Adam's β1, β2.",
       }),
       eps: positive("Adam's ε.", recipe.eps),
+      layerDecay: Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1,
+        default: 1,
+        description:
+          'Layer-wise learning-rate decay: encoder layer i of L trains at lr · layerDecay^(L − i), ' +
+          'the embeddings at lr · layerDecay^(L + 1), the heads at lr (1: every parameter at lr).',
+      }),
     },
     { default: {}, description },
   );
@@ -466,6 +474,8 @@ const ALIASES: Record<string, string> = {
   learningrate: 'optimizer.lr',
   lr: 'optimizer.lr',
   weightdecay: 'optimizer.weightDecay',
+  layerwiselrdecay: 'optimizer.layerDecay',
+  layerdecay: 'optimizer.layerDecay',
   adamepsilon: 'optimizer.eps',
   adameps: 'optimizer.eps',
   epsilon: 'optimizer.eps',

@@ -172,6 +172,7 @@ function trainerOf(model: NativeModel, config: TrainConfig): NativeTrainer {
     weightDecay: config.optimizer.weightDecay,
     betas: config.optimizer.betas,
     eps: config.optimizer.eps,
+    layerDecay: config.optimizer.layerDecay,
     clipNorm: config.clipNorm,
     autocast: config.dtype,
     posWeight: config.model.posWeight ?? undefined,
@@ -553,6 +554,7 @@ function describePlan(
     (config.gradAccumulation > 1 ? ` × ${config.gradAccumulation} accumulated` : '') +
     (worldSize > 1 ? ` × ${worldSize} workers` : '') +
     `, lr ${config.optimizer.lr} with ${warmupSteps} warmup steps` +
+    (config.optimizer.layerDecay < 1 ? `, layer decay ${config.optimizer.layerDecay}` : '') +
     (state ? `; resuming at step ${state.step} (epoch ${state.cursor.epoch + 1})` : '')
   );
 }

@@ -61,7 +61,13 @@ describe('train config', () => {
     });
     expect(c.output).toBe('/runs/exp/out');
     expect(c.tokenizer).toEqual(TOKENIZER);
-    expect(c.optimizer).toEqual({ lr: 5e-5, weightDecay: 0.01, betas: [0.9, 0.999], eps: 1e-8 });
+    expect(c.optimizer).toEqual({
+      lr: 5e-5,
+      weightDecay: 0.01,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      layerDecay: 1,
+    });
     expect(c.schedule).toEqual({ kind: 'linear', warmupRatio: 0.1 });
     expect(c).toMatchObject({
       maxLength: 128,
@@ -165,6 +171,8 @@ describe('train config', () => {
     ['optimizer.betas', [0.9], 'optimizer.betas'],
     ['optimizer.betas', [0.9, 1], 'optimizer.betas'],
     ['optimizer.eps', 0, 'optimizer.eps'],
+    ['optimizer.layerDecay', 0, 'optimizer.layerDecay'],
+    ['optimizer.layerDecay', 1.5, 'optimizer.layerDecay'],
     ['schedule.kind', 'cosine', 'schedule.kind'],
     ['schedule.warmupRatio', 1, 'schedule.warmupRatio'],
     ['schedule.warmupSteps', 1.5, 'schedule.warmupSteps'],
@@ -260,6 +268,7 @@ describe('train config', () => {
       ['epoch', 3, 'epoch', 'epochs'],
       ['max_grad_norm', 1, 'max_grad_norm', 'clipNorm'],
       ['warmup_proportion', 0.1, 'warmup_proportion', 'schedule.warmupRatio'],
+      ['layer_wise_lr_decay', 0.8, 'layer_wise_lr_decay', 'optimizer.layerDecay'],
       ['optimizer.learningRate', 1e-4, 'optimizer.learningRate', 'optimizer.lr'],
       ['model.haed', 'crf', 'model.haed', 'model.head'],
       ['corpus.valid', 'x', 'corpus.valid', 'corpus.validation'],

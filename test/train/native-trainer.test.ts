@@ -218,6 +218,56 @@ describe('optimizer and random state', () => {
     expect(maxDiff(w1, await resume(false))).toBeGreaterThan(1e-6);
   });
 
+  it('layer decay: each depth steps at lr · decay^(top − depth), resumably', async () => {
+    const config = tinyConfig('crf', 0); // 2 encoder layers: the heads are depth 3
+    const batch = [makeBatch(450, 6, 12, config)];
+    const lr = 1e-3;
+    const decay = 0.5;
+    // Adam's first step moves every element by lr · g / (|g| + eps) (no decay, no clipping): by
+    // the group's rate wherever the gradient is far above eps. The largest move of each tensor
+    // is therefore its group's rate.
+    const options = { ...OPTIONS, weightDecay: 0, eps: 1e-12, clipNorm: 0, layerDecay: decay };
+    const model = await seeded(config, 31);
+    const before = await weightsOf(model);
+    await new (native().Trainer)(model, options).step(batch, lr);
+    const after = await weightsOf(model);
+    const depth = (name: string) =>
+      name.startsWith('bert.embeddings.')
+        ? 0
+        : name.startsWith('bert.encoder.layer.')
+          ? 1 + Number(name.split('.')[3])
+          : 3;
+    const seen = new Set<number>();
+    for (const name of Object.keys(before)) {
+      let moved = 0;
+      for (let i = 0; i < before[name].length; i++) {
+        moved = Math.max(moved, Math.abs(after[name][i] - before[name][i]));
+      }
+      if (moved === 0) continue; // no gradient reaches it (the pooler)
+      seen.add(depth(name));
+      // float32 rounds a move of 1e-4 on a weight near 1 by up to 6e-8: relative 1e-3 allows it.
+      expect(relDiff(moved / lr, decay ** (3 - depth(name))), name).toBeLessThan(1e-3);
+    }
+    expect([...seen].sort()).toEqual([0, 1, 2, 3]);
+
+    // The groups do not disturb resuming: k steps, save, load, n steps equals k + n steps.
+    const steps = Array.from({ length: 4 }, (_, s) => [makeBatch(460 + s, 5, 10, config)]);
+    const a = await seeded(config, 32);
+    const ta = new (native().Trainer)(a, options);
+    for (const b of steps.slice(0, 2)) await ta.step(b, lr);
+    const weights = path.join(tmp, 'decay-weights.safetensors');
+    const state = path.join(tmp, 'decay-optimizer.safetensors');
+    await a.saveWeights(weights);
+    await ta.saveState(state);
+    for (const b of steps.slice(2)) await ta.step(b, lr);
+    const b = new (native().Model)(config);
+    await b.loadWeights(weights);
+    const tb = new (native().Trainer)(b, options);
+    await tb.loadState(state);
+    for (const s of steps.slice(2)) await tb.step(s, lr);
+    expect(maxDiff(await weightsOf(a), await weightsOf(b))).toBe(0);
+  });
+
   it('names the state after the parameters, with metadata', async () => {
     const config = tinyConfig('crf', 0);
     const model = await seeded(config, 1);
@@ -446,6 +496,8 @@ describe('arguments', () => {
       [model, { ...OPTIONS, betas: [0.9] }, /options\.betas: must be \[beta1, beta2\]/],
       [model, { ...OPTIONS, eps: 0 }, /options\.eps: must be a finite number > 0/],
       [model, { ...OPTIONS, clipNorm: -1 }, /options\.clipNorm/],
+      [model, { ...OPTIONS, layerDecay: 0 }, /options\.layerDecay: must be in \(0, 1\], got 0/],
+      [model, { ...OPTIONS, layerDecay: 1.5 }, /options\.layerDecay: must be in \(0, 1\]/],
       [
         model,
         { ...OPTIONS, autocast: 'int8' },
