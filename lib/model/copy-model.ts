@@ -17,6 +17,8 @@ export interface CopyModelOptions {
   renames?: [string, string][];
   /** The config to write (default: `from`'s). */
   config?: ModelConfig;
+  /** Tensors written beside the renamed ones. */
+  extra?: ConvertOptions['extra'];
 }
 
 /** Writes the model directory `to` from `from`; returns the number of tensors written. */
@@ -34,6 +36,7 @@ export async function copyModelDirectory(
   await mkdir(to, { recursive: true });
   await native().convertCheckpoint(weights, path.join(to, WEIGHTS_FILE), renames, {
     dtype: options.dtype,
+    extra: options.extra,
   });
   await writeModelConfig(to, { ...config, tokenizer: await copyTokenizerFiles(to, tokenizer) });
   return renames.length;
