@@ -23,13 +23,15 @@ for (const dir of dirs) {
     throw new Error(`${dir}: ${Object.keys(tensors).length} tensors, ${dirs[0]} has ${sums.size}`);
   }
   for (const [name, t] of Object.entries(tensors)) {
+    // Floating tensors arrive as float32; anything else cannot be averaged.
+    if (t.dtype !== 'float32') throw new Error(`${dir}: ${name} is ${t.dtype}, not floating`);
     const values = new Float32Array(t.data.slice().buffer);
-    const sum = sums.get(name);
-    if (!sum) {
-      if (sums.size > 0 && dir !== dirs[0]) throw new Error(`${dir}: ${name} is not in ${dirs[0]}`);
+    if (dir === dirs[0]) {
       sums.set(name, { shape: t.shape, values });
       continue;
     }
+    const sum = sums.get(name);
+    if (!sum) throw new Error(`${dir}: ${name} is not in ${dirs[0]}`);
     if (sum.shape.join() !== t.shape.join()) {
       throw new Error(`${dir}: ${name} is [${t.shape}], ${dirs[0]} has [${sum.shape}]`);
     }
