@@ -1,7 +1,7 @@
 /**
  * Averages the weights of model directories that share one architecture (checkpoint averaging:
- * the snapshots of one run's last epochs) into a new model directory with the first one's
- * config and tokenizer, float32 weights.
+ * the snapshots of one run's last epochs; or a model soup: fine-tunes of one encoder) into a new
+ * model directory with the first one's config and tokenizer, float32 weights.
  *
  *   npx tsx scripts/average-weights.ts <out-dir> <model-dir> <model-dir> ...
  */
