@@ -44,5 +44,5 @@ const extra: CheckpointExtra[] = [...sums].map(([name, { shape, values }]) => ({
   init: 'values',
   values: values.map((v) => v / dirs.length),
 }));
-await copyModelDirectory(dirs[0], out, { dtype: 'float32', renames: [], extra });
-console.log(`${out}: the mean of ${dirs.length} models' ${extra.length} tensors`);
+const count = await copyModelDirectory(dirs[0], out, { dtype: 'float32', renames: [], extra });
+console.log(`${out}: the mean of ${dirs.length} models' ${count} tensors`);

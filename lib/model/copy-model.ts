@@ -39,5 +39,5 @@ export async function copyModelDirectory(
     extra: options.extra,
   });
   await writeModelConfig(to, { ...config, tokenizer: await copyTokenizerFiles(to, tokenizer) });
-  return renames.length;
+  return renames.length + (options.extra?.length ?? 0);
 }
