@@ -137,6 +137,17 @@ export const PathListSchema = (description: string, options: { default?: string[
     ...(options.default ? { default: options.default } : { minItems: 1 }),
   });
 
+/**
+ * How an ensemble's teachers combine into one distribution per piece:
+ * - `marginals`: the mean of each teacher's own CRF marginals (a mixture: where members
+ *   disagree, the targets spread over their answers);
+ * - `emissions`: one CRF over the teachers' mean emissions with their mean transitions, and its
+ *   marginals (a product of experts: what the ensemble's joint Viterbi decoding believes, which
+ *   scores above every member, see `scripts/stats/ensemble.ts`). It needs CRF heads.
+ */
+export type TeacherCombination = 'marginals' | 'emissions';
+export const TEACHER_COMBINATIONS: readonly TeacherCombination[] = ['marginals', 'emissions'];
+
 const positive = (description: string, fallback?: number) =>
   Type.Number({ exclusiveMinimum: 0, description, default: fallback });
 const fraction = (description: string, fallback?: number) =>
@@ -374,6 +385,15 @@ function trainSchema(recipe: Readonly<RecipeDefaults>) {
         ),
         weight: positive("Weight of the teacher's tag distributions beside the gold tags.", 1),
         temperature: positive('Softmax temperature of the distillation.', 1),
+        combine: Type.Union(
+          TEACHER_COMBINATIONS.map((c) => Type.Literal(c)),
+          {
+            default: 'marginals',
+            description:
+              "How several teachers combine: 'marginals' (the mean of their CRF marginals) or " +
+              "'emissions' (the marginals of one CRF over their mean emissions and transitions).",
+          },
+        ),
         text: PathListSchema(
           'Unlabelled text (gzip or plain, one paragraph per line) taught by the teacher alone.',
           { default: [] },

@@ -15,15 +15,16 @@ import path from 'node:path';
 
 import type { Sentence } from '../corpus/types.js';
 import type { LabelScheme } from '../labels/scheme.js';
-import { readModelConfig, WEIGHTS_FILE } from '../model/config.js';
+import type { CrfParameters } from '../crf/index.js';
+import { readModelConfig, WEIGHTS_FILE, type ModelConfig } from '../model/config.js';
 import { bioConstraints } from '../model/ner-model.js';
-import { native, type NativeInputs } from '../native.js';
+import { native, type NativeInputs, type NativeModel } from '../native.js';
 import { ValidationLeakGuard } from '../pretrain/leak-guard.js';
 import { readParagraphs } from '../pretrain/text-stream.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from './batching.js';
-import { pathListField } from './config.js';
+import { pathListField, type TeacherCombination } from './config.js';
 import type { PreparedData } from './data.js';
 
 /**
@@ -70,7 +71,7 @@ export function withUnlabelled(data: PreparedData, extra: PreparedData): Prepare
 /**
  * Sets `softTargets` ([length × K]) on every example of `data`, whose `sentences` are those
  * `data` was prepared from: the teacher's marginals, or with several teachers (an ensemble) their
- * mean, a distribution again, which averages away where single models disagree.
+ * combination (see {@link TeacherCombination}), a distribution again.
  *
  * @throws Error when a teacher's labels are not the scheme's, or its vocabulary is not the
  *   tokenizer's, naming that teacher.
@@ -82,14 +83,48 @@ export async function addTeacherTargets(
   tokenizer: Tokenizer,
   scheme: LabelScheme,
   batchSize: number,
+  combine: TeacherCombination = 'marginals',
 ): Promise<{ seconds: number }> {
   const started = performance.now();
-  if (teacherDirs.length === 0) throw new Error('distill.teacher: names no model directory');
-  const sums = data.examples.map(() => undefined as Float32Array | undefined);
-  for (let t = 0; t < teacherDirs.length; t++) {
-    const field = pathListField('distill.teacher', teacherDirs, t);
-    await addMarginals(field, teacherDirs[t], data, sentences, tokenizer, scheme, batchSize, sums);
+  if (combine === 'emissions') {
+    const ensemble = await ensembleEmissions(
+      teacherDirs,
+      data,
+      sentences,
+      tokenizer,
+      scheme,
+      batchSize,
+    );
+    const constraints = bioConstraints(scheme.labels);
+    const K = scheme.labels.length;
+    data.examples.forEach((example, i) => {
+      const emissions = ensemble.emissions[i];
+      const L = emissions.length / K;
+      example.softTargets = native().crfMarginals(
+        emissions,
+        [1, L, K],
+        Int32Array.of(L),
+        ensemble.crf.transitions,
+        ensemble.crf.start,
+        ensemble.crf.end,
+        constraints,
+      );
+    });
+    return { seconds: (performance.now() - started) / 1000 };
   }
+  const sums = data.examples.map(() => undefined as Float32Array | undefined);
+  await forEachTeacher(teacherDirs, data, sentences, tokenizer, scheme, batchSize, {
+    async batch(teacher, batch) {
+      const decoded = await teacher.decode(
+        batch.ids,
+        [batch.indices.length, batch.T],
+        batch.lengths,
+        { constraints: batch.constraints, marginals: true },
+        batch.inputs,
+      );
+      addRows(sums, decoded.marginals!, batch, scheme.labels.length);
+    },
+  });
   const scale = 1 / teacherDirs.length;
   data.examples.forEach((example, i) => {
     const sum = sums[i]!;
@@ -99,37 +134,163 @@ export async function addTeacherTargets(
   return { seconds: (performance.now() - started) / 1000 };
 }
 
-/** Adds one teacher's marginals ([length × K] per example) into `sums`. */
-async function addMarginals(
-  field: string,
-  teacherDir: string,
+/** An ensemble of CRF taggers as one: its mean emissions per example and mean CRF parameters. */
+export interface EnsembleEmissions {
+  /** Per example of the data, [length × K]: the mean of the teachers' emissions. */
+  emissions: Float32Array[];
+  /** The mean of the teachers' transitions, start and end scores. */
+  crf: CrfParameters;
+}
+
+/** The CRF parameter tensors of a koner model directory, with the fields they fill. */
+const CRF_TENSORS = [
+  ['crf.transitions', 'transitions'],
+  ['crf.start_transitions', 'start'],
+  ['crf.end_transitions', 'end'],
+] as const;
+
+/**
+ * Runs every teacher over `data`'s examples and averages their emissions and CRF parameters
+ * (their linear-chain scores add up, so the mean is one CRF again: a product of experts).
+ *
+ * @throws Error naming the teacher when one has no CRF head, or labels or vocabulary differ.
+ */
+export async function ensembleEmissions(
+  teacherDirs: readonly string[],
   data: PreparedData,
   sentences: readonly Sentence[],
   tokenizer: Tokenizer,
   scheme: LabelScheme,
   batchSize: number,
+): Promise<EnsembleEmissions> {
+  const K = scheme.labels.length;
+  const sums = data.examples.map(() => undefined as Float32Array | undefined);
+  const crf: CrfParameters = {
+    transitions: new Float32Array(K * K),
+    start: new Float32Array(K),
+    end: new Float32Array(K),
+  };
+  await forEachTeacher(teacherDirs, data, sentences, tokenizer, scheme, batchSize, {
+    async loaded(where, dir, config) {
+      if (config.head === 'softmax' || config.head === 'none') {
+        throw new Error(`${where} has a ${config.head} head: combining emissions needs a CRF`);
+      }
+      const file = path.join(dir, WEIGHTS_FILE);
+      const tensors = await native().readTensors(
+        file,
+        CRF_TENSORS.map(([name]) => name),
+        true,
+      );
+      for (const [name, field] of CRF_TENSORS) {
+        const raw = tensors[name];
+        const values = new Float32Array(raw.data.slice().buffer);
+        if (values.length !== crf[field].length) {
+          throw new Error(
+            `${where}: ${name} has ${values.length} values, expected ${crf[field].length}`,
+          );
+        }
+        for (let j = 0; j < values.length; j++) crf[field][j] += values[j];
+      }
+    },
+    async batch(teacher, batch) {
+      const emissions = await teacher.emissions(
+        batch.ids,
+        [batch.indices.length, batch.T],
+        batch.lengths,
+        batch.inputs,
+      );
+      addRows(sums, emissions, batch, K);
+    },
+  });
+  const scale = 1 / teacherDirs.length;
+  for (const values of [crf.transitions, crf.start, crf.end, ...sums]) {
+    for (let j = 0; j < values!.length; j++) values![j] *= scale;
+  }
+  return { emissions: sums as Float32Array[], crf };
+}
+
+/** One batch of a teacher's pass: the examples' indices, padded ids and what decoding needs. */
+interface TeacherBatch {
+  indices: number[];
+  ids: Int32Array;
+  lengths: Int32Array;
+  T: number;
+  inputs: NativeInputs | undefined;
+  constraints: ReturnType<typeof bioConstraints>;
+}
+
+/** Adds each example's rows of a [B, T, K] result into `sums` (the first teacher's start them). */
+function addRows(
   sums: (Float32Array | undefined)[],
+  values: Float32Array,
+  batch: TeacherBatch,
+  K: number,
+): void {
+  batch.indices.forEach((index, b) => {
+    const rows = values.subarray(b * batch.T * K, (b * batch.T + batch.lengths[b]) * K);
+    const sum = sums[index];
+    if (!sum) sums[index] = rows.slice();
+    else for (let j = 0; j < rows.length; j++) sum[j] += rows[j];
+  });
+}
+
+/**
+ * Loads each teacher in turn (checked against the scheme and tokenizer), hands it to `visit`
+ * once and then batch by batch over every example, and frees it before the next.
+ */
+async function forEachTeacher(
+  teacherDirs: readonly string[],
+  data: PreparedData,
+  sentences: readonly Sentence[],
+  tokenizer: Tokenizer,
+  scheme: LabelScheme,
+  batchSize: number,
+  visit: {
+    loaded?: (where: string, dir: string, config: ModelConfig) => Promise<void>;
+    batch: (teacher: NativeModel, batch: TeacherBatch) => Promise<void>;
+  },
 ): Promise<void> {
-  const config = await readModelConfig(teacherDir);
-  const where = `${field}: ${teacherDir}`;
-  if (config.head === 'none') {
-    throw new Error(`${where} has no tagging head (a pretrained encoder cannot teach tags)`);
+  if (teacherDirs.length === 0) throw new Error('distill.teacher: names no model directory');
+  for (let t = 0; t < teacherDirs.length; t++) {
+    const teacherDir = teacherDirs[t];
+    const where = `${pathListField('distill.teacher', teacherDirs, t)}: ${teacherDir}`;
+    const config = await readModelConfig(teacherDir);
+    if (config.head === 'none') {
+      throw new Error(`${where} has no tagging head (a pretrained encoder cannot teach tags)`);
+    }
+    if (config.labels.join(' ') !== scheme.labels.join(' ')) {
+      throw new Error(
+        `${where} tags ${config.labels.length} labels (${config.labels.slice(0, 4).join(', ')}, …), ` +
+          `not the corpus's ${scheme.labels.length} in the same order`,
+      );
+    }
+    if (config.vocabSize !== tokenizer.vocabSize) {
+      throw new Error(
+        `${where} has vocab_size ${config.vocabSize}, the tokenizer ${tokenizer.vocabSize}: ` +
+          'teacher and student must share the tokenizer',
+      );
+    }
+    await visit.loaded?.(where, teacherDir, config);
+    const teacher = new (native().Model)({ ...config, tokenizer: undefined });
+    try {
+      await teacher.loadWeights(path.join(teacherDir, WEIGHTS_FILE));
+      await teacherBatches(teacher, config, data, sentences, tokenizer, batchSize, visit.batch);
+    } finally {
+      await teacher.dispose(); // the next teacher, then the student, need the memory
+    }
   }
-  if (config.labels.join(' ') !== scheme.labels.join(' ')) {
-    throw new Error(
-      `${where} tags ${config.labels.length} labels (${config.labels.slice(0, 4).join(', ')}, …), ` +
-        `not the corpus's ${scheme.labels.length} in the same order`,
-    );
-  }
-  if (config.vocabSize !== tokenizer.vocabSize) {
-    throw new Error(
-      `${where} has vocab_size ${config.vocabSize}, the tokenizer ${tokenizer.vocabSize}: ` +
-        'teacher and student must share the tokenizer',
-    );
-  }
-  const teacher = new (native().Model)({ ...config, tokenizer: undefined });
-  await teacher.loadWeights(path.join(teacherDir, WEIGHTS_FILE));
-  const K = config.labels.length;
+}
+
+/** Every example of `data` through `teacher`, in batches of similar length. */
+async function teacherBatches(
+  teacher: NativeModel,
+  config: ModelConfig,
+  data: PreparedData,
+  sentences: readonly Sentence[],
+  tokenizer: Tokenizer,
+  batchSize: number,
+  visit: (teacher: NativeModel, batch: TeacherBatch) => Promise<void>,
+): Promise<void> {
   const constraints = bioConstraints(config.labels);
   const offsetsOf = new Map<number, [number, number][]>();
   // Longest first, so the batches' padding stays small.
@@ -159,20 +320,6 @@ async function addMarginals(
       const syllables = collateSyllables(rows, T);
       inputs = { syllables: syllables.ids, syllablesPerPiece: syllables.syllables };
     }
-    const decoded = await teacher.decode(
-      ids,
-      [batch.length, T],
-      lengths,
-      { constraints, marginals: true },
-      inputs,
-    );
-    const marginals = decoded.marginals!;
-    indices.forEach((index, b) => {
-      const rows = marginals.subarray(b * T * K, (b * T + lengths[b]) * K);
-      const sum = sums[index];
-      if (!sum) sums[index] = rows.slice();
-      else for (let j = 0; j < rows.length; j++) sum[j] += rows[j];
-    });
+    await visit(teacher, { indices, ids, lengths, T, inputs, constraints });
   }
-  await teacher.dispose(); // the next teacher, then the student, need the memory
 }

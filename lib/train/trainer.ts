@@ -196,7 +196,7 @@ async function distillationData(
   const distill = config.distill!;
   let data = labelled;
   let all = sentences;
-  let message = `distillation from ${distill.teacher.join(' + ')} (weight ${distill.weight}, temperature ${distill.temperature})`;
+  let message = `distillation from ${distill.teacher.join(' + ')} (weight ${distill.weight}, temperature ${distill.temperature}, combining ${distill.combine})`;
   if (distill.text.length > 0) {
     const { sentences: extra, leaks } = await unlabelledSentences(
       distill.text,
@@ -221,6 +221,7 @@ async function distillationData(
     tokenizer,
     scheme,
     config.batchSize,
+    distill.combine,
   );
   return { data, message: `${message}; teacher targets in ${seconds.toFixed(1)} s` };
 }

@@ -1,31 +1,40 @@
 /**
- * How good a distillation teacher is: each model's, and the ensemble's, validation scores when
- * every piece takes the tag of highest CRF marginal — the distribution `koner train`'s `distill`
- * teaches (lib/train/distill.ts), so the rows compare what the student is shown. Viterbi decoding
- * (`koner eval`) usually scores a little higher than this.
+ * How good an ensemble (and a distillation teacher) is, on the validation set. Each row is a
+ * model or a set of them, scored two ways:
+ * - "mean marginals": every piece takes the tag of highest mean CRF marginal — the distribution
+ *   `distill.combine: "marginals"` teaches (lib/train/distill.ts);
+ * - "joint Viterbi": one CRF over the mean emissions and transitions, decoded as `koner eval`
+ *   decodes (BIO constraints, refined spans) — the ensemble `distill.combine: "emissions"`
+ *   teaches, and for a single model exactly its `koner eval` scores.
  *
- *   npx tsx scripts/stats/ensemble.ts <model-dir> <model-dir> ...
+ *   npx tsx scripts/stats/ensemble.ts [--subsets] <model-dir> <model-dir> ...
+ *
+ * Rows: each model, then all of them together; with `--subsets`, every subset of two or more.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { readKmouCorpus } from '../../lib/corpus/kmou.js';
+import { decode } from '../../lib/crf/index.js';
 import { decodeEntities } from '../../lib/labels/decode.js';
 import { KMOU_SCHEME } from '../../lib/labels/scheme.js';
 import { readModelConfig } from '../../lib/model/config.js';
+import { bioConstraints } from '../../lib/model/ner-model.js';
 import { resolveTokenizerFiles } from '../../lib/model/tokenizer-files.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { prepareExamples } from '../../lib/train/data.js';
-import { addTeacherTargets } from '../../lib/train/distill.js';
+import { addTeacherTargets, ensembleEmissions } from '../../lib/train/distill.js';
 import { scorePredictions, type SentencePrediction } from '../../lib/train/evaluate.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const valDir = path.resolve(repoRoot, '../shared/data/kmou-ner/val');
 const MAX_LENGTH = 128;
 
-const dirs = process.argv.slice(2).map((d) => path.resolve(d));
+const args = process.argv.slice(2);
+const subsets = args.includes('--subsets');
+const dirs = args.filter((a) => a !== '--subsets').map((d) => path.resolve(d));
 if (dirs.length === 0) {
-  console.error('usage: npx tsx scripts/stats/ensemble.ts <model-dir> <model-dir> ...');
+  console.error('usage: npx tsx scripts/stats/ensemble.ts [--subsets] <model-dir> <model-dir> ...');
   process.exit(2);
 }
 const first = await readModelConfig(dirs[0]);
@@ -36,7 +45,7 @@ const encodings = val.map((s) => tokenizer.encode(s.text));
 const K = KMOU_SCHEME.labels.length;
 
 /** Validation scores of the mean marginals of `teachers`, each piece decoded on its own. */
-async function score(teachers: string[]) {
+async function meanMarginals(teachers: string[]) {
   const data = prepareExamples(val, tokenizer, { scheme: KMOU_SCHEME, maxLength: MAX_LENGTH });
   await addTeacherTargets(teachers, data, val, tokenizer, KMOU_SCHEME, 32);
   const tags = encodings.map((e) => new Array<string | undefined>(e.offsets.length));
@@ -59,15 +68,49 @@ async function score(teachers: string[]) {
   return scorePredictions(val, predictions, KMOU_SCHEME);
 }
 
+/** Validation scores of one CRF over the mean emissions and transitions of `teachers`. */
+async function jointViterbi(teachers: string[]) {
+  // Every validation sentence fits one window (at most 110 pieces), so each example is a sentence.
+  const data = prepareExamples(val, tokenizer, { scheme: KMOU_SCHEME, maxLength: MAX_LENGTH });
+  if (data.examples.length !== val.length) throw new Error('a validation sentence needs windows');
+  const ensemble = await ensembleEmissions(teachers, data, val, tokenizer, KMOU_SCHEME, 32);
+  const constraints = bioConstraints(KMOU_SCHEME.labels);
+  const predictions: SentencePrediction[] = val.map((sentence, i) => {
+    const emissions = ensemble.emissions[i];
+    const T = emissions.length / K;
+    const { paths } = decode({ emissions, shape: [1, T, K], ...ensemble.crf, constraints });
+    // Positions 0 and T − 1 are [CLS] and [SEP].
+    const tags = paths[0][0].slice(1, T - 1).map((t) => KMOU_SCHEME.labels[t]);
+    const entities = decodeEntities(sentence.text, encodings[i].offsets, tags);
+    return { offsets: encodings[i].offsets, tags, entities };
+  });
+  return scorePredictions(val, predictions, KMOU_SCHEME);
+}
+
+/** Every subset of `items` with at least two members, smaller ones first. */
+function allSubsets<T>(items: T[]): T[][] {
+  const out: T[][] = [];
+  for (let mask = 1; mask < 1 << items.length; mask++) {
+    const subset = items.filter((_, i) => mask & (1 << i));
+    if (subset.length > 1) out.push(subset);
+  }
+  return out.sort((a, b) => a.length - b.length);
+}
+
 const pct = (x: number) => (100 * x).toFixed(2);
-console.log('| teacher | entity F1 | token macro F1 | LOC F1 | POH F1 |');
-console.log('|---|---|---|---|---|');
-const rows = dirs.length > 1 ? [...dirs.map((d) => [d]), dirs] : [dirs];
-for (const teachers of rows) {
-  const e = await score(teachers);
+const cells = (e: Awaited<ReturnType<typeof jointViterbi>>) =>
+  `${pct(e.entity.f1)} / ${pct(e.tokenMacroF1)}, ${pct(e.perType.LOC.f1)}, ${pct(e.perType.POH.f1)}`;
+console.log(
+  '| models | joint Viterbi: entity F1 / token macro F1, LOC, POH | mean marginals: the same |',
+);
+console.log('|---|---|---|');
+const sets = [
+  ...dirs.map((d) => [d]),
+  ...(subsets ? allSubsets(dirs) : dirs.length > 1 ? [dirs] : []),
+];
+for (const teachers of sets) {
   const name = teachers.map((d) => path.relative(repoRoot, d)).join(' + ');
   console.log(
-    `| ${name} | ${pct(e.entity.f1)} | ${pct(e.tokenMacroF1)} | ` +
-      `${pct(e.perType.LOC.f1)} | ${pct(e.perType.POH.f1)} |`,
+    `| ${name} | ${cells(await jointViterbi(teachers))} | ${cells(await meanMarginals(teachers))} |`,
   );
 }

@@ -16,9 +16,10 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { readKmouCorpus } from '../../lib/corpus/index.js';
 import type { Sentence } from '../../lib/corpus/types.js';
+import { marginals as crfMarginals } from '../../lib/crf/index.js';
 import { decodeEntities } from '../../lib/labels/decode.js';
 import { KMOU_SCHEME } from '../../lib/labels/scheme.js';
-import { NerModel } from '../../lib/model/ner-model.js';
+import { bioConstraints, NerModel } from '../../lib/model/ner-model.js';
 import { native, packageRoot } from '../../lib/native.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { runCommand } from '../../lib/cli/args.js';
@@ -489,6 +490,74 @@ describe.skipIf(!hasTrainer)('koner train', () => {
     expect(apart).toBeGreaterThan(0.01); // two different teachers, so the mean is not either one
     await expect(targets([teacher, other])).rejects.toThrow(
       /^distill\.teacher\[1\]: .*other-teacher tags 3 labels/,
+    );
+
+    // Combining emissions: one CRF over the members' mean emissions and mean CRF parameters.
+    const K = KMOU_SCHEME.labels.length;
+    const data = prepareExamples(sentences, tokenizer, { scheme: KMOU_SCHEME, maxLength: 64 });
+    await addTeacherTargets(
+      [teacher, student],
+      data,
+      sentences,
+      tokenizer,
+      KMOU_SCHEME,
+      8,
+      'emissions',
+    );
+    const members = await Promise.all([teacher, student].map((dir) => NerModel.load(dir)));
+    const params = await Promise.all(
+      [teacher, student].map((dir) =>
+        native().readTensors(
+          path.join(dir, 'model.safetensors'),
+          ['crf.transitions', 'crf.start_transitions', 'crf.end_transitions'],
+          true,
+        ),
+      ),
+    );
+    const mean = (name: string) => {
+      const [a, b] = params.map((p) => new Float32Array(p[name].data.slice().buffer));
+      return a.map((x, j) => (x + b[j]) / 2);
+    };
+    let fromMixture = 0;
+    for (const [i, example] of data.examples.entries()) {
+      const [ea, eb] = await Promise.all(members.map((m) => m.logits([Array.from(example.ids)])));
+      const L = example.ids.length;
+      const expected = crfMarginals({
+        emissions: ea[0].map((x, j) => (x + eb[0][j]) / 2),
+        shape: [1, L, K],
+        transitions: mean('crf.transitions'),
+        start: mean('crf.start_transitions'),
+        end: mean('crf.end_transitions'),
+        constraints: bioConstraints(KMOU_SCHEME.labels),
+      })[0].flat();
+      const got = example.softTargets!;
+      expect(got.length).toBe(L * K);
+      for (let j = 0; j < got.length; j++) {
+        expect(got[j]).toBeCloseTo(expected[j], 5);
+        fromMixture = Math.max(fromMixture, Math.abs(got[j] - both[i][j]));
+      }
+    }
+    expect(fromMixture).toBeGreaterThan(0.01); // a product of experts, not the mixture
+    await Promise.all(members.map((m) => m.dispose()));
+    // A softmax head has no CRF to combine, and is named.
+    const softmax = path.join(tmp, 'softmax-teacher');
+    mkdirSync(softmax, { recursive: true });
+    writeFileSync(
+      path.join(softmax, 'config.json'),
+      JSON.stringify({ ...teacherConfig, head: 'softmax' }),
+    );
+    await expect(
+      addTeacherTargets(
+        [teacher, softmax],
+        data,
+        sentences,
+        tokenizer,
+        KMOU_SCHEME,
+        8,
+        'emissions',
+      ),
+    ).rejects.toThrow(
+      /^distill\.teacher\[1\]: .*softmax-teacher has a softmax head: combining emissions needs a CRF/,
     );
   });
 
