@@ -194,6 +194,7 @@ describe('train config', () => {
     ['logEvery', 0, 'logEvery'],
     ['distill', { teacher: [] }, 'distill.teacher'],
     ['distill', { teacher: ['a', 7] }, 'distill.teacher[1]'],
+    ['distill', { teacher: ['a'], combine: 'logits' }, 'distill.combine'],
   ];
   it.each(bad)('rejects %s = %j, naming %s', (field, value, named, base) => {
     const issues = issuesOf(withField(field, value, structuredClone(base ?? minimal())));
