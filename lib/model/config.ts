@@ -58,6 +58,11 @@ export interface ModelConfig {
   syllableVocabSize?: number;
   /** Tokenizer files, relative to the model directory or absolute, when the directory names them. */
   tokenizer?: { model: string; vocab: string };
+  /**
+   * An ensemble (config.json `ensemble`): the member model directories, inside this one, whose
+   * CRF taggers decode as one (lib/model/ensemble.ts); the other fields are the members' own.
+   */
+  ensemble?: string[];
 }
 
 /** KoBERT's shape (SKT Brain KoBERT, base size) with a CRF head. */
@@ -188,6 +193,30 @@ function labelsFrom(raw: Record<string, unknown>, where: string): string[] {
   return labels;
 }
 
+/** An ensemble's member directories: distinct relative paths inside the model directory. */
+function ensembleMembers(members: unknown, head: ModelHead, where: string): string[] {
+  const inside = (m: unknown) =>
+    typeof m === 'string' &&
+    m.length > 0 &&
+    !path.isAbsolute(m) &&
+    !m.split(/[\\/]/).some((part) => part === '..' || part === '');
+  if (!Array.isArray(members) || members.length === 0 || !members.every(inside)) {
+    throw new ConfigError(
+      where,
+      'ensemble',
+      'must be a non-empty array of member directories inside the model directory, ' +
+        `got ${JSON.stringify(members)}`,
+    );
+  }
+  if (new Set(members).size !== members.length) {
+    throw new ConfigError(where, 'ensemble', `names a member twice: ${JSON.stringify(members)}`);
+  }
+  if (head === 'softmax' || head === 'none') {
+    throw new ConfigError(where, 'ensemble', `needs CRF taggers, but head is ${head}`);
+  }
+  return [...(members as string[])];
+}
+
 /** Validates a parsed config.json object; `where` names it in errors (usually the file path). */
 export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
@@ -277,6 +306,7 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
       `(${config.padTokenId}) must be below vocab_size (${vocabSize})`,
     );
   }
+  if (r.ensemble !== undefined) config.ensemble = ensembleMembers(r.ensemble, head, where);
   const tokenizer = r.tokenizer;
   if (tokenizer !== undefined) {
     const t = tokenizer as Record<string, unknown>;
@@ -323,6 +353,7 @@ export function modelConfigToJson(config: ModelConfig): Record<string, unknown> 
   if (config.posLabels && config.posLabels.length > 0) json.pos_labels = config.posLabels;
   if (config.syllableVocabSize) json.syllable_vocab_size = config.syllableVocabSize;
   if (config.tokenizer) json.tokenizer = config.tokenizer;
+  if (config.ensemble) json.ensemble = config.ensemble;
   return json;
 }
 
@@ -330,6 +361,21 @@ export function modelConfigToJson(config: ModelConfig): Record<string, unknown> 
 export async function readModelConfig(dir: string): Promise<ModelConfig> {
   const file = path.join(dir, 'config.json');
   return parseModelConfig(await readJsonFile(file, 'the model config'), file);
+}
+
+/**
+ * Reads `<dir>/config.json` of one network, for what needs its weights (fine-tuning, further
+ * pretraining, teaching): an ensemble directory is refused, naming `field` and a member.
+ */
+export async function readNetworkConfig(dir: string, field: string): Promise<ModelConfig> {
+  const config = await readModelConfig(dir);
+  if (config.ensemble) {
+    throw new Error(
+      `${field}: ${dir} is an ensemble of ${config.ensemble.length} models; ` +
+        `use one of its members (e.g. ${path.join(dir, config.ensemble[0])})`,
+    );
+  }
+  return config;
 }
 
 /** Writes `<dir>/config.json` atomically (temporary file, then rename). */

@@ -29,7 +29,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { readModelConfig, type ModelConfig, WEIGHTS_FILE } from '../model/config.js';
+import { readNetworkConfig, type ModelConfig, WEIGHTS_FILE } from '../model/config.js';
 import {
   native,
   type NativeDistGroup,
@@ -153,7 +153,7 @@ async function initModelConfig(
   vocabSize: number,
   maxLength: number,
 ): Promise<ModelConfig> {
-  const base = await readModelConfig(dir);
+  const base = await readNetworkConfig(dir, field);
   if (base.vocabSize !== vocabSize) {
     throw new Error(
       `${field}: ${dir} has vocab_size ${base.vocabSize}, the tokenizer ${vocabSize}`,

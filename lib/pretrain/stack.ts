@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { readModelConfig, WEIGHTS_FILE } from '../model/config.js';
+import { readNetworkConfig, WEIGHTS_FILE } from '../model/config.js';
 import { copyModelDirectory } from '../model/copy-model.js';
 import { native } from '../native.js';
 import { PRETRAIN_STATE_FILE } from './pretrainer.js';
@@ -41,7 +41,7 @@ export async function stackEncoderLayers(
   to: string,
   layers: number,
 ): Promise<StackResult> {
-  const config = await readModelConfig(from);
+  const config = await readNetworkConfig(from, 'from');
   const depth = config.numHiddenLayers;
   if (!Number.isInteger(layers) || layers <= depth || layers % depth !== 0) {
     throw new Error(

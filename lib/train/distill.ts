@@ -16,7 +16,8 @@ import path from 'node:path';
 import type { Sentence } from '../corpus/types.js';
 import type { LabelScheme } from '../labels/scheme.js';
 import type { CrfParameters } from '../crf/index.js';
-import { readModelConfig, WEIGHTS_FILE, type ModelConfig } from '../model/config.js';
+import { meanCrfParameters } from '../model/ensemble.js';
+import { readNetworkConfig, WEIGHTS_FILE, type ModelConfig } from '../model/config.js';
 import { bioConstraints } from '../model/ner-model.js';
 import { native, type NativeInputs, type NativeModel } from '../native.js';
 import { ValidationLeakGuard } from '../pretrain/leak-guard.js';
@@ -142,13 +143,6 @@ export interface EnsembleEmissions {
   crf: CrfParameters;
 }
 
-/** The CRF parameter tensors of a koner model directory, with the fields they fill. */
-const CRF_TENSORS = [
-  ['crf.transitions', 'transitions'],
-  ['crf.start_transitions', 'start'],
-  ['crf.end_transitions', 'end'],
-] as const;
-
 /**
  * Runs every teacher over `data`'s examples and averages their emissions and CRF parameters
  * (their linear-chain scores add up, so the mean is one CRF again: a product of experts).
@@ -165,31 +159,10 @@ export async function ensembleEmissions(
 ): Promise<EnsembleEmissions> {
   const K = scheme.labels.length;
   const sums = data.examples.map(() => undefined as Float32Array | undefined);
-  const crf: CrfParameters = {
-    transitions: new Float32Array(K * K),
-    start: new Float32Array(K),
-    end: new Float32Array(K),
-  };
   await forEachTeacher(teacherDirs, data, sentences, tokenizer, scheme, batchSize, {
-    async loaded(where, dir, config) {
+    async loaded(where, config) {
       if (config.head === 'softmax' || config.head === 'none') {
         throw new Error(`${where} has a ${config.head} head: combining emissions needs a CRF`);
-      }
-      const file = path.join(dir, WEIGHTS_FILE);
-      const tensors = await native().readTensors(
-        file,
-        CRF_TENSORS.map(([name]) => name),
-        true,
-      );
-      for (const [name, field] of CRF_TENSORS) {
-        const raw = tensors[name];
-        const values = new Float32Array(raw.data.slice().buffer);
-        if (values.length !== crf[field].length) {
-          throw new Error(
-            `${where}: ${name} has ${values.length} values, expected ${crf[field].length}`,
-          );
-        }
-        for (let j = 0; j < values.length; j++) crf[field][j] += values[j];
       }
     },
     async batch(teacher, batch) {
@@ -203,10 +176,8 @@ export async function ensembleEmissions(
     },
   });
   const scale = 1 / teacherDirs.length;
-  for (const values of [crf.transitions, crf.start, crf.end, ...sums]) {
-    for (let j = 0; j < values!.length; j++) values![j] *= scale;
-  }
-  return { emissions: sums as Float32Array[], crf };
+  for (const values of sums) for (let j = 0; j < values!.length; j++) values![j] *= scale;
+  return { emissions: sums as Float32Array[], crf: await meanCrfParameters(teacherDirs, K) };
 }
 
 /** One batch of a teacher's pass: the examples' indices, padded ids and what decoding needs. */
@@ -246,15 +217,16 @@ async function forEachTeacher(
   scheme: LabelScheme,
   batchSize: number,
   visit: {
-    loaded?: (where: string, dir: string, config: ModelConfig) => Promise<void>;
+    loaded?: (where: string, config: ModelConfig) => Promise<void>;
     batch: (teacher: NativeModel, batch: TeacherBatch) => Promise<void>;
   },
 ): Promise<void> {
   if (teacherDirs.length === 0) throw new Error('distill.teacher: names no model directory');
   for (let t = 0; t < teacherDirs.length; t++) {
     const teacherDir = teacherDirs[t];
-    const where = `${pathListField('distill.teacher', teacherDirs, t)}: ${teacherDir}`;
-    const config = await readModelConfig(teacherDir);
+    const field = pathListField('distill.teacher', teacherDirs, t);
+    const where = `${field}: ${teacherDir}`;
+    const config = await readNetworkConfig(teacherDir, field);
     if (config.head === 'none') {
       throw new Error(`${where} has no tagging head (a pretrained encoder cannot teach tags)`);
     }
@@ -270,7 +242,7 @@ async function forEachTeacher(
           'teacher and student must share the tokenizer',
       );
     }
-    await visit.loaded?.(where, teacherDir, config);
+    await visit.loaded?.(where, config);
     const teacher = new (native().Model)({ ...config, tokenizer: undefined });
     try {
       await teacher.loadWeights(path.join(teacherDir, WEIGHTS_FILE));

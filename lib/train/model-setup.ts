@@ -13,7 +13,7 @@ import path from 'node:path';
 
 import { POS_TAGS } from '../labels/pos.js';
 import type { LabelScheme } from '../labels/scheme.js';
-import { readModelConfig, type ModelConfig, WEIGHTS_FILE } from '../model/config.js';
+import { readNetworkConfig, type ModelConfig, WEIGHTS_FILE } from '../model/config.js';
 import { native, type NativeModel } from '../native.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { SYLLABLE_VOCAB_SIZE } from '../tokenizer/syllables.js';
@@ -58,7 +58,7 @@ export async function runModelConfig(
       syllableVocabSize: m.syllables ? SYLLABLE_VOCAB_SIZE : undefined,
     };
   }
-  const base = await readModelConfig(m.init);
+  const base = await readNetworkConfig(m.init, 'model.init');
   if (tokenizer.vocabSize > base.vocabSize) {
     throw new Error(
       `model.init: ${m.init} has vocab_size ${base.vocabSize} but the tokenizer has ` +
@@ -105,7 +105,7 @@ export async function createModel(
   }
   const dir = config.model.init;
   const weights = path.join(dir, WEIGHTS_FILE);
-  const base = await readModelConfig(dir);
+  const base = await readNetworkConfig(dir, 'model.init');
   const names = (await native().inspectCheckpoint(weights)).map((t) => t.name);
   const prefixed = names.some((n) => n.startsWith('bert.'));
   const same = (a: readonly string[] = [], b: readonly string[] = []): boolean =>
