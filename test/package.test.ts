@@ -32,7 +32,7 @@ const SHIPPED = [
   /^dist\/.+\.(js|d\.ts)$/,
   /^binding\/.+\.(cc|cu|h)$/,
   /^CMakeLists\.txt$/,
-  /^models\/kmou-small\/(config\.json|eval\.json|model\.safetensors|tokenizer\.model|vocab\.json|README\.md)$/,
+  /^models\/kmou-small\/(config\.json|eval\.json|tokenizer\.model|vocab\.json|README\.md|member-[01]\/(config\.json|model\.safetensors))$/,
   new RegExp(`^prebuilds/${platform}/koner\\.glibc\\.node$`),
   /^third_party\/.+$/,
   /^scripts\/install\.mjs$/,
@@ -75,7 +75,7 @@ function inApp(command: string, args: string[], options: SpawnSyncOptions = {}):
 
 // The demo's sentence (koner demo), as the bundled model tags it (koner demo prints the same).
 const SENTENCE = '한국해양대학교는 부산 영도구에 있으며 1945년에 개교했다.';
-const EXPECTED = ['한국해양대학교:ORG:0', '부산 영도구:LOC:9', '1945년:DAT:21'];
+const EXPECTED = ['한국해양대학교:ORG:0', '부산:LOC:9', '영도구:LOC:12', '1945년:DAT:21'];
 
 const TS_APP = `import { NerModel, type NerEntity } from 'koner';
 
@@ -164,6 +164,8 @@ describe('npm install koner in a fresh app', () => {
       'models/kmou-small/tokenizer.model',
       'models/kmou-small/vocab.json',
       'models/kmou-small/README.md',
+      'models/kmou-small/member-0/model.safetensors',
+      'models/kmou-small/member-1/model.safetensors',
       'third_party/kobert-tokenizer/LICENSE',
       'third_party/kmou-ner/LICENSE',
       'third_party/kowiki/README.md',
