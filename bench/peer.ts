@@ -4,7 +4,7 @@
  * validation sentences, length-sorted batches of 1 and 32, interleaved round by round.
  *
  * Two models: a KoBERT-size one (12 × 768, FFN 3072, CRF head, random weights) and the bundled
- * model (models/kmou-small), each exported to ONNX at bench time by
+ * model's first network (models/kmou-small/member-0, as float32), each exported to ONNX at bench time by
  * scripts/bench/python/onnx_export.py (Debian's python3-torch, dynamic batch and length axes)
  * into a temporary directory. Before timing, both sides' emissions of every sentence are
  * compared: they must agree within 1e-4.
@@ -25,8 +25,9 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { readKmouCorpus } from '../lib/corpus/index.js';
-import type { ModelConfig } from '../lib/model/config.js';
-import { defaultModelDir } from '../lib/model/default-model.js';
+import { type ModelConfig, readModelConfig } from '../lib/model/config.js';
+import { copyModelDirectory } from '../lib/model/copy-model.js';
+import { bundledTokenizerFiles, defaultModelDir } from '../lib/model/default-model.js';
 import { NerModel } from '../lib/model/ner-model.js';
 import type { EncoderDtype } from '../lib/native.js';
 import { setThreads } from '../lib/runtime.js';
@@ -90,6 +91,24 @@ async function loadOrt(): Promise<Ort & { version: string }> {
 }
 
 /** Runs onnx_export.py: the model directory's encoder and classifier as `out`. */
+/**
+ * One network of the bundled model as a self-contained float32 directory at `out`: both engines
+ * compare one network (the bundled model is an ensemble), and the ONNX exporter reads plain
+ * float weights, not int8 rows.
+ */
+async function bundledNetwork(out: string): Promise<string> {
+  const bundled = await readModelConfig(defaultModelDir());
+  const member = bundled.ensemble
+    ? path.join(defaultModelDir(), bundled.ensemble[0])
+    : defaultModelDir();
+  const config = await readModelConfig(member);
+  await copyModelDirectory(member, out, {
+    dtype: 'float32',
+    config: { ...config, tokenizer: bundledTokenizerFiles() },
+  });
+  return out;
+}
+
 async function exportOnnx(python: string, modelDir: string, out: string): Promise<void> {
   const script = pythonScript('onnx_export.py');
   await new Promise<void>((resolve, reject) => {
@@ -267,7 +286,8 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
     await writeRandomModel(kobertDir, 1);
     const exportStart = process.hrtime.bigint();
     await exportOnnx(options.python, kobertDir, path.join(tmp, 'kobert.onnx'));
-    await exportOnnx(options.python, defaultModelDir(), path.join(tmp, 'bundled.onnx'));
+    const bundledDir = await bundledNetwork(path.join(tmp, 'bundled'));
+    await exportOnnx(options.python, bundledDir, path.join(tmp, 'bundled.onnx'));
     progress(`peer: ONNX export of both models ${secondsSince(exportStart).toFixed(1)} s`);
     const kobert = await Contest.open(
       'KoBERT-size',
@@ -279,8 +299,8 @@ export async function peerBench(options: PeerBenchOptions): Promise<BenchRow[]> 
     );
     contests.push(kobert);
     const bundled = await Contest.open(
-      'bundled kmou-small',
-      defaultModelDir(),
+      'bundled kmou-small (one member)',
+      bundledDir,
       path.join(tmp, 'bundled.onnx'),
       texts,
       ort,

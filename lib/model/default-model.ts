@@ -1,9 +1,11 @@
 /**
- * The model that ships with koner: an encoder pretrained on Korean Wikipedia
- * (`configs/pretrain-medium.json`, `configs/pretrain-medium-continue.json`) fine-tuned on the
- * KMOU training set by `configs/kmou-medium-pretrained.json` (6 layers × 384, CRF head, float16
- * weights; scores in README and models/kmou-small/eval.json, model card in
- * models/kmou-small/README.md). Like every model directory it holds its tokenizer: KoBERT's, which
+ * The model that ships with koner: two 6 × 384 CRF taggers decoded as one CRF (an ensemble
+ * directory, lib/model/ensemble.ts), both fine-tuned on the KMOU training set from an encoder
+ * pretrained on Korean Wikipedia (`configs/pretrain-medium.json`,
+ * `configs/pretrain-medium-continue.json`): a student distilled from five fine-tunes
+ * (`configs/kmou-medium-ensemble-distilled.json`) and `configs/ablation-medium-seed-102.json`,
+ * stored as int8 rows. Scores in README and models/kmou-small/eval.json, model card in
+ * models/kmou-small/README.md. Like every model directory it holds its tokenizer: KoBERT's, which
  * is also the tokenizer koner uses when a command is given none.
  */
 import path from 'node:path';
