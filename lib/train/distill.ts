@@ -161,8 +161,9 @@ export async function ensembleEmissions(
   const sums = data.examples.map(() => undefined as Float32Array | undefined);
   await forEachTeacher(teacherDirs, data, sentences, tokenizer, scheme, batchSize, {
     async loaded(where, config) {
-      if (config.head === 'softmax' || config.head === 'none') {
-        throw new Error(`${where} has a ${config.head} head: combining emissions needs a CRF`);
+      // forEachTeacher has refused heads that cannot tag; a softmax head has no CRF to add up.
+      if (config.head === 'softmax') {
+        throw new Error(`${where} has a softmax head: combining emissions needs a CRF`);
       }
     },
     async batch(teacher, batch) {
