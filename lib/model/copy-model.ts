@@ -19,6 +19,8 @@ export interface CopyModelOptions {
   config?: ModelConfig;
   /** Tensors written beside the renamed ones. */
   extra?: ConvertOptions['extra'];
+  /** Copy the tokenizer files (default true); false for an ensemble's member, which has none. */
+  withTokenizer?: boolean;
 }
 
 /** Writes the model directory `to` from `from`; returns the number of tensors written. */
@@ -28,7 +30,8 @@ export async function copyModelDirectory(
   options: CopyModelOptions,
 ): Promise<number> {
   const config = options.config ?? (await readModelConfig(from));
-  const tokenizer = resolveTokenizerFiles(from, config);
+  const withTokenizer = options.withTokenizer ?? true;
+  const tokenizer = withTokenizer ? resolveTokenizerFiles(from, config) : undefined;
   const weights = path.join(from, WEIGHTS_FILE);
   const renames =
     options.renames ??
@@ -38,6 +41,9 @@ export async function copyModelDirectory(
     dtype: options.dtype,
     extra: options.extra,
   });
-  await writeModelConfig(to, { ...config, tokenizer: await copyTokenizerFiles(to, tokenizer) });
+  await writeModelConfig(to, {
+    ...config,
+    tokenizer: tokenizer ? await copyTokenizerFiles(to, tokenizer) : undefined,
+  });
   return renames.length + (options.extra?.length ?? 0);
 }

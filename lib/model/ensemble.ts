@@ -11,7 +11,6 @@
  *
  * @packageDocumentation
  */
-import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { CrfParameters } from '../crf/index.js';
@@ -25,7 +24,9 @@ import {
   type NativeModel,
 } from '../native.js';
 import { type ModelConfig, readModelConfig, WEIGHTS_FILE, writeModelConfig } from './config.js';
-import { resolveTokenizerFiles, TOKENIZER_FILE_NAMES } from './tokenizer-files.js';
+import { copyModelDirectory } from './copy-model.js';
+import { loadNetwork, type NetworkPlacement } from './load-network.js';
+import { copyTokenizerFiles, resolveTokenizerFiles } from './tokenizer-files.js';
 
 /** The CRF parameter tensors of a koner model directory, with the fields they fill. */
 const CRF_TENSORS = [
@@ -86,10 +87,6 @@ export class EnsembleModel implements NativeModel {
     this.#members = members;
     this.#crf = crf;
     this.#K = crf.start.length;
-  }
-
-  get size(): number {
-    return this.#members.length;
   }
 
   async emissions(
@@ -229,6 +226,31 @@ export function checkMemberConfig(ensemble: ModelConfig, member: ModelConfig, wh
 }
 
 /**
+ * The networks of `dirs` as one model, each checked against `reference` (the ensemble's config,
+ * or the first member's) and placed as asked. What is loaded is freed again when one fails.
+ *
+ * @throws Error naming the member and the field that disagrees, or what its loading found.
+ */
+export async function loadEnsemble(
+  dirs: readonly string[],
+  reference: ModelConfig,
+  placement: NetworkPlacement = {},
+): Promise<EnsembleModel> {
+  const members: NativeModel[] = [];
+  try {
+    for (const dir of dirs) {
+      const config = await readModelConfig(dir);
+      checkMemberConfig(reference, config, dir);
+      members.push(await loadNetwork(dir, config, placement));
+    }
+    return new EnsembleModel(members, await meanCrfParameters(dirs, reference.labels.length));
+  } catch (error) {
+    await Promise.all(members.map((m) => m.dispose()));
+    throw error;
+  }
+}
+
+/**
  * Writes an ensemble directory `out` from model directories of one tokenizer and label set:
  * each member's weights (as `dtype`) and config.json in `member-<i>/`, the first member's
  * tokenizer files and its config.json with `ensemble` at the top. Returns the member names.
@@ -245,20 +267,10 @@ export async function writeEnsembleDirectory(
     const config = await readModelConfig(dir);
     checkMemberConfig(first, config, dir);
     const name = `member-${i}`;
-    const weights = path.join(dir, WEIGHTS_FILE);
-    const renames = (await native().inspectCheckpoint(weights)).map((t): [string, string] => [
-      t.name,
-      t.name,
-    ]);
-    await writeModelConfig(path.join(out, name), { ...config, tokenizer: undefined });
-    await native().convertCheckpoint(weights, path.join(out, name, WEIGHTS_FILE), renames, {
-      dtype,
-    });
+    await copyModelDirectory(dir, path.join(out, name), { dtype, config, withTokenizer: false });
     names.push(name);
   }
-  const tokenizer = resolveTokenizerFiles(memberDirs[0], first);
-  await copyFile(tokenizer.model, path.join(out, TOKENIZER_FILE_NAMES.model));
-  await copyFile(tokenizer.vocab, path.join(out, TOKENIZER_FILE_NAMES.vocab));
-  await writeModelConfig(out, { ...first, tokenizer: TOKENIZER_FILE_NAMES, ensemble: names });
+  const tokenizer = await copyTokenizerFiles(out, resolveTokenizerFiles(memberDirs[0], first));
+  await writeModelConfig(out, { ...first, tokenizer, ensemble: names });
   return names;
 }

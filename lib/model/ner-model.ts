@@ -3,7 +3,6 @@
  * tokenizer files it names) loaded into the native addon, and `predict` from text to entities
  * with exact offsets and confidence scores.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { decodeEntities, type DecodedEntity } from '../labels/decode.js';
@@ -11,7 +10,6 @@ import { parseTag } from '../labels/scheme.js';
 import { LIMITS } from '../limits.js';
 import {
   type EncoderDtype,
-  native,
   type NativeDecoded,
   type NativeInputs,
   type NativeModel,
@@ -20,13 +18,13 @@ import { setThreads } from '../runtime.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { collateSyllables, pieceSyllables } from '../tokenizer/syllables.js';
 import { padSequences } from '../train/batching.js';
-import { readModelConfig, type ModelConfig, WEIGHTS_FILE } from './config.js';
+import { readModelConfig, type ModelConfig } from './config.js';
 import { defaultModelDir } from './default-model.js';
-import { checkMemberConfig, EnsembleModel, meanCrfParameters } from './ensemble.js';
+import { loadEnsemble } from './ensemble.js';
 import { attachPieces } from './entity-pieces.js';
+import { loadNetwork } from './load-network.js';
 import { resolveTokenizerFiles, type TokenizerFiles } from './tokenizer-files.js';
 import { planWindows, stitchAttention, stitchEmissions, type PieceWindow } from './windows.js';
-import { checkConfigFitsWeights } from './weights-fit.js';
 
 export type { TokenizerFiles } from './tokenizer-files.js';
 
@@ -146,52 +144,6 @@ export interface Explanation extends AttentionMaps {
 /** The most attention values (floats) one call may return: 2^26, 256 MiB. */
 export const MAX_ATTENTION_VALUES = 2 ** 26;
 
-/** The native model of one network's directory, placed as `options` ask. */
-async function loadNetwork(
-  dir: string,
-  config: ModelConfig,
-  options: NerModelLoadOptions,
-): Promise<NativeModel> {
-  const weights = path.join(dir, WEIGHTS_FILE);
-  if (!existsSync(weights)) throw new Error(`${dir}: ${WEIGHTS_FILE} is missing`);
-  // The sizes first, from the header alone: a config that its weights contradict must not
-  // allocate the model it describes.
-  const tensors = await native().inspectCheckpoint(weights);
-  checkConfigFitsWeights(config, tensors, path.join(dir, 'config.json'), weights);
-  const model = new (native().Model)(config);
-  try {
-    await model.loadWeights(weights);
-    if (options.device !== undefined || options.dtype !== undefined) {
-      await model.to(options.device ?? 'cpu', options.dtype ?? 'float32');
-    }
-  } catch (error) {
-    await model.dispose();
-    throw error;
-  }
-  return model;
-}
-
-/** An ensemble directory's members as one model (lib/model/ensemble.ts). */
-async function loadEnsemble(
-  dir: string,
-  config: ModelConfig,
-  options: NerModelLoadOptions,
-): Promise<NativeModel> {
-  const dirs = config.ensemble!.map((member) => path.join(dir, member));
-  const members: NativeModel[] = [];
-  try {
-    for (const memberDir of dirs) {
-      const memberConfig = await readModelConfig(memberDir);
-      checkMemberConfig(config, memberConfig, memberDir);
-      members.push(await loadNetwork(memberDir, memberConfig, options));
-    }
-    return new EnsembleModel(members, await meanCrfParameters(dirs, config.labels.length));
-  } catch (error) {
-    await Promise.all(members.map((m) => m.dispose()));
-    throw error;
-  }
-}
-
 /** BIO constraints over a label list: `allowed[i*K+j]`, `allowedStart[j]`, `allowedEnd[i]`. */
 export function bioConstraints(labels: readonly string[]) {
   const K = labels.length;
@@ -279,7 +231,11 @@ export class NerModel {
       );
     }
     const model = config.ensemble
-      ? await loadEnsemble(dir, config, options)
+      ? await loadEnsemble(
+          config.ensemble.map((member) => path.join(dir, member)),
+          config,
+          options,
+        )
       : await loadNetwork(dir, config, options);
     return new NerModel(path.resolve(dir), config, tokenizer, model, true);
   }

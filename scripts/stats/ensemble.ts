@@ -15,16 +15,20 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { readKmouCorpus } from '../../lib/corpus/kmou.js';
-import { decode } from '../../lib/crf/index.js';
 import { decodeEntities } from '../../lib/labels/decode.js';
 import { KMOU_SCHEME } from '../../lib/labels/scheme.js';
 import { readModelConfig } from '../../lib/model/config.js';
-import { bioConstraints } from '../../lib/model/ner-model.js';
+import { loadEnsemble } from '../../lib/model/ensemble.js';
+import { NerModel } from '../../lib/model/ner-model.js';
 import { resolveTokenizerFiles } from '../../lib/model/tokenizer-files.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { prepareExamples } from '../../lib/train/data.js';
-import { addTeacherTargets, ensembleEmissions } from '../../lib/train/distill.js';
-import { scorePredictions, type SentencePrediction } from '../../lib/train/evaluate.js';
+import { addTeacherTargets } from '../../lib/train/distill.js';
+import {
+  evaluateModel,
+  scorePredictions,
+  type SentencePrediction,
+} from '../../lib/train/evaluate.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const valDir = path.resolve(repoRoot, '../shared/data/kmou-ner/val');
@@ -68,23 +72,19 @@ async function meanMarginals(teachers: string[]) {
   return scorePredictions(val, predictions, KMOU_SCHEME);
 }
 
-/** Validation scores of one CRF over the mean emissions and transitions of `teachers`. */
+/**
+ * Validation scores of `teachers` loaded as one model (lib/model/ensemble.ts: one CRF over their
+ * mean emissions and transitions), decoded as `koner eval` decodes.
+ */
 async function jointViterbi(teachers: string[]) {
-  // Every validation sentence fits one window (at most 110 pieces), so each example is a sentence.
-  const data = prepareExamples(val, tokenizer, { scheme: KMOU_SCHEME, maxLength: MAX_LENGTH });
-  if (data.examples.length !== val.length) throw new Error('a validation sentence needs windows');
-  const ensemble = await ensembleEmissions(teachers, data, val, tokenizer, KMOU_SCHEME, 32);
-  const constraints = bioConstraints(KMOU_SCHEME.labels);
-  const predictions: SentencePrediction[] = val.map((sentence, i) => {
-    const emissions = ensemble.emissions[i];
-    const T = emissions.length / K;
-    const { paths } = decode({ emissions, shape: [1, T, K], ...ensemble.crf, constraints });
-    // Positions 0 and T − 1 are [CLS] and [SEP].
-    const tags = paths[0][0].slice(1, T - 1).map((t) => KMOU_SCHEME.labels[t]);
-    const entities = decodeEntities(sentence.text, encodings[i].offsets, tags);
-    return { offsets: encodings[i].offsets, tags, entities };
-  });
-  return scorePredictions(val, predictions, KMOU_SCHEME);
+  const ensemble = await loadEnsemble(teachers, first);
+  try {
+    // A view over the ensemble: disposing it lets go, so the ensemble is freed here.
+    const model = NerModel.fromNative(ensemble, first, tokenizer, dirs[0]);
+    return await evaluateModel(model, val, KMOU_SCHEME);
+  } finally {
+    await ensemble.dispose();
+  }
 }
 
 /** Every subset of `items` with at least two members, smaller ones first. */

@@ -464,11 +464,13 @@ describe.skipIf(!hasTrainer)('koner train', () => {
     // An ensemble teaches the mean of its members' distributions; a bad member is named by index.
     const student = path.join(output, 'best');
     const sentences = valSentences.slice(0, 20);
-    const targets = async (teachers: string[]) => {
+    const taught = async (teachers: string[], combine?: 'marginals' | 'emissions') => {
       const data = prepareExamples(sentences, tokenizer, { scheme: KMOU_SCHEME, maxLength: 64 });
-      await addTeacherTargets(teachers, data, sentences, tokenizer, KMOU_SCHEME, 8);
-      return data.examples.map((e) => e.softTargets!);
+      await addTeacherTargets(teachers, data, sentences, tokenizer, KMOU_SCHEME, 8, combine);
+      return data.examples;
     };
+    const targets = async (teachers: string[]) =>
+      (await taught(teachers)).map((e) => e.softTargets!);
     const [a, b, both] = [
       await targets([teacher]),
       await targets([student]),
@@ -494,16 +496,7 @@ describe.skipIf(!hasTrainer)('koner train', () => {
 
     // Combining emissions: one CRF over the members' mean emissions and mean CRF parameters.
     const K = KMOU_SCHEME.labels.length;
-    const data = prepareExamples(sentences, tokenizer, { scheme: KMOU_SCHEME, maxLength: 64 });
-    await addTeacherTargets(
-      [teacher, student],
-      data,
-      sentences,
-      tokenizer,
-      KMOU_SCHEME,
-      8,
-      'emissions',
-    );
+    const joint = await taught([teacher, student], 'emissions');
     const members = await Promise.all([teacher, student].map((dir) => NerModel.load(dir)));
     const params = await Promise.all(
       [teacher, student].map((dir) =>
@@ -518,7 +511,7 @@ describe.skipIf(!hasTrainer)('koner train', () => {
       const [a, b] = params.map((p) => new Float32Array(p[name].data.slice().buffer));
       return a.map((x, j) => (x + b[j]) / 2);
     };
-    for (const example of data.examples) {
+    for (const example of joint) {
       const [ea, eb] = await Promise.all(members.map((m) => m.logits([Array.from(example.ids)])));
       const L = example.ids.length;
       const expected = crfMarginals({
@@ -536,17 +529,7 @@ describe.skipIf(!hasTrainer)('koner train', () => {
       }
     }
     // A member combined with itself is that member: its own CRF marginals.
-    const twice = prepareExamples(sentences, tokenizer, { scheme: KMOU_SCHEME, maxLength: 64 });
-    await addTeacherTargets(
-      [teacher, teacher],
-      twice,
-      sentences,
-      tokenizer,
-      KMOU_SCHEME,
-      8,
-      'emissions',
-    );
-    twice.examples.forEach((example, i) => {
+    (await taught([teacher, teacher], 'emissions')).forEach((example, i) => {
       for (let j = 0; j < a[i].length; j++) expect(example.softTargets![j]).toBeCloseTo(a[i][j], 5);
     });
     await Promise.all(members.map((m) => m.dispose()));
@@ -560,17 +543,7 @@ describe.skipIf(!hasTrainer)('koner train', () => {
         head: 'softmax',
       }),
     );
-    await expect(
-      addTeacherTargets(
-        [teacher, softmax],
-        data,
-        sentences,
-        tokenizer,
-        KMOU_SCHEME,
-        8,
-        'emissions',
-      ),
-    ).rejects.toThrow(
+    await expect(taught([teacher, softmax], 'emissions')).rejects.toThrow(
       /^distill\.teacher\[1\]: .*softmax-teacher has a softmax head: combining emissions needs a CRF/,
     );
   });
