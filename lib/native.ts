@@ -183,12 +183,13 @@ export interface CheckpointExtra {
 
 export interface ConvertOptions {
   /**
-   * Converts floating tensors (extra tensors are float32 unless given). `int8`: matrices of 16,384
-   * or more values are stored as int8 rows with a float32 scale per row (`<name>_scale`), the
-   * other floating tensors as float16; every reader of this addon sees them as float32 again
-   * (binding/io/int8_rows.h).
+   * Converts floating tensors (extra tensors are float32 unless given). `int8` and `int4`:
+   * matrices of 16,384 or more values are stored as int8 rows with a float32 scale per row, or as
+   * int4 values packed two a byte with a float16 scale per 128 values of a row (`<name>_scale`),
+   * the other floating tensors as float16; every reader of this addon sees them as float32 again
+   * (binding/io/quantized_rows.h).
    */
-  dtype?: 'float32' | 'float16' | 'bfloat16' | 'int8';
+  dtype?: 'float32' | 'float16' | 'bfloat16' | 'int8' | 'int4';
   extra?: CheckpointExtra[];
   /** Seed for the drawn extra tensors (default: LibTorch's generator). */
   seed?: number;

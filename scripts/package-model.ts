@@ -6,11 +6,11 @@
  * as `model.init` continues the text where it stopped: a pretraining that spans sessions keeps
  * only this compact directory, not the run's optimizer state. An ELECTRA checkpoint's generator
  * (`generator/`) is packed the same way beside it, so that the generator continues too. The model
- * card (README.md) is written by hand. With --int8, the large matrices are stored as int8 rows
- * with a scale per row (binding/io/int8_rows.h): half the size, for an encoder too big for the
- * repository's budget in float16; koner reads them back as float32.
+ * card (README.md) is written by hand. With --int8 or --int4, the large matrices are stored in
+ * fewer bits (scripts/storage-flag.ts), for an encoder too big for the repository's budget in
+ * float16; koner reads them back as float32.
  *
- *   npx tsx scripts/package-model.ts [--int8] <checkpoint-dir> <out-dir>
+ *   npx tsx scripts/package-model.ts [--int8 | --int4] <checkpoint-dir> <out-dir>
  */
 import { existsSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
@@ -18,16 +18,17 @@ import path from 'node:path';
 
 import { copyModelDirectory } from '../lib/model/copy-model.js';
 import { GENERATOR_DIR, PRETRAIN_STATE_FILE } from '../lib/pretrain/pretrainer.js';
+import { STORAGE_USAGE, storageFlag } from './storage-flag.js';
 
-const args = process.argv.slice(2);
-const int8 = args[0] === '--int8';
-const [src, out, ...rest] = int8 ? args.slice(1) : args;
+const { dtype, label, rest: args } = storageFlag(process.argv.slice(2));
+const [src, out, ...rest] = args;
 if (!src || !out || rest.length > 0) {
-  console.error('usage: npx tsx scripts/package-model.ts [--int8] <checkpoint-dir> <out-dir>');
+  console.error(
+    `usage: npx tsx scripts/package-model.ts ${STORAGE_USAGE} <checkpoint-dir> <out-dir>`,
+  );
   process.exit(2);
 }
-const dtype = int8 ? 'int8' : 'float16';
-/** Packs the model directory `from` into `to`: float16 (or int8) weights, tokenizer, config. */
+/** Packs the model directory `from` into `to`: its weights as `dtype`, tokenizer, config. */
 const packModel = (from: string, to: string) => copyModelDirectory(from, to, { dtype });
 const count = await packModel(src, out);
 const copied = [];
@@ -41,7 +42,7 @@ for (const name of ['eval.json', PRETRAIN_STATE_FILE]) {
   copied.push(name);
 }
 console.log(
-  `${out}: ${count} tensors as ${int8 ? 'int8 rows and float16' : 'float16'}, tokenizer, ` +
+  `${out}: ${count} tensors as ${label === 'float16' ? label : `${label} and float16`}, tokenizer, ` +
     'config.json' +
     copied.map((name) => `, ${name}`).join(''),
 );

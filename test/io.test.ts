@@ -475,6 +475,175 @@ describe('int8 rows (convertCheckpoint dtype int8)', () => {
   });
 });
 
+describe('int4 groups (convertCheckpoint dtype int4)', () => {
+  const bundled = path.join(packageRoot, 'models', 'kmou-small-scratch');
+  const source = path.join(bundled, 'model.safetensors');
+  const GROUP = 128;
+
+  /** A float16 value from its bits. */
+  function half(bits: number): number {
+    const exponent = (bits >> 10) & 31;
+    const fraction = bits & 1023;
+    const sign = bits & 0x8000 ? -1 : 1;
+    if (exponent === 0) return sign * fraction * 2 ** -24;
+    return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+  }
+
+  it('stores a quarter of float16: each value its group scale times an integer of -8..7, each group at least as close as max |group| / 7 rounds it', async () => {
+    const listed = await native().inspectCheckpoint(source);
+    const file = path.join(tmp, 'int4.safetensors');
+    await native().convertCheckpoint(
+      source,
+      file,
+      listed.map((t) => [t.name, t.name]),
+      { dtype: 'int4' },
+    );
+    const ratio = statSync(file).size / statSync(source).size;
+    expect(ratio).toBeGreaterThan(0.26);
+    expect(ratio).toBeLessThan(0.3);
+    // The file's own header: packed matrices beside float16 scales, small tensors in float16.
+    const dump = pythonDump(file);
+    const query = 'bert.encoder.layer.0.attention.self.query.weight';
+    expect(dump.tensors[query]).toMatchObject({ dtype: 'U8', shape: [256, 128] });
+    expect(dump.tensors[`${query}_scale`]).toMatchObject({ dtype: 'F16', shape: [256, 2] });
+    expect(dump.tensors['crf.transitions'].dtype).toBe('F16');
+    // Readers see the model's own tensors: same names and shapes, matrices as float32.
+    const seen = await native().inspectCheckpoint(file);
+    expect(seen.map((t) => [t.name, t.shape])).toEqual(listed.map((t) => [t.name, t.shape]));
+    const matrices = seen.filter((t) => t.dtype === 'float32').map((t) => t.name);
+    expect(matrices).toContain('bert.embeddings.word_embeddings.weight');
+    expect(matrices).not.toContain('classifier.weight');
+
+    const bytes = readFileSync(file);
+    const raw = (name: string) => {
+      const [begin, end] = dump.tensors[name].offsets;
+      return bytes.subarray(8 + dump.headerLength + begin, 8 + dump.headerLength + end);
+    };
+    const before = await native().readTensors(source, null, true);
+    const after = await native().readTensors(file, null, true);
+    expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort());
+    let clipped = 0;
+    const offGrid: string[] = [];
+    const worse: string[] = [];
+    for (const [name, t] of Object.entries(before)) {
+      const a = new Float32Array(Uint8Array.from(t.data).buffer);
+      const b = new Float32Array(Uint8Array.from(after[name].data).buffer);
+      if (!matrices.includes(name)) {
+        expect(b, name).toEqual(a);
+        continue;
+      }
+      const packed = raw(name);
+      const scaleBits = raw(`${name}_scale`);
+      for (let g = 0; g < a.length / GROUP; g++) {
+        const scale = half(scaleBits.readUInt16LE(2 * g));
+        let max = 0;
+        for (let i = g * GROUP; i < (g + 1) * GROUP; i++) max = Math.max(max, Math.abs(a[i]));
+        const step = max / 7 || 1;
+        let error = 0;
+        let plain = 0;
+        for (let i = g * GROUP; i < (g + 1) * GROUP; i++) {
+          const code = (packed[i >> 1] >> (i % 2 ? 4 : 0)) & 15;
+          if (b[i] !== Math.fround((code - 8) * scale)) offGrid.push(`${name}[${i}]`);
+          error += (b[i] - a[i]) ** 2;
+          plain += (Math.max(-8, Math.min(7, Math.round(a[i] / step))) * step - a[i]) ** 2;
+        }
+        // Float16 scales round max / 7 a little, hence the slack.
+        if (error > plain * 1.01 + 1e-12) worse.push(`${name} group ${g}`);
+        if (scale < step * 0.99) clipped++;
+      }
+    }
+    expect(offGrid).toEqual([]);
+    expect(worse).toEqual([]);
+    // The search does clip: many groups take a scale below max / 7.
+    expect(clipped).toBeGreaterThan(100);
+  });
+
+  it('a model directory with int4 weights loads and tags close to the float16 one', async () => {
+    const dir = path.join(tmp, 'kmou-small-scratch-int4');
+    mkdirSync(dir);
+    for (const name of readdirSync(bundled)) {
+      if (name !== 'model.safetensors')
+        copyFileSync(path.join(bundled, name), path.join(dir, name));
+    }
+    const names = (await native().inspectCheckpoint(source)).map((t): [string, string] => [
+      t.name,
+      t.name,
+    ]);
+    await native().convertCheckpoint(source, path.join(dir, 'model.safetensors'), names, {
+      dtype: 'int4',
+    });
+    const texts = [
+      '이순신 장군은 1545년 한성 건천동에서 태어나 임진왜란 때 수군을 이끌었다.',
+      '제임스 카메론 감독의 터미네이터 신작이 다음 달 서울에서 개봉한다.',
+      '삼성전자는 3일 수원 본사에서 주주총회를 열고 이사 5명을 선임했다.',
+    ];
+    const plain = await NerModel.load(bundled, { threads: 1 });
+    const int4 = await NerModel.load(dir, { threads: 1 });
+    try {
+      const key = ({ text, entity, start, end }: NerEntity) => `${text}/${entity}/${start}-${end}`;
+      const expected = ((await plain.predict(texts)) as NerEntity[][]).flat().map(key);
+      const got = new Set(((await int4.predict(texts)) as NerEntity[][]).flat().map(key));
+      expect(expected.length).toBeGreaterThan(5);
+      const kept = expected.filter((k) => got.has(k)).length;
+      expect(kept / expected.length).toBeGreaterThanOrEqual(0.8);
+    } finally {
+      await plain.dispose();
+      await int4.dispose();
+    }
+  });
+
+  it('the Python oracle reads int8 rows and int4 groups as koner does', async () => {
+    const listed = await native().inspectCheckpoint(source);
+    for (const dtype of ['int8', 'int4'] as const) {
+      const file = path.join(tmp, `oracle-${dtype}.safetensors`);
+      await native().convertCheckpoint(
+        source,
+        file,
+        listed.map((t) => [t.name, t.name]),
+        {
+          dtype,
+        },
+      );
+      const name = 'bert.encoder.layer.1.intermediate.dense.weight';
+      const ours = new Float32Array(
+        Uint8Array.from((await native().readTensors(file, [name]))[name].data).buffer,
+      );
+      const script = [
+        'import sys',
+        `sys.path.insert(0, ${JSON.stringify(path.join(packageRoot, 'scripts/bench/python'))})`,
+        'import kobert_crf',
+        `t = kobert_crf.load_safetensors(${JSON.stringify(file)})`,
+        `m = t[${JSON.stringify(name)}]`,
+        `assert ${JSON.stringify(name + '_scale')} not in t`,
+        'sys.stdout.buffer.write(m.float().contiguous().numpy().tobytes())',
+      ].join('\n');
+      const theirs = new Float32Array(
+        Uint8Array.from(execFileSync('/usr/bin/python3', ['-c', script])).buffer,
+      );
+      expect(theirs, dtype).toEqual(ours);
+    }
+  });
+
+  it('scales that do not split rows into equal groups are an Error naming the file and the tensor', async () => {
+    // w: U8 [2, 2] (four int4 values a row), w_scale: F16 [2, 3]: 4 values in 3 groups
+    const header = {
+      w: { dtype: 'U8', shape: [2, 2], data_offsets: [0, 4] },
+      w_scale: { dtype: 'F16', shape: [2, 3], data_offsets: [4, 16] },
+    };
+    const file = tmpFile('bad-int4-scales.safetensors', safetensors(header, new Uint8Array(16)));
+    await expect(native().readTensors(file, null)).rejects.toThrow(
+      /bad-int4-scales\.safetensors: "w_scale" \(Half \[2, 3\]\) is not a scale per group of equal parts of each row of the packed int4 matrix "w" \[2, 2\]/,
+    );
+    // One scale per row, rows that do not match: the same error.
+    const rows = {
+      w: { dtype: 'U8', shape: [2, 2], data_offsets: [0, 4] },
+      w_scale: { dtype: 'F16', shape: [3, 1], data_offsets: [4, 10] },
+    };
+    const other = tmpFile('bad-int4-rows.safetensors', safetensors(rows, new Uint8Array(10)));
+    await expect(native().readTensors(other, ['w'])).rejects.toThrow(/"w_scale" \(Half \[3, 1\]\)/);
+  });
+});
+
 describe('importCheckpoint', () => {
   const heads = { numAttentionHeads: 4 };
 

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "io/file.h"
-#include "io/int8_rows.h"
+#include "io/quantized_rows.h"
 #include "io/json.h"
 
 // safetensors stores little-endian data, which is copied to and from tensor memory as is.
@@ -286,8 +286,8 @@ TensorFile ReadSafetensors(const std::string& path) { return ReadSafetensors(pat
 
 TensorFile ReadSafetensors(const std::string& path,
                            const std::function<bool(const std::string&)>& want, Tiling tiling) {
-  TensorFile file = Read(path, WithInt8Scales(want), tiling);
-  DequantizeInt8Rows(file.tensors, path);
+  TensorFile file = Read(path, WithRowScales(want), tiling);
+  DequantizeRows(file.tensors, path);
   // The scales of wanted matrices were read too; a tensor that only shares their names goes.
   for (auto it = file.tensors.begin(); want && it != file.tensors.end();) {
     it = want(it->first) ? std::next(it) : file.tensors.erase(it);
@@ -301,7 +301,7 @@ std::vector<TensorInfo> InspectSafetensors(const std::string& path) {
   Header h = ReadHeader(file, Tiling::Deferred);
   std::vector<TensorInfo> out;
   for (auto& e : h.entries) out.push_back({e.name, e.dtype->type, e.shape});
-  return ListInt8RowsAsFloat(std::move(out));
+  return ListQuantizedRowsAsFloat(std::move(out));
 }
 
 void WriteSafetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,

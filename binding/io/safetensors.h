@@ -27,7 +27,7 @@ struct TensorFile {
 enum class Tiling { Strict, Deferred };
 
 // Reads every tensor into CPU memory. Throws std::runtime_error("<path>: <problem>").
-// Matrices stored as int8 rows (io/int8_rows.h) are read, and listed, as float32.
+// Matrices stored in fewer bits (io/quantized_rows.h) are read, and listed, as float32.
 TensorFile ReadSafetensors(const std::string& path);
 
 // A tensor's name, dtype and shape, without its data.

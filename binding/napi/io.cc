@@ -14,7 +14,7 @@
 
 #include "io/checkpoint.h"
 #include "io/file.h"
-#include "io/int8_rows.h"
+#include "io/quantized_rows.h"
 #include "io/safetensors.h"
 #include "napi/args.h"
 #include "napi/errors.h"
@@ -144,9 +144,9 @@ struct ConvertArgs {
   std::string src, dst;
   std::vector<std::pair<std::string, std::string>> renames;
   std::optional<torch::ScalarType> dtype;
-  // dtype 'int8': large matrices as int8 rows (io/int8_rows.h), the other floating tensors
-  // as `dtype` (float16).
-  bool int8Rows = false;
+  // dtype 'int8' or 'int4': large matrices as int8 rows or int4 groups (io/quantized_rows.h),
+  // the other floating tensors as `dtype` (float16).
+  std::optional<io::RowBits> rowBits;
   std::vector<Extra> extra;
   std::map<std::string, std::string> metadata{{"format", "pt"}};
   std::optional<uint64_t> seed;
@@ -195,11 +195,12 @@ ConvertArgs ReadConvertArgs(const Napi::CallbackInfo& info) {
       a.dtype = torch::kFloat16;
     } else if (d == "bfloat16") {
       a.dtype = torch::kBFloat16;
-    } else if (d == "int8") {
+    } else if (d == "int8" || d == "int4") {
       a.dtype = torch::kFloat16;
-      a.int8Rows = true;
+      a.rowBits = d == "int8" ? io::RowBits::Int8 : io::RowBits::Int4;
     } else {
-      throw TypeError("options.dtype: expected 'float32', 'float16', 'bfloat16' or 'int8'");
+      throw TypeError(
+          "options.dtype: expected 'float32', 'float16', 'bfloat16', 'int8' or 'int4'");
     }
   }
 
@@ -275,8 +276,8 @@ void Convert(const ConvertArgs& a) {
     auto it = source.tensors.find(from);
     if (it == source.tensors.end()) io::FileError(a.src, "no tensor named \"" + from + "\"");
     torch::Tensor t = it->second;
-    // Matrices to be stored as int8 are rounded once, from the source's own precision.
-    if (a.dtype && t.is_floating_point() && !a.int8Rows) t = t.to(*a.dtype);
+    // Matrices to be quantized are rounded once, from the source's own precision.
+    if (a.dtype && t.is_floating_point() && !a.rowBits) t = t.to(*a.dtype);
     out.emplace(to, t);
   }
   c10::optional<at::Generator> generator;
@@ -302,9 +303,9 @@ void Convert(const ConvertArgs& a) {
         t = e.values;
         break;
     }
-    out.emplace(e.name, a.int8Rows ? t : t.to(dtype));
+    out.emplace(e.name, a.rowBits ? t : t.to(dtype));
   }
-  if (a.int8Rows) io::QuantizeInt8Rows(out, dtype);
+  if (a.rowBits) io::QuantizeRows(out, *a.rowBits, dtype);
   io::WriteSafetensors(a.dst, out, a.metadata);
 }
 

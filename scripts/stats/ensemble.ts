@@ -7,9 +7,12 @@
  *   decodes (BIO constraints, refined spans) — the ensemble `distill.combine: "emissions"`
  *   teaches, and for a single model exactly its `koner eval` scores.
  *
- *   npx tsx scripts/stats/ensemble.ts [--subsets] <model-dir> <model-dir> ...
+ *   npx tsx scripts/stats/ensemble.ts [--subsets] [--sizes 3,4] [--joint-only] <model-dir> ...
  *
- * Rows: each model, then all of them together; with `--subsets`, every subset of two or more.
+ * Rows: each model, then all of them together; with `--subsets`, every subset of two or more
+ * (`--sizes`: only subsets of those sizes). `--joint-only` leaves out the mean marginals. Each
+ * model's emissions are computed once: a subset's joint Viterbi decodes the cached ones, so many
+ * subsets cost little more than their models.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,9 +21,11 @@ import { readKmouCorpus } from '../../lib/corpus/kmou.js';
 import { decodeEntities } from '../../lib/labels/decode.js';
 import { KMOU_SCHEME } from '../../lib/labels/scheme.js';
 import { readModelConfig } from '../../lib/model/config.js';
-import { loadEnsemble } from '../../lib/model/ensemble.js';
+import { EnsembleModel, meanCrfParameters } from '../../lib/model/ensemble.js';
+import { loadNetwork } from '../../lib/model/load-network.js';
 import { NerModel } from '../../lib/model/ner-model.js';
 import { resolveTokenizerFiles } from '../../lib/model/tokenizer-files.js';
+import type { NativeModel } from '../../lib/native.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { prepareExamples } from '../../lib/train/data.js';
 import { addTeacherTargets } from '../../lib/train/distill.js';
@@ -34,11 +39,22 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 const valDir = path.resolve(repoRoot, '../shared/data/kmou-ner/val');
 const MAX_LENGTH = 128;
 
+const USAGE =
+  'usage: npx tsx scripts/stats/ensemble.ts [--subsets] [--sizes 3,4] [--joint-only] <model-dir> ...';
 const args = process.argv.slice(2);
 const subsets = args.includes('--subsets');
-const dirs = args.filter((a) => a !== '--subsets').map((d) => path.resolve(d));
+const jointOnly = args.includes('--joint-only');
+const sizesAt = args.indexOf('--sizes');
+const sizes = sizesAt < 0 ? null : (args[sizesAt + 1] ?? '').split(',').map(Number);
+if (sizes && !sizes.every((n) => Number.isInteger(n) && n > 1)) {
+  console.error(`--sizes expects sizes of two or more, like 3,4\n${USAGE}`);
+  process.exit(2);
+}
+const dirs = args
+  .filter((a, i) => !a.startsWith('--') && (sizesAt < 0 || i !== sizesAt + 1))
+  .map((d) => path.resolve(d));
 if (dirs.length === 0) {
-  console.error('usage: npx tsx scripts/stats/ensemble.ts [--subsets] <model-dir> <model-dir> ...');
+  console.error(USAGE);
   process.exit(2);
 }
 const first = await readModelConfig(dirs[0]);
@@ -73,18 +89,39 @@ async function meanMarginals(teachers: string[]) {
 }
 
 /**
- * Validation scores of `teachers` loaded as one model (lib/model/ensemble.ts: one CRF over their
- * mean emissions and transitions), decoded as `koner eval` decodes.
+ * `dir`'s network, its emissions kept by batch: every subset evaluates the same batches. A copy
+ * goes out each time, since EnsembleModel sums into the first member's array.
+ */
+async function cachedNetwork(dir: string): Promise<NativeModel> {
+  const network = await loadNetwork(dir, await readModelConfig(dir));
+  const cache = new Map<string, Float32Array>();
+  const emissions: NativeModel['emissions'] = async (ids, shape, lengths, inputs) => {
+    const key = `${shape.join(',')}:${Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength).toString('base64')}`;
+    let e = cache.get(key);
+    if (!e) cache.set(key, (e = await network.emissions(ids, shape, lengths, inputs)));
+    return e.slice();
+  };
+  return new Proxy(network, {
+    get: (target, prop) => {
+      if (prop === 'emissions') return emissions;
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+    },
+  });
+}
+const networks = new Map<string, NativeModel>();
+for (const dir of dirs) networks.set(dir, await cachedNetwork(dir));
+
+/**
+ * Validation scores of `teachers` as one model (lib/model/ensemble.ts: one CRF over their mean
+ * emissions and transitions), decoded as `koner eval` decodes.
  */
 async function jointViterbi(teachers: string[]) {
-  const ensemble = await loadEnsemble(teachers, first);
-  try {
-    // A view over the ensemble: disposing it lets go, so the ensemble is freed here.
-    const model = NerModel.fromNative(ensemble, first, tokenizer, dirs[0]);
-    return await evaluateModel(model, val, KMOU_SCHEME);
-  } finally {
-    await ensemble.dispose();
-  }
+  const members = teachers.map((d) => networks.get(d)!);
+  const ensemble = new EnsembleModel(members, await meanCrfParameters(teachers, K));
+  // A view that is not disposed: the cached networks outlive each subset.
+  const model = NerModel.fromNative(ensemble, first, tokenizer, dirs[0]);
+  return evaluateModel(model, val, KMOU_SCHEME);
 }
 
 /** Every subset of `items` with at least two members, smaller ones first. */
@@ -92,7 +129,7 @@ function allSubsets<T>(items: T[]): T[][] {
   const out: T[][] = [];
   for (let mask = 1; mask < 1 << items.length; mask++) {
     const subset = items.filter((_, i) => mask & (1 << i));
-    if (subset.length > 1) out.push(subset);
+    if (subset.length > 1 && (!sizes || sizes.includes(subset.length))) out.push(subset);
   }
   return out.sort((a, b) => a.length - b.length);
 }
@@ -110,7 +147,7 @@ const sets = [
 ];
 for (const teachers of sets) {
   const name = teachers.map((d) => path.relative(repoRoot, d)).join(' + ');
-  console.log(
-    `| ${name} | ${cells(await jointViterbi(teachers))} | ${cells(await meanMarginals(teachers))} |`,
-  );
+  const marginals = jointOnly ? '–' : cells(await meanMarginals(teachers));
+  console.log(`| ${name} | ${cells(await jointViterbi(teachers))} | ${marginals} |`);
 }
+for (const network of networks.values()) await network.dispose();

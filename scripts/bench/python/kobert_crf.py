@@ -35,13 +35,13 @@ import io_safetensors  # noqa: E402  (scripts/fixtures)
 import model_reference  # noqa: E402  (scripts/fixtures)
 
 TORCH_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-                "I64": torch.int64, "I32": torch.int32, "I8": torch.int8}
+                "I64": torch.int64, "I32": torch.int32, "I8": torch.int8, "U8": torch.uint8}
 
 
 def load_safetensors(path):
-    """{name: tensor} from a safetensors file (pure-Python reader). Matrices stored as int8 rows
-    (a "<name>_scale" of one float32 scale per row beside them: binding/io/int8_rows.h) are
-    returned as float32, without their scales, as koner reads them."""
+    """{name: tensor} from a safetensors file (pure-Python reader). Matrices stored in fewer bits
+    (int8 rows or packed int4 groups with a "<name>_scale" beside them: binding/io/
+    quantized_rows.h) are returned as float32, without their scales, as koner reads them."""
     _, _, tensors = io_safetensors.read(path)
     out = {}
     for name, (dtype, shape, raw, _) in tensors.items():
@@ -50,6 +50,11 @@ def load_safetensors(path):
         matrix = name[: -len("_scale")]
         if out[matrix].dtype == torch.int8:
             out[matrix] = out[matrix].float() * out.pop(name).float()
+        elif out[matrix].dtype == torch.uint8:
+            packed, scale = out[matrix], out.pop(name).float()
+            values = torch.stack([packed & 15, packed >> 4], 2).float() - 8
+            rows, groups = scale.shape
+            out[matrix] = (values.reshape(rows, groups, -1) * scale[:, :, None]).reshape(rows, -1)
     return out
 
 
