@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode as crfDecode } from '../lib/crf/index.js';
 import { decodeEntities } from '../lib/labels/decode.js';
 import { LABELS } from '../lib/labels/index.js';
-import { parseModelConfig, readModelConfig, readNetworkConfig } from '../lib/model/config.js';
+import {
+  modelConfigToJson,
+  parseModelConfig,
+  readModelConfig,
+  readNetworkConfig,
+} from '../lib/model/config.js';
 import { EnsembleModel, meanCrfParameters, writeEnsembleDirectory } from '../lib/model/ensemble.js';
 import { bioConstraints, NerModel } from '../lib/model/ner-model.js';
 import { native, packageRoot } from '../lib/native.js';
@@ -206,5 +212,83 @@ describe.skipIf(!haveShared)('bad ensembles', () => {
     expect(() => model.parameterInfo()).toThrow(/no single parameter list/);
     expect(() => new EnsembleModel([], crf)).toThrow(/at least one member/);
     await model.dispose();
+  });
+});
+
+describe.skipIf(!haveShared)('config.json inference_dtype', () => {
+  let tmp: string;
+  let dir: string;
+  let member: string;
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'koner-inference-dtype-'));
+    member = await makeModelDir(tmp, { tokenizerDir, name: 'per' });
+    dir = path.join(tmp, 'bf16');
+    await writeEnsembleDirectory(dir, [member, member], 'float32', 'bfloat16');
+  });
+
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const config = (extra: Record<string, unknown>) => ({
+    head: 'crf',
+    id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
+    ...extra,
+  });
+
+  it('is float32 or bfloat16, and nothing else', () => {
+    for (const value of ['float16', 'int8', 'bf16', 7, null]) {
+      expect(() => parseModelConfig(config({ inference_dtype: value }), 'x/config.json')).toThrow(
+        /^x\/config\.json: field "inference_dtype" must be one of float32, bfloat16, got /,
+      );
+    }
+    const parsed = parseModelConfig(config({ inference_dtype: 'bfloat16' }), 'x/config.json');
+    expect(parsed.inferenceDtype).toBe('bfloat16');
+    expect(modelConfigToJson(parsed).inference_dtype).toBe('bfloat16');
+    expect(modelConfigToJson(parseModelConfig(config({}), 'x')).inference_dtype).toBeUndefined();
+  });
+
+  it('is written by writeEnsembleDirectory and read back', async () => {
+    expect(JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')).inference_dtype).toBe(
+      'bfloat16',
+    );
+    expect((await readModelConfig(dir)).inferenceDtype).toBe('bfloat16');
+  });
+
+  /** The dtype NerModel.load places `dir` in, in a child process with `env` and `options`. */
+  function childDtype(env: Record<string, string>, options = {}): string {
+    const script = [
+      `import { NerModel } from ${JSON.stringify(path.join(packageRoot, 'lib/model/ner-model.ts'))};`,
+      `const m = await NerModel.load(${JSON.stringify(dir)}, ${JSON.stringify({ threads: 1, ...options })});`,
+      'console.log(m.placement.dtype);',
+      'await m.dispose();',
+    ].join('\n');
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { env: { ...process.env, ...env }, encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    return r.stdout.trim();
+  }
+
+  const cpu = native().cpuFeatures();
+  it.skipIf(!(cpu.avx512Bf16 || cpu.amxBf16))(
+    'makes bfloat16 the default where the CPU has it, and float32 where it has not',
+    () => {
+      expect(childDtype({})).toBe('bfloat16');
+      expect(childDtype({}, { dtype: 'float32' })).toBe('float32');
+      expect(childDtype({ KONER_CPU_DISABLE: 'avx512_bf16,amx_bf16' })).toBe('float32');
+    },
+  );
+
+  it('leaves float32 the default without it', async () => {
+    const plain = await NerModel.load(member, { threads: 1 });
+    try {
+      expect(plain.placement.dtype).toBe('float32');
+    } finally {
+      await plain.dispose();
+    }
   });
 });

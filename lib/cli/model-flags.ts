@@ -18,9 +18,10 @@ export const MODEL_OPTIONS = {
 /** The four flags' lines for a command's usage. */
 export const MODEL_USAGE = `  --model <dir>         model directory (default: the bundled models/kmou-small)
   --device <d>          cpu (default), cuda, cuda:N
-  --dtype <t>           the encoder's precision: float32 (default); bfloat16 (CUDA, or a CPU with
-                        AVX512_BF16 or AMX-BF16); float16 (CUDA); int8 (CPU with AVX512_VNNI or
-                        AMX-INT8: dynamic quantization of the products). The CRF stays float32
+  --dtype <t>           the encoder's precision: float32 (default, or the model's inference_dtype
+                        where the CPU has it); bfloat16 (CUDA, or a CPU with AVX512_BF16 or
+                        AMX-BF16); float16 (CUDA); int8 (CPU with AVX512_VNNI or AMX-INT8:
+                        dynamic quantization of the products). The CRF stays float32
   --threads <n>         LibTorch threads (default: the available cores)`;
 
 /** The parsed flags: the model directory as given (or the bundled one) and the load options. */

@@ -23,7 +23,13 @@ import {
   type NativeInputs,
   type NativeModel,
 } from '../native.js';
-import { type ModelConfig, readModelConfig, WEIGHTS_FILE, writeModelConfig } from './config.js';
+import {
+  type InferenceDtype,
+  type ModelConfig,
+  readModelConfig,
+  WEIGHTS_FILE,
+  writeModelConfig,
+} from './config.js';
 import { copyModelDirectory } from './copy-model.js';
 import { loadNetwork, type NetworkPlacement } from './load-network.js';
 import { copyTokenizerFiles, resolveTokenizerFiles } from './tokenizer-files.js';
@@ -253,12 +259,14 @@ export async function loadEnsemble(
 /**
  * Writes an ensemble directory `out` from model directories of one tokenizer and label set:
  * each member's weights (as `dtype`) and config.json in `member-<i>/`, the first member's
- * tokenizer files and its config.json with `ensemble` at the top. Returns the member names.
+ * tokenizer files and its config.json with `ensemble` (and `inference_dtype`, when given) at the
+ * top. Returns the member names.
  */
 export async function writeEnsembleDirectory(
   out: string,
   memberDirs: readonly string[],
   dtype: ConvertOptions['dtype'],
+  inferenceDtype?: InferenceDtype,
 ): Promise<string[]> {
   if (memberDirs.length === 0) throw new Error('an ensemble needs at least one member directory');
   const first = await readModelConfig(memberDirs[0]);
@@ -271,6 +279,11 @@ export async function writeEnsembleDirectory(
     names.push(name);
   }
   const tokenizer = await copyTokenizerFiles(out, resolveTokenizerFiles(memberDirs[0], first));
-  await writeModelConfig(out, { ...first, tokenizer, ensemble: names });
+  await writeModelConfig(out, {
+    ...first,
+    tokenizer,
+    ensemble: names,
+    ...(inferenceDtype ? { inferenceDtype } : {}),
+  });
   return names;
 }

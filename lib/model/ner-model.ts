@@ -10,6 +10,7 @@ import { parseTag } from '../labels/scheme.js';
 import { LIMITS } from '../limits.js';
 import {
   type EncoderDtype,
+  native,
   type NativeDecoded,
   type NativeInputs,
   type NativeModel,
@@ -28,6 +29,16 @@ import { planWindows, stitchAttention, stitchEmissions, type PieceWindow } from 
 
 export type { TokenizerFiles } from './tokenizer-files.js';
 
+/**
+ * The precision a model tags in when none is asked for: its config's `inference_dtype` where
+ * this device runs it natively (bfloat16: a CPU with AVX512_BF16 or AMX-BF16), else as built.
+ */
+function preferredDtype(config: ModelConfig, device = 'cpu'): EncoderDtype | undefined {
+  if (config.inferenceDtype !== 'bfloat16' || device !== 'cpu') return undefined;
+  const cpu = native().cpuFeatures();
+  return cpu.avx512Bf16 || cpu.amxBf16 ? 'bfloat16' : undefined;
+}
+
 /** An entity found in a text. `text.slice(start, end)` of the input is `text`. */
 export type NerEntity = DecodedEntity;
 
@@ -37,10 +48,11 @@ export interface NerModelLoadOptions {
   /** LibTorch intra-op threads (default: the available cores). Applies process-wide. */
   threads?: number;
   /**
-   * The encoder's precision (default float32). float16 needs CUDA. On the CPU, bfloat16 needs
-   * AVX512_BF16 or AMX-BF16 and int8 (dynamic quantization) AVX512_VNNI or AMX-INT8, read at run
-   * time: without them loading fails, naming what is missing (`runtimeInfo().cpu` tells in
-   * advance). The CRF always runs in fp32.
+   * The encoder's precision. float16 needs CUDA. On the CPU, bfloat16 needs AVX512_BF16 or
+   * AMX-BF16 and int8 (dynamic quantization) AVX512_VNNI or AMX-INT8, read at run time: without
+   * them loading fails, naming what is missing (`runtimeInfo().cpu` tells in advance). The CRF
+   * always runs in fp32. Default: float32, or bfloat16 for a model whose config.json says
+   * `"inference_dtype": "bfloat16"` (the bundled one does) on a CPU that has those features.
    */
   dtype?: EncoderDtype;
   /** Tokenizer files; otherwise $KONER_TOKENIZER_DIR's, then the model directory's own. */
@@ -230,13 +242,17 @@ export class NerModel {
           `${config.vocabSize}`,
       );
     }
+    const placement = {
+      device: options.device,
+      dtype: options.dtype ?? preferredDtype(config, options.device),
+    };
     const model = config.ensemble
       ? await loadEnsemble(
           config.ensemble.map((member) => path.join(dir, member)),
           config,
-          options,
+          placement,
         )
-      : await loadNetwork(dir, config, options);
+      : await loadNetwork(dir, config, placement);
     return new NerModel(path.resolve(dir), config, tokenizer, model, true);
   }
 

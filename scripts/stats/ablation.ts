@@ -6,7 +6,11 @@
  * measured here: the 931 validation sentences at batch 32 with 2 threads, best of 3 after a
  * warm-up, every model in this one process so the rows compare.
  *
- *   npx tsx scripts/stats/ablation.ts <name>=<run-or-model-dir> ...
+ *   npx tsx scripts/stats/ablation.ts [--dtype bfloat16] <name>=<run-or-model-dir> ...
+ *
+ * Each model tags in its default precision (float32, or its config's `inference_dtype` where the
+ * CPU has it); `--dtype` measures the speed in that precision instead (NerModel.load's `dtype`).
+ * The scores stay the recorded ones.
  *
  * A run directory holds best/ and metrics.jsonl; a packaged model directory (models/kmou-small)
  * holds eval.json, and its training time comes from a `trainSeconds` number in that eval.json
@@ -18,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 
 import { readKmouCorpus } from '../../lib/corpus/kmou.js';
 import { NerModel } from '../../lib/model/ner-model.js';
+import { ENCODER_DTYPES, type EncoderDtype } from '../../lib/native.js';
 import { readJsonFile } from '../../lib/text-file.js';
 import { readMetrics } from '../../lib/train/metrics-log.js';
 
@@ -33,7 +38,17 @@ const BATCH = 32;
 const THREADS = 2;
 const ROUNDS = 3;
 
-const specs = process.argv.slice(2).map((arg) => {
+const args = process.argv.slice(2);
+let dtype: EncoderDtype | undefined;
+if (args[0] === '--dtype') {
+  if (!ENCODER_DTYPES.includes(args[1] as EncoderDtype)) {
+    console.error(`--dtype expects one of ${ENCODER_DTYPES.join(', ')}; got ${args[1]}`);
+    process.exit(2);
+  }
+  dtype = args[1] as EncoderDtype;
+  args.splice(0, 2);
+}
+const specs = args.map((arg) => {
   const eq = arg.indexOf('=');
   if (eq < 1) {
     console.error(`usage: npx tsx scripts/stats/ablation.ts <name>=<dir> ...; got ${arg}`);
@@ -66,7 +81,7 @@ async function describe(
 }
 
 async function sentencesPerSecond(dir: string, texts: string[]): Promise<number> {
-  const model = await NerModel.load(dir, { threads: THREADS });
+  const model = await NerModel.load(dir, { threads: THREADS, dtype });
   try {
     await model.predict(texts.slice(0, 64), { batchSize: BATCH });
     let best = 0;
@@ -86,7 +101,7 @@ const texts = (await readKmouCorpus(valDir)).map((s) => s.text);
 const pct = (x: number | undefined) => (x === undefined ? '–' : (100 * x).toFixed(2));
 const time = (s: number | null) => (s === null ? '–' : `${Math.round(s)} s`);
 console.log(
-  `| run | entity F1 | token macro F1 | LOC F1 | POH F1 | training time | sentences/s (batch ${BATCH}, ${THREADS} threads) |`,
+  `| run | entity F1 | token macro F1 | LOC F1 | POH F1 | training time | sentences/s (batch ${BATCH}, ${THREADS} threads${dtype ? `, ${dtype}` : ''}) |`,
 );
 console.log('|---|---|---|---|---|---|---|');
 for (const { name, dir } of specs) {
