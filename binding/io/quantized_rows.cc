@@ -63,8 +63,7 @@ std::pair<torch::Tensor, torch::Tensor> Int4Groups(const torch::Tensor& rows) {
                                  const char* what) {
   std::ostringstream msg;
   msg << where << ": \"" << name << "\" (" << c10::toString(scale.scalar_type()) << " "
-      << scale.sizes() << ") is not " << what << " \"" << MatrixOf(name) << "\" "
-      << matrix.sizes();
+      << scale.sizes() << ") is not " << what << " \"" << MatrixOf(name) << "\" " << matrix.sizes();
   throw std::runtime_error(msg.str());
 }
 
@@ -105,9 +104,8 @@ void QuantizeRows(std::map<std::string, torch::Tensor>& tensors, RowBits bits,
       continue;
     }
     const torch::Tensor rows = t.to(torch::kFloat32);
-    auto [values, scale] = bits == RowBits::Int4 && rows.size(1) % kInt4Group == 0
-                               ? Int4Groups(rows)
-                               : Int8Rows(rows);
+    auto [values, scale] =
+        bits == RowBits::Int4 && rows.size(1) % kInt4Group == 0 ? Int4Groups(rows) : Int8Rows(rows);
     t = values;
     scales.emplace(name + kSuffix, scale);
   }
@@ -132,7 +130,7 @@ void DequantizeRows(std::map<std::string, torch::Tensor>& tensors, const std::st
     const torch::Tensor& scale = tensors.at(name);
     torch::Tensor& matrix = tensors.at(MatrixOf(name));
     matrix = matrix.scalar_type() == torch::kInt8 ? FromInt8Rows(where, name, matrix, scale)
-                                                   : FromInt4Groups(where, name, matrix, scale);
+                                                  : FromInt4Groups(where, name, matrix, scale);
   }
   for (const std::string& name : scaleNames) tensors.erase(name);
 }

@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "io/file.h"
-#include "io/quantized_rows.h"
 #include "io/json.h"
+#include "io/quantized_rows.h"
 
 // safetensors stores little-endian data, which is copied to and from tensor memory as is.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "koner assumes a little-endian host");

@@ -199,8 +199,7 @@ ConvertArgs ReadConvertArgs(const Napi::CallbackInfo& info) {
       a.dtype = torch::kFloat16;
       a.rowBits = d == "int8" ? io::RowBits::Int8 : io::RowBits::Int4;
     } else {
-      throw TypeError(
-          "options.dtype: expected 'float32', 'float16', 'bfloat16', 'int8' or 'int4'");
+      throw TypeError("options.dtype: expected 'float32', 'float16', 'bfloat16', 'int8' or 'int4'");
     }
   }
 
