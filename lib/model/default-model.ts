@@ -5,9 +5,9 @@
  * `configs/pretrain-medium-continue.json`): a student distilled from five fine-tunes
  * (`configs/kmou-medium-ensemble-distilled.json`) and three of those fine-tunes
  * (`configs/ablation-medium-seed-101.json`, `-seed-102.json`, `-layer-decay.json`), stored as
- * int4 groups (binding/io/quantized_rows.h). Scores in README and models/kmou-small/eval.json, model card in
- * models/kmou-small/README.md. Like every model directory it holds its tokenizer: KoBERT's, which
- * is also the tokenizer koner uses when a command is given none.
+ * int4 groups (binding/io/quantized_rows.h). Scores in README and models/kmou-small/eval.json,
+ * model card in models/kmou-small/README.md. Like every model directory it holds its tokenizer:
+ * KoBERT's, which is also the tokenizer koner uses when a command is given none.
  */
 import path from 'node:path';
 
