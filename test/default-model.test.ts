@@ -11,7 +11,7 @@ import { readModelConfig } from '../lib/model/config.js';
 import { bundledTokenizerFiles, defaultModelDir } from '../lib/model/default-model.js';
 import { NerModel } from '../lib/model/ner-model.js';
 import { resolveTokenizerFiles, TOKENIZER_FILE_NAMES } from '../lib/model/tokenizer-files.js';
-import { packageRoot } from '../lib/native.js';
+import { native, packageRoot } from '../lib/native.js';
 import { evaluateModel } from '../lib/train/evaluate.js';
 
 const shared = path.resolve(packageRoot, '..', 'shared');
@@ -117,6 +117,10 @@ describe('the bundled default model', () => {
     });
     expect(await demo(out)).toBe(0);
     expect(text).toMatch(/koner on LibTorch \d+\.\d+/);
+    // The precision it tags in: bfloat16 (its inference_dtype) where the CPU has it.
+    const cpu = native().cpuFeatures();
+    const dtype = cpu.avx512Bf16 || cpu.amxBf16 ? 'bfloat16' : 'float32';
+    expect(text).toMatch(new RegExp(`model: .*kmou-small \\(${dtype}, loaded in \\d+ ms\\)`));
     const markup = text.split('\n').filter((l) => /<[^<>]+:(PER|LOC|ORG|DAT|MNY|NOH)>/.test(l));
     expect(markup.length).toBeGreaterThanOrEqual(4);
     const entities = text

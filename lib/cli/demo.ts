@@ -29,7 +29,8 @@ export async function demo(out: NodeJS.WritableStream = process.stdout): Promise
   print();
   const started = performance.now();
   const model = await NerModel.loadDefault();
-  print(`model: ${defaultModelDir()} (loaded in ${Math.round(performance.now() - started)} ms)`);
+  const ms = Math.round(performance.now() - started);
+  print(`model: ${defaultModelDir()} (${model.placement.dtype}, loaded in ${ms} ms)`);
   const results = await model.predict(SENTENCES);
   SENTENCES.forEach((text, i) => {
     const entities = results[i];
