@@ -329,7 +329,9 @@ describe('convertCheckpoint and the safetensors writer', () => {
       ]),
     ).toThrow(/"x" is the target of two renames/);
     expect(() => convert(src, out, [['f32']] as unknown as [string, string][])).toThrow(TypeError);
-    expect(() => convert(src, out, [], { dtype: 'int4' as 'float16' })).toThrow(/options\.dtype/);
+    expect(() => convert(src, out, [], { dtype: 'int2' as 'float16' })).toThrow(
+      /options\.dtype: expected 'float32', 'float16', 'bfloat16', 'int8' or 'int4'/,
+    );
     expect(() =>
       convert(src, out, [['f32', 'x']], { extra: [{ name: 'x', shape: [1], init: 'zeros' }] }),
     ).toThrow(/also the target of a rename/);
