@@ -4,9 +4,9 @@
  * validation sentences, length-sorted batches of 1 and 32, interleaved round by round.
  *
  * Two models: a KoBERT-size one (12 × 768, FFN 3072, CRF head, random weights) and the bundled
- * model's first network (models/kmou-small/member-0, as float32), each exported to ONNX at bench time by
- * scripts/bench/python/onnx_export.py (Debian's python3-torch, dynamic batch and length axes)
- * into a temporary directory. Before timing, both sides' emissions of every sentence are
+ * model's first network (models/kmou-small/member-0, as float32), each exported to ONNX at bench
+ * time by scripts/bench/python/onnx_export.py (Debian's python3-torch, dynamic batch and length
+ * axes) into a temporary directory. Before timing, both sides' emissions of every sentence are
  * compared: they must agree within 1e-4.
  *
  * What each side's figure includes. koner: the whole `predict(texts, { batchSize })` call
@@ -90,11 +90,10 @@ async function loadOrt(): Promise<Ort & { version: string }> {
   return { ...ort, version: ort.env?.versions?.node ?? '?' };
 }
 
-/** Runs onnx_export.py: the model directory's encoder and classifier as `out`. */
 /**
  * One network of the bundled model as a self-contained float32 directory at `out`: both engines
  * compare one network (the bundled model is an ensemble), and the ONNX exporter reads plain
- * float weights, not int8 rows.
+ * float weights, not quantized rows.
  */
 async function bundledNetwork(out: string): Promise<string> {
   const bundled = await readModelConfig(defaultModelDir());
@@ -109,6 +108,7 @@ async function bundledNetwork(out: string): Promise<string> {
   return out;
 }
 
+/** Runs onnx_export.py: the model directory's encoder and classifier as `out`. */
 async function exportOnnx(python: string, modelDir: string, out: string): Promise<void> {
   const script = pythonScript('onnx_export.py');
   await new Promise<void>((resolve, reject) => {

@@ -24,6 +24,13 @@ if (!haveShared) console.warn(`ensemble tests skipped: ${tokenizerDir} is absent
 
 const TEXT = '이순신 장군은 1545년 한성에서 태어났다.';
 
+/** A config.json object of a CRF tagger with the KMOU labels, plus `extra`. */
+const config = (extra: Record<string, unknown>) => ({
+  head: 'crf',
+  id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
+  ...extra,
+});
+
 describe.skipIf(!haveShared)('an ensemble directory', () => {
   let tmp: string;
   let members: string[];
@@ -129,12 +136,6 @@ describe.skipIf(!haveShared)('bad ensembles', () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  const config = (extra: Record<string, unknown>) => ({
-    head: 'crf',
-    id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
-    ...extra,
-  });
-
   it('refuses an ensemble field that names no member, or one outside the directory', () => {
     for (const members of [[], 'member-0', ['../elsewhere'], ['/abs'], ['a', 'a'], [7]]) {
       expect(() => parseModelConfig(config({ ensemble: members }), 'x/config.json')).toThrow(
@@ -229,12 +230,6 @@ describe.skipIf(!haveShared)('config.json inference_dtype', () => {
 
   afterAll(() => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
-  });
-
-  const config = (extra: Record<string, unknown>) => ({
-    head: 'crf',
-    id2label: Object.fromEntries(LABELS.map((l, i) => [String(i), l])),
-    ...extra,
   });
 
   it('is float32 or bfloat16, and nothing else', () => {

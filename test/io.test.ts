@@ -366,11 +366,31 @@ describe('convertCheckpoint and the safetensors writer', () => {
   });
 });
 
-describe('int8 rows (convertCheckpoint dtype int8)', () => {
-  // A float16 model directory of the repository (the bundled model is already int8 rows).
-  const bundled = path.join(packageRoot, 'models', 'kmou-small-scratch');
-  const source = path.join(bundled, 'model.safetensors');
+// A float16 model directory of the repository (the bundled model is already quantized).
+const bundled = path.join(packageRoot, 'models', 'kmou-small-scratch');
+const source = path.join(bundled, 'model.safetensors');
+const QUANTIZED_TEXTS = [
+  '이순신 장군은 1545년 한성 건천동에서 태어나 임진왜란 때 수군을 이끌었다.',
+  '제임스 카메론 감독의 터미네이터 신작이 다음 달 서울에서 개봉한다.',
+  '삼성전자는 3일 수원 본사에서 주주총회를 열고 이사 5명을 선임했다.',
+];
 
+/** A copy of the scratch model directory in `tmp` with its weights stored as `dtype`. */
+async function quantizedScratchCopy(dtype: 'int8' | 'int4'): Promise<string> {
+  const dir = path.join(tmp, `kmou-small-scratch-${dtype}`);
+  mkdirSync(dir);
+  for (const name of readdirSync(bundled)) {
+    if (name !== 'model.safetensors') copyFileSync(path.join(bundled, name), path.join(dir, name));
+  }
+  const names = (await native().inspectCheckpoint(source)).map((t): [string, string] => [
+    t.name,
+    t.name,
+  ]);
+  await native().convertCheckpoint(source, path.join(dir, 'model.safetensors'), names, { dtype });
+  return dir;
+}
+
+describe('int8 rows (convertCheckpoint dtype int8)', () => {
   it('halves a float16 model; readers see float32 within half a step of each row', async () => {
     const listed = await native().inspectCheckpoint(source);
     const file = path.join(tmp, 'int8.safetensors');
@@ -427,24 +447,8 @@ describe('int8 rows (convertCheckpoint dtype int8)', () => {
   });
 
   it('a model directory with int8 weights tags as the float16 one does', async () => {
-    const dir = path.join(tmp, 'kmou-small-scratch-int8');
-    mkdirSync(dir);
-    for (const name of readdirSync(bundled)) {
-      if (name !== 'model.safetensors')
-        copyFileSync(path.join(bundled, name), path.join(dir, name));
-    }
-    const names = (await native().inspectCheckpoint(source)).map((t): [string, string] => [
-      t.name,
-      t.name,
-    ]);
-    await native().convertCheckpoint(source, path.join(dir, 'model.safetensors'), names, {
-      dtype: 'int8',
-    });
-    const texts = [
-      '이순신 장군은 1545년 한성 건천동에서 태어나 임진왜란 때 수군을 이끌었다.',
-      '제임스 카메론 감독의 터미네이터 신작이 다음 달 서울에서 개봉한다.',
-      '삼성전자는 3일 수원 본사에서 주주총회를 열고 이사 5명을 선임했다.',
-    ];
+    const dir = await quantizedScratchCopy('int8');
+    const texts = QUANTIZED_TEXTS;
     const plain = await NerModel.load(bundled, { threads: 1 });
     const int8 = await NerModel.load(dir, { threads: 1 });
     try {
@@ -478,8 +482,6 @@ describe('int8 rows (convertCheckpoint dtype int8)', () => {
 });
 
 describe('int4 groups (convertCheckpoint dtype int4)', () => {
-  const bundled = path.join(packageRoot, 'models', 'kmou-small-scratch');
-  const source = path.join(bundled, 'model.safetensors');
   const GROUP = 128;
 
   /** A float16 value from its bits. */
@@ -561,24 +563,8 @@ describe('int4 groups (convertCheckpoint dtype int4)', () => {
   });
 
   it('a model directory with int4 weights loads and tags close to the float16 one', async () => {
-    const dir = path.join(tmp, 'kmou-small-scratch-int4');
-    mkdirSync(dir);
-    for (const name of readdirSync(bundled)) {
-      if (name !== 'model.safetensors')
-        copyFileSync(path.join(bundled, name), path.join(dir, name));
-    }
-    const names = (await native().inspectCheckpoint(source)).map((t): [string, string] => [
-      t.name,
-      t.name,
-    ]);
-    await native().convertCheckpoint(source, path.join(dir, 'model.safetensors'), names, {
-      dtype: 'int4',
-    });
-    const texts = [
-      '이순신 장군은 1545년 한성 건천동에서 태어나 임진왜란 때 수군을 이끌었다.',
-      '제임스 카메론 감독의 터미네이터 신작이 다음 달 서울에서 개봉한다.',
-      '삼성전자는 3일 수원 본사에서 주주총회를 열고 이사 5명을 선임했다.',
-    ];
+    const dir = await quantizedScratchCopy('int4');
+    const texts = QUANTIZED_TEXTS;
     const plain = await NerModel.load(bundled, { threads: 1 });
     const int4 = await NerModel.load(dir, { threads: 1 });
     try {

@@ -1,6 +1,5 @@
 #include "io/quantized_rows.h"
 
-#include <limits>
 #include <set>
 #include <sstream>
 #include <stdexcept>
